@@ -1,0 +1,147 @@
+"""CutMix (Yun et al., "CutMix: Regularization Strategy to Train Strong Classifiers with
+Localizable Features", ICCV 2019).
+
+CutMix draws ``lambda ~ Beta(alpha, alpha)`` and a random permutation ``perm`` of the batch,
+cuts a box of area ratio ``1 - lambda`` at a uniformly drawn centre, clips it to the image and
+pastes the box of ``x[perm]`` into ``x``. The target weight of ``x[perm]`` is the area
+actually pasted (after clipping), not ``1 - lambda`` (notes 4). Co-Mixup (Kim et al.,
+ICLR 2021) compares against it with ``alpha`` tuned over ``{0.2, 1.0, 2.0}``; the default
+here is ``alpha = 1.0``, the setting of Yun et al.
+
+Box geometry (:func:`rand_box`): side lengths ``cut_h = int(H * sqrt(1 - lambda))`` and
+``cut_w = int(W * sqrt(1 - lambda))`` (truncated as in Yun et al.'s code), centre
+``(cy, cx)`` uniform over the integer pixel grid, rows ``[cy - cut_h // 2, cy - cut_h // 2 +
+cut_h)`` and columns likewise, each clipped to the image. Unlike Yun et al.'s code (which spans
+``cy +- cut_h // 2`` and so loses a row or column when ``cut_h`` is odd), the unclipped box has
+exactly ``cut_h x cut_w`` pixels. Images need not be square.
+
+Randomness: one CPU :class:`torch.Generator` (``None`` = torch's default), drawn in the order
+``lambda`` (as :func:`comixup.mixers.mixup.sample_lambda`), the permutation, then the centre
+row ``cy`` and the centre column ``cx``.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import torch
+
+from .base import check_images, check_num_classes, soft_targets
+from .mixup import _check_alpha, _check_generator, _target_dtype, sample_lambda
+
+__all__ = ["CutMix", "rand_box"]
+
+
+def _check_size(v, name: str) -> int:
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {type(v).__name__}")
+    if v < 1:
+        raise ValueError(f"{name} must be >= 1, got {v}")
+    return int(v)
+
+
+def _box_from_area(
+    h: int, w: int, area: float, generator: torch.Generator | None
+) -> tuple[int, int, int, int]:
+    """A clipped box of nominal area ratio ``area`` (no argument checks)."""
+    cut_rat = math.sqrt(area)
+    cut_h = int(h * cut_rat)
+    cut_w = int(w * cut_rat)
+    cy = int(torch.randint(0, h, (1,), generator=generator))
+    cx = int(torch.randint(0, w, (1,), generator=generator))
+    top = cy - cut_h // 2
+    left = cx - cut_w // 2
+    y0, y1 = min(max(top, 0), h), min(max(top + cut_h, 0), h)
+    x0, x1 = min(max(left, 0), w), min(max(left + cut_w, 0), w)
+    return y0, y1, x0, x1
+
+
+def rand_box(
+    h: int, w: int, lam: float, generator: torch.Generator | None = None
+) -> tuple[int, int, int, int]:
+    """Draw a CutMix box of area ratio ``1 - lam`` at a uniform centre, clipped to the image.
+
+    Yun et al., ICCV 2019; notes 4. See the module docstring for the exact geometry.
+
+    Args:
+        h: image height, an int >= 1.
+        w: image width, an int >= 1.
+        lam: the share of the image that is kept, in ``[0, 1]``; the box covers
+            ``1 - lam`` of the image before clipping (up to integer truncation).
+        generator: CPU :class:`torch.Generator` for the centre (row, then column); ``None``
+            uses torch's default generator.
+
+    Returns:
+        ``(y0, y1, x0, x1)``: the half-open pixel ranges ``rows y0:y1, columns x0:x1`` with
+        ``0 <= y0 <= y1 <= h`` and ``0 <= x0 <= x1 <= w``. The pasted area is
+        ``(y1 - y0) * (x1 - x0)`` pixels; it may be 0.
+    """
+    h = _check_size(h, "h")
+    w = _check_size(w, "w")
+    if isinstance(lam, bool) or not isinstance(lam, numbers.Real):
+        raise TypeError(f"lam must be a real number, got {type(lam).__name__}")
+    lam = float(lam)
+    if not 0.0 <= lam <= 1.0:
+        raise ValueError(f"lam must be in [0, 1], got {lam}")
+    generator = _check_generator(generator)
+    return _box_from_area(h, w, 1.0 - lam, generator)
+
+
+class CutMix:
+    """CutMix batch transform (Yun et al., ICCV 2019; notes 4).
+
+    ``x_mix, y_mix = CutMix(num_classes)(x, y)`` draws one ``lambda ~ Beta(alpha, alpha)``,
+    one random permutation ``perm`` and one box (:func:`rand_box`) per batch, pastes the box of
+    ``x[perm]`` into every image and returns targets
+    ``(1 - a) * y + a * y[perm]`` where ``a = box pixels / (H * W)`` is the area actually
+    pasted, computed exactly from the clipped integer box. It is the pairwise (``k = 2``)
+    CutMix baseline of Co-Mixup Table 1 and Table 4.
+
+    Args:
+        num_classes: number of classes of the soft targets, an int >= 1.
+        alpha: Beta concentration, a finite number > 0. Co-Mixup tunes it over
+            ``{0.2, 1.0, 2.0}``; default ``1.0`` (Yun et al.'s setting).
+        generator: CPU :class:`torch.Generator` for every draw (``lambda``, the permutation,
+            then the box centre); ``None`` uses torch's default generator.
+
+    Call:
+        x: images ``(B, C, H, W)`` of any floating dtype, on any device; ``H != W`` is fine.
+        y: integer labels ``(B,)`` or soft targets ``(B, num_classes)``.
+
+    Returns:
+        ``(x_mix, y_mix)``: the mixed batch (shape, dtype and device of ``x``) and soft
+        targets ``(B, num_classes)`` in ``x``'s dtype whose rows sum to 1 (mixed in at least
+        float32, then cast). A batch of one image is returned unmixed (a copy) with its
+        target, one-hot for integer labels; no random numbers are drawn for it.
+    """
+
+    def __init__(
+        self, num_classes: int, *, alpha: float = 1.0, generator: torch.Generator | None = None
+    ) -> None:
+        self.num_classes = check_num_classes(num_classes)
+        self.alpha = _check_alpha(alpha)
+        self.generator = _check_generator(generator)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(num_classes={self.num_classes}, alpha={self.alpha})"
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mix the batch ``x`` with labels ``y``; see the class docstring."""
+        x = check_images(x)
+        b, _, h, w = x.shape
+        tdtype = _target_dtype(x.dtype)
+        t = soft_targets(y, self.num_classes, b, tdtype, x.device)
+        if b == 1:
+            return x.clone(), t.to(x.dtype)
+        lam = sample_lambda(self.alpha, self.generator)
+        perm = torch.randperm(b, generator=self.generator).to(x.device)
+        y0, y1, x0, x1 = _box_from_area(h, w, 1.0 - lam, self.generator)
+        x_mix = x.clone()
+        x_mix[:, :, y0:y1, x0:x1] = x[perm, :, y0:y1, x0:x1]
+        total = h * w
+        pasted = (y1 - y0) * (x1 - x0)
+        w_keep = (total - pasted) / total
+        w_paste = pasted / total
+        y_mix = w_keep * t + w_paste * t[perm]
+        return x_mix, y_mix.to(x.dtype)

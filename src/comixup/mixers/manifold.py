@@ -1,0 +1,160 @@
+"""Manifold Mixup (Verma et al., "Manifold Mixup: Better Representations by Interpolating Hidden
+States", ICML 2019).
+
+Manifold Mixup is Input Mixup (Zhang et al., ICLR 2018) applied to the hidden state at a
+randomly chosen depth: for the PreActResNet of the Co-Mixup experiments (Kim et al.,
+ICLR 2021) the depth is drawn uniformly from the input (0), the output of the first residual
+stage (1) and the output of the second residual stage (2) (notes 4). ``alpha`` is tuned over
+``{0.2, 1.0, 2.0}`` in Co-Mixup; the default here is ``alpha = 2.0``, the default of Verma et
+al.'s code.
+
+Model contract (implemented by :mod:`comixup.models`): ``model(x, mix_depth=None,
+mix_fn=None)`` returns the logits; when ``mix_depth = d`` is given, the model calls
+``h = mix_fn(h)`` exactly once on its hidden state at depth ``d`` (``d = 0``: the input) and
+carries on with the result. ``model.mix_depths`` lists the depths the model supports.
+
+Randomness: one CPU :class:`torch.Generator` (``None`` = torch's default), drawn in the order
+of Verma et al.'s code: the depth (uniform over the usable depths, sorted), ``lambda``
+(:func:`comixup.mixers.mixup.sample_lambda`), then the permutation.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import torch
+
+from .base import check_images, check_num_classes, soft_targets
+from .mixup import _check_alpha, _check_generator, _target_dtype, mix_pair, sample_lambda
+
+__all__ = ["ManifoldMixup"]
+
+
+def _check_depths(depths) -> tuple[int, ...]:
+    if isinstance(depths, (str, bytes)) or not hasattr(depths, "__iter__"):
+        raise TypeError(f"depths must be a sequence of ints, got {type(depths).__name__}")
+    out = []
+    for d in depths:
+        if isinstance(d, bool) or not isinstance(d, numbers.Integral):
+            raise TypeError(f"depths must hold ints, got {type(d).__name__}")
+        if d < 0:
+            raise ValueError(f"depths must be >= 0, got {d}")
+        out.append(int(d))
+    if not out:
+        raise ValueError("depths must not be empty")
+    if len(set(out)) != len(out):
+        raise ValueError(f"depths must not repeat, got {tuple(out)}")
+    return tuple(out)
+
+
+class ManifoldMixup:
+    """Manifold Mixup training step (Verma et al., ICML 2019; notes 4).
+
+    ``logits, y_mix = ManifoldMixup(num_classes).forward(model, x, y)`` picks a depth ``d``
+    uniformly from ``depths`` intersected with ``model.mix_depths``, draws
+    ``lambda ~ Beta(alpha, alpha)`` and a random permutation ``perm``, and runs
+    ``model(x, mix_depth=d, mix_fn=f)`` where ``f(h) = mix_pair(h, perm, lambda)`` mixes the
+    hidden state at depth ``d`` (:func:`comixup.mixers.mixup.mix_pair`). The targets are
+    ``lambda * y + (1 - lambda) * y[perm]``. It is the Manifold Mixup baseline of Co-Mixup
+    Table 1 (``k = 2``).
+
+    Args:
+        num_classes: number of classes of the soft targets, an int >= 1.
+        alpha: Beta concentration, a finite number > 0. Co-Mixup tunes it over
+            ``{0.2, 1.0, 2.0}``; default ``2.0`` (Verma et al.'s default).
+        depths: the candidate depths, distinct ints >= 0; default ``(0, 1, 2)``: the input,
+            after the first and after the second residual stage (notes 4).
+        generator: CPU :class:`torch.Generator` for every draw (the depth, ``lambda``, then
+            the permutation); ``None`` uses torch's default generator.
+
+    Attributes:
+        last_depth: the depth used by the latest :meth:`forward` (``None`` before the first
+            call and after a batch of one), for logging.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        *,
+        alpha: float = 2.0,
+        depths=(0, 1, 2),
+        generator: torch.Generator | None = None,
+    ) -> None:
+        self.num_classes = check_num_classes(num_classes)
+        self.alpha = _check_alpha(alpha)
+        self.depths = _check_depths(depths)
+        self.generator = _check_generator(generator)
+        self.last_depth: int | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(num_classes={self.num_classes}, alpha={self.alpha}, "
+            f"depths={self.depths})"
+        )
+
+    def usable_depths(self, model) -> tuple[int, ...]:
+        """The sorted depths of ``depths`` that ``model.mix_depths`` supports.
+
+        Raises:
+            TypeError: ``model`` has no ``mix_depths``.
+            ValueError: no depth is in both.
+        """
+        model_depths = getattr(model, "mix_depths", None)
+        if model_depths is None:
+            raise TypeError(
+                f"model must have a mix_depths attribute (the Manifold Mixup contract), "
+                f"{type(model).__name__} has none"
+            )
+        usable = tuple(sorted(set(self.depths) & {int(d) for d in model_depths}))
+        if not usable:
+            raise ValueError(
+                f"depths {self.depths} share no depth with model.mix_depths {tuple(model_depths)}"
+            )
+        return usable
+
+    def forward(self, model, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Run ``model`` on ``x`` with Manifold Mixup; return ``(logits, soft_targets)``.
+
+        Args:
+            model: a callable following the contract in the module docstring.
+            x: images ``(B, C, H, W)`` of any floating dtype, on any device.
+            y: integer labels ``(B,)`` or soft targets ``(B, num_classes)``.
+
+        Returns:
+            The model's logits and soft targets ``(B, num_classes)`` in ``x``'s dtype whose
+            rows sum to 1. A batch of one image runs ``model(x)`` unmixed and returns its
+            target (one-hot for integer labels); no random numbers are drawn for it.
+
+        Raises:
+            RuntimeError: the model did not call ``mix_fn`` exactly once.
+        """
+        if not callable(model):
+            raise TypeError(f"model must be callable, got {type(model).__name__}")
+        x = check_images(x)
+        b = x.shape[0]
+        t = soft_targets(y, self.num_classes, b, _target_dtype(x.dtype), x.device)
+        usable = self.usable_depths(model)
+        if b == 1:
+            self.last_depth = None
+            return model(x), t.to(x.dtype)
+        depth = usable[int(torch.randint(0, len(usable), (1,), generator=self.generator))]
+        lam = sample_lambda(self.alpha, self.generator)
+        perm = torch.randperm(b, generator=self.generator).to(x.device)
+        calls = []
+
+        def mix_fn(h: torch.Tensor) -> torch.Tensor:
+            if not isinstance(h, torch.Tensor) or h.dim() < 1 or h.shape[0] != b:
+                shape = tuple(h.shape) if isinstance(h, torch.Tensor) else type(h).__name__
+                raise ValueError(f"mix_fn expects a hidden state with batch size {b}, got {shape}")
+            calls.append(depth)
+            return mix_pair(h, perm, lam)
+
+        logits = model(x, mix_depth=depth, mix_fn=mix_fn)
+        if len(calls) != 1:
+            raise RuntimeError(
+                f"model called mix_fn {len(calls)} times at mix_depth={depth}; the Manifold "
+                f"Mixup contract needs exactly one call"
+            )
+        self.last_depth = depth
+        y_mix = lam * t + (1.0 - lam) * t[perm]
+        return logits, y_mix.to(x.dtype)

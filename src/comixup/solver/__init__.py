@@ -1,1 +1,24 @@
-"""comixup.solver."""
+"""Algorithm 1 of Co-Mixup and its parts.
+
+* :func:`objective`: Eq. (1) without the prior term (notes 2).
+* :func:`solve`: Algorithm 1, iterative graph cuts with the modular diversity of Eq. (2).
+* :func:`grid_graphcut`: the multi-label grid graph cut (alpha-beta swap) it runs per output.
+* :func:`solve_exact`: brute force for tiny problems (Appendix D.1).
+"""
+
+from .algorithm import LEVELS, dirichlet_prior, solve
+from .exact import level_labels, solve_exact
+from .graphcut import grid_energy, grid_graphcut
+from .objective import THRESHOLDS, objective
+
+__all__ = [
+    "objective",
+    "solve",
+    "solve_exact",
+    "grid_graphcut",
+    "grid_energy",
+    "dirichlet_prior",
+    "level_labels",
+    "LEVELS",
+    "THRESHOLDS",
+]

@@ -1,0 +1,129 @@
+"""The Co-Mixup objective, Eq. (1) of Kim et al. (ICLR 2021), without the prior term.
+
+For a partition of ``m`` inputs, ``n_out`` outputs and a ``g x g`` grid (``n = g * g`` cells),
+with labelings ``z[j, k]`` (vectors of mixing ratios summing to 1) and ``o_j = sum_k z[j, k]``::
+
+    f(z) = sum_j sum_k c_k . z[j, k]                                        (unary)
+         + beta_eff / 2 * sum_j sum_{(k, k') 4-neighbours} ||z[j,k] - z[j,k']||^2   (smoothness)
+         + gamma_eff * D(z)                                                  (diversity)
+
+with ``p_j = A (sum_{j' != j} o_j')`` and (notes 2)
+
+* ``threshold="hard"`` (the paper's clipping): ``D = sum_j sum_i [p_j[i] > tau_eff] p_j[i] o_j[i]``;
+* ``threshold="soft"``: ``D = sum_j sum_i max(p_j[i] - tau_eff, 0) o_j[i]`` (the objective whose
+  modularization is the soft penalty ``2 gamma_eff max(v - tau_eff, 0)`` of the reference);
+* ``threshold="none"``: ``D = sum_j sum_{j' != j} o_j^T A o_j'`` (Proposition 2).
+
+The smoothness term in squared-distance form equals ``beta (1 - z^T z')`` of Eq. (1) for one-hot
+labels and stays a metric distance for mixed labels (notes 2). Hyperparameters are given in the
+paper's units and scaled inside (notes 1.4): ``beta_eff = beta / n``, ``gamma_eff = gamma / n``,
+``tau_eff = tau * n``.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+__all__ = ["objective", "THRESHOLDS"]
+
+THRESHOLDS = ("hard", "soft", "none")
+
+
+@numba.njit(cache=True, nogil=True)
+def objective_kernel(cost, z, a_mat, h, w, beta_eff, gamma_eff, tau_eff, mode):
+    """Eq. (1) without prior on flat arrays: ``cost`` (m, n), ``z`` (n_out, n, m), mode 0/1/2."""
+    n_out, n, m = z.shape
+    unary = 0.0
+    smooth = 0.0
+    o = np.zeros((n_out, m))
+    for j in range(n_out):
+        for k in range(n):
+            r = k // w
+            c = k - r * w
+            for i in range(m):
+                zi = z[j, k, i]
+                unary += cost[i, k] * zi
+                o[j, i] += zi
+                if c + 1 < w:
+                    d = zi - z[j, k + 1, i]
+                    smooth += d * d
+                if r + 1 < h:
+                    d = zi - z[j, k + w, i]
+                    smooth += d * d
+    total = np.zeros(m)
+    for j in range(n_out):
+        for i in range(m):
+            total[i] += o[j, i]
+    div = 0.0
+    for j in range(n_out):
+        for i in range(m):
+            p = 0.0
+            for i2 in range(m):
+                p += a_mat[i, i2] * (total[i2] - o[j, i2])
+            if mode == 0:
+                if p > tau_eff:
+                    div += p * o[j, i]
+            elif mode == 1:
+                if p > tau_eff:
+                    div += (p - tau_eff) * o[j, i]
+            else:
+                div += p * o[j, i]
+    return unary + 0.5 * beta_eff * smooth + gamma_eff * div
+
+
+def threshold_mode(threshold: str) -> int:
+    """Numeric code of a threshold name (0 hard, 1 soft, 2 none); raises on anything else."""
+    if threshold not in THRESHOLDS:
+        raise ValueError(f"threshold must be one of {THRESHOLDS}, got {threshold!r}")
+    return THRESHOLDS.index(threshold)
+
+
+def check_cost(cost) -> np.ndarray:
+    """``cost`` as a finite float64 ``(m, g1, g2)`` array, or a ValueError naming it."""
+    cost = np.asarray(cost, dtype=np.float64)
+    if cost.ndim != 3 or min(cost.shape) < 1:
+        raise ValueError(f"cost must have shape (m, g, g) with positive sizes, got {cost.shape}")
+    if not np.isfinite(cost).all():
+        raise ValueError("cost contains NaN or inf")
+    return cost
+
+
+def check_compatibility(A, m: int) -> np.ndarray:
+    """``A`` as a finite float64 ``(m, m)`` array, or a ValueError naming it."""
+    A = np.asarray(A, dtype=np.float64)
+    if A.shape != (m, m):
+        raise ValueError(f"A must have shape (m, m) = {(m, m)}, got {A.shape}")
+    if not np.isfinite(A).all():
+        raise ValueError("A contains NaN or inf")
+    return A
+
+
+def objective(cost, z, A, *, beta: float, gamma: float, tau: float, threshold: str = "hard") -> float:
+    """Eq. (1) without the prior term, as defined in the module docstring (notes 2).
+
+    Args:
+        cost: ``(m, g, g)`` unary cost in the paper's units (negated normalized saliency, plus any
+            prior the caller folded in).
+        z: ``(n_out, g, g, m)`` labelings; each cell's vector should sum to 1.
+        A: ``(m, m)`` compatibility matrix.
+        beta, gamma, tau: hyperparameters in the paper's units (scaled by ``n`` inside).
+        threshold: ``"hard"``, ``"soft"`` or ``"none"``.
+
+    Returns:
+        The objective value as a Python float.
+    """
+    cost = check_cost(cost)
+    m, h, w = cost.shape
+    z = np.asarray(z, dtype=np.float64)
+    if z.ndim != 4 or z.shape[1:] != (h, w, m):
+        raise ValueError(f"z must have shape (n_out, {h}, {w}, {m}), got {z.shape}")
+    A = check_compatibility(A, m)
+    n = h * w
+    flat_z = np.ascontiguousarray(z.reshape(z.shape[0], n, m))
+    return float(
+        objective_kernel(
+            np.ascontiguousarray(cost.reshape(m, n)), flat_z, A, h, w,
+            beta / n, gamma / n, tau * n, threshold_mode(threshold),
+        )
+    )

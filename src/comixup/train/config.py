@@ -1,0 +1,419 @@
+"""Training configuration: :class:`TrainConfig`, presets and their resolution.
+
+A run is fully described by a :class:`TrainConfig`. It is built from three layers, later ones
+winning: the defaults below, a preset (a JSON file in ``comixup/train/presets/``, one per
+experiment of the paper) and explicit overrides (the command-line flags). The resolved
+configuration is written to ``config.json`` in the run directory and stored in every checkpoint,
+so ``comixup eval`` and ``--resume`` can rebuild the run.
+
+Everything in a configuration is plain JSON (numbers, strings, booleans, ``null``, lists and
+dicts), which keeps checkpoints loadable with ``torch.load(..., weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+import numbers
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+__all__ = [
+    "AMP_DTYPES",
+    "SCHEDULES",
+    "Phase",
+    "TrainConfig",
+    "list_presets",
+    "load_preset",
+    "parse_option",
+    "resolve_config",
+]
+
+#: Learning-rate schedules: ``step`` (x ``gamma`` at each milestone epoch, the paper's CIFAR and
+#: Tiny-ImageNet recipe), ``cosine`` (per iteration, to 0 at the last epoch), ``piecewise``
+#: (linear interpolation between ``lr_points``, per iteration; the fast ImageNet protocol) and
+#: ``constant``.
+SCHEDULES = ("step", "cosine", "piecewise", "constant")
+#: Mixed-precision dtypes used on CUDA when ``amp`` is on.
+AMP_DTYPES = ("bf16", "fp16")
+#: Optimizers: SGD with (Nesterov) momentum, the paper's; Adam for the speech recipe of
+#: Zhang et al. (2018).
+OPTIMIZERS = ("sgd", "adam")
+
+
+@dataclass
+class Phase:
+    """One phase of a multi-phase protocol (the fast ImageNet recipe, notes 3).
+
+    Attributes:
+        start: first epoch (0-based) of the phase.
+        batch_size: global batch size during the phase (``None``: the run's ``batch_size``).
+        data_options: extra keyword options for ``comixup.data.build_dataset`` during the phase
+            (e.g. the crop size); merged over the run's ``data_options``.
+        data_dir: dataset root during the phase (e.g. a copy of ImageNet pre-resized to 160 px
+            for the first phase); ``None`` keeps the run's ``data_dir``.
+    """
+
+    start: int
+    batch_size: int | None = None
+    data_options: dict = field(default_factory=dict)
+    data_dir: str | None = None
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (see ``docs/training.md``).
+
+    Attributes:
+        preset: name of the preset the run started from (informational).
+        description: one line describing the experiment.
+        method: training method, a key of :data:`comixup.train.methods.METHODS`.
+        method_options: keyword options of the method (mixer hyperparameters, ``clean_lam``,
+            ``loss``); a preset may hold ``{"<method>": {...}}`` entries in
+            ``preset_method_options`` that apply when that method is chosen.
+        preset_method_options: per-method defaults of the preset.
+        arch: model name for ``comixup.models.create``.
+        arch_options: keyword options of the model (e.g. ``initial_channels``, ``stem_stride``).
+        data: dataset name for ``comixup.data.build_dataset``.
+        data_dir: dataset root directory (``None`` for the embedded synthetic datasets).
+        data_options: extra keyword options for ``build_dataset``.
+        epochs: number of training epochs.
+        batch_size: global training batch size (split evenly across DDP ranks).
+        test_batch_size: evaluation batch size per process (``None``: ``batch_size``).
+        optimizer: ``"sgd"`` (the paper's) or ``"adam"``.
+        lr: initial learning rate (ignored by the ``piecewise`` schedule, whose points are
+            absolute learning rates).
+        momentum: SGD momentum (Adam: beta1).
+        nesterov: Nesterov momentum for SGD.
+        weight_decay: L2 weight decay.
+        schedule: one of :data:`SCHEDULES`.
+        milestones: epochs at which the ``step`` schedule multiplies the lr by ``gamma``.
+        gamma: the ``step`` schedule's factor.
+        lr_points: ``[[epoch, lr], ...]`` for the ``piecewise`` schedule (epochs increasing;
+            fractional epochs allowed).
+        phases: list of :class:`Phase` dicts (``start``, ``batch_size``, ``data_options``).
+        early_stop_patience: stop when the accuracy on ``early_stop_split`` has not improved for
+            this many epochs (``None``: never).
+        early_stop_split: the split watched by early stopping (``"val"``).
+        limit_train: use only this many training samples (``None``: all).
+        limit_test: use only this many test samples (``None``: all).
+        seed: base random seed.
+        device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+        workers: data-loader worker processes per rank.
+        threads: ``torch.set_num_threads`` value (``None``: torch's default).
+        amp: mixed precision on CUDA (ignored on the CPU).
+        amp_dtype: ``"bf16"`` or ``"fp16"`` (with a gradient scaler).
+        channels_last: channels-last memory format on CUDA (ignored on the CPU).
+        deterministic: deterministic algorithms (bitwise reproducible on the CPU).
+        out: run directory (``None``: ``runs/<preset>-<method>-<timestamp>``).
+        progress: show tqdm progress bars.
+        tensorboard: also log to TensorBoard when ``torch.utils.tensorboard`` imports.
+        plot: save ``reliability.png`` (confidence-vs-accuracy diagram) at the end.
+    """
+
+    preset: str | None = None
+    description: str = ""
+    method: str = "vanilla"
+    method_options: dict = field(default_factory=dict)
+    preset_method_options: dict = field(default_factory=dict)
+    arch: str = "preactresnet18"
+    arch_options: dict = field(default_factory=dict)
+    data: str = "synthetic"
+    data_dir: str | None = None
+    data_options: dict = field(default_factory=dict)
+    epochs: int = 1
+    batch_size: int = 100
+    test_batch_size: int | None = None
+    optimizer: str = "sgd"
+    lr: float = 0.2
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 1e-4
+    schedule: str = "step"
+    milestones: list = field(default_factory=list)
+    gamma: float = 0.1
+    lr_points: list = field(default_factory=list)
+    phases: list = field(default_factory=list)
+    early_stop_patience: int | None = None
+    early_stop_split: str = "val"
+    limit_train: int | None = None
+    limit_test: int | None = None
+    seed: int = 0
+    device: str = "auto"
+    workers: int = 0
+    threads: int | None = None
+    amp: bool = True
+    amp_dtype: str = "bf16"
+    channels_last: bool = True
+    deterministic: bool = False
+    out: str | None = None
+    progress: bool = True
+    tensorboard: bool = True
+    plot: bool = True
+
+    # -- conversion ---------------------------------------------------------------------------
+
+    def to_dict(self) -> dict:
+        """The configuration as a JSON-compatible dict (a deep copy)."""
+        return copy.deepcopy(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, values: dict) -> TrainConfig:
+        """Build and validate a configuration from a dict (unknown keys are an error)."""
+        if not isinstance(values, dict):
+            raise TypeError(f"a configuration must be a dict, got {type(values).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown configuration key(s) {unknown}; known keys: {sorted(known)}")
+        cfg = cls(**copy.deepcopy(values))
+        cfg.validate()
+        return cfg
+
+    def effective_method_options(self) -> dict:
+        """The preset's defaults for :attr:`method` updated by :attr:`method_options`."""
+        opts = dict(self.preset_method_options.get(self.method, {}))
+        opts.update(self.method_options)
+        return opts
+
+    def phase_at(self, epoch: int) -> dict:
+        """The phase active at ``epoch``: ``{"index", "batch_size", "data_options", "data_dir"}``
+        (index -1 and the run's settings when no phase has started)."""
+        active = {"index": -1, "batch_size": self.batch_size,
+                  "data_options": dict(self.data_options), "data_dir": self.data_dir}
+        for i, phase in enumerate(sorted(self.phases, key=lambda p: p["start"])):
+            if phase["start"] <= epoch:
+                active = {
+                    "index": i,
+                    "batch_size": phase.get("batch_size") or self.batch_size,
+                    "data_options": {**self.data_options, **phase.get("data_options", {})},
+                    "data_dir": phase.get("data_dir") or self.data_dir,
+                }
+        return active
+
+    # -- validation ---------------------------------------------------------------------------
+
+    def validate(self) -> TrainConfig:
+        """Check every field; raise ``ValueError``/``TypeError`` naming the bad one."""
+        _int(self.epochs, "epochs", 1)
+        _int(self.batch_size, "batch_size", 1)
+        _opt_int(self.test_batch_size, "test_batch_size", 1)
+        _choice(self.optimizer, "optimizer", OPTIMIZERS)
+        _float(self.lr, "lr", 0.0)
+        _float(self.momentum, "momentum", 0.0)
+        _bool(self.nesterov, "nesterov")
+        _float(self.weight_decay, "weight_decay", 0.0)
+        _choice(self.schedule, "schedule", SCHEDULES)
+        if not isinstance(self.milestones, list):
+            raise TypeError(f"milestones must be a list of epochs, got {self.milestones!r}")
+        for m in self.milestones:
+            _int(m, "milestones[]", 0)
+        _float(self.gamma, "gamma", 0.0)
+        self._validate_lr_points()
+        self._validate_phases()
+        _opt_int(self.early_stop_patience, "early_stop_patience", 1)
+        _str(self.early_stop_split, "early_stop_split")
+        _opt_int(self.limit_train, "limit_train", 1)
+        _opt_int(self.limit_test, "limit_test", 1)
+        _int(self.seed, "seed", 0)
+        _str(self.device, "device")
+        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+            raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
+        _int(self.workers, "workers", 0)
+        _opt_int(self.threads, "threads", 1)
+        for name in ("amp", "channels_last", "deterministic", "progress", "tensorboard", "plot"):
+            _bool(getattr(self, name), name)
+        _choice(self.amp_dtype, "amp_dtype", AMP_DTYPES)
+        for name in ("method", "arch", "data"):
+            _str(getattr(self, name), name)
+        for name in ("method_options", "arch_options", "data_options", "preset_method_options"):
+            if not isinstance(getattr(self, name), dict):
+                raise TypeError(f"{name} must be a dict, got {getattr(self, name)!r}")
+        for name, opts in self.preset_method_options.items():
+            if not isinstance(opts, dict):
+                raise TypeError(f"preset_method_options[{name!r}] must be a dict, got {opts!r}")
+        if self.data_dir is not None:
+            _str(self.data_dir, "data_dir")
+        if self.out is not None:
+            _str(self.out, "out")
+        if self.preset is not None:
+            _str(self.preset, "preset")
+        _str(self.description, "description")
+        try:
+            json.dumps(self.to_dict())
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"the configuration must be plain JSON data: {exc}") from None
+        return self
+
+    def _validate_lr_points(self) -> None:
+        if not isinstance(self.lr_points, list):
+            raise TypeError(f"lr_points must be a list of [epoch, lr] pairs, got {self.lr_points!r}")
+        last = -math.inf
+        for point in self.lr_points:
+            if not isinstance(point, (list, tuple)) or len(point) != 2:
+                raise ValueError(f"lr_points must hold [epoch, lr] pairs, got {point!r}")
+            epoch = _float(point[0], "lr_points[][0] (epoch)", 0.0)
+            _float(point[1], "lr_points[][1] (lr)", 0.0)
+            if epoch <= last:
+                raise ValueError(f"lr_points epochs must increase, got {self.lr_points!r}")
+            last = epoch
+        if self.schedule == "piecewise" and len(self.lr_points) < 2:
+            raise ValueError("schedule 'piecewise' needs lr_points with at least 2 [epoch, lr] pairs")
+
+    def _validate_phases(self) -> None:
+        if not isinstance(self.phases, list):
+            raise TypeError(f"phases must be a list of dicts, got {self.phases!r}")
+        starts = []
+        for i, phase in enumerate(self.phases):
+            if not isinstance(phase, dict):
+                raise TypeError(f"phases[{i}] must be a dict, got {phase!r}")
+            allowed = {f.name for f in dataclasses.fields(Phase)}
+            unknown = sorted(set(phase) - allowed)
+            if unknown:
+                raise ValueError(f"phases[{i}] has unknown key(s) {unknown}; allowed: {sorted(allowed)}")
+            if "start" not in phase:
+                raise ValueError(f"phases[{i}] needs a 'start' epoch")
+            starts.append(_int(phase["start"], f"phases[{i}].start", 0))
+            _opt_int(phase.get("batch_size"), f"phases[{i}].batch_size", 1)
+            if not isinstance(phase.get("data_options", {}), dict):
+                raise TypeError(f"phases[{i}].data_options must be a dict")
+            if phase.get("data_dir") is not None:
+                _str(phase["data_dir"], f"phases[{i}].data_dir")
+        if len(set(starts)) != len(starts):
+            raise ValueError(f"phases must start at distinct epochs, got {starts}")
+
+
+# -- small checks -----------------------------------------------------------------------------
+
+
+def _int(value, name: str, minimum: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def _opt_int(value, name: str, minimum: int | None = None) -> int | None:
+    return None if value is None else _int(value, name, minimum)
+
+
+def _float(value, name: str, minimum: float | None = None) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value) or (minimum is not None and value < minimum):
+        raise ValueError(f"{name} must be a finite number >= {minimum}, got {value}")
+    return value
+
+
+def _bool(value, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be true or false, got {value!r}")
+    return value
+
+
+def _str(value, name: str) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a string, got {value!r}")
+    return value
+
+
+def _choice(value, name: str, choices) -> str:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
+    return value
+
+
+# -- presets ----------------------------------------------------------------------------------
+
+_PRESET_META = ("source",)
+
+
+def _preset_files() -> dict[str, Any]:
+    root = resources.files("comixup.train") / "presets"
+    return {
+        p.name[: -len(".json")]: p
+        for p in sorted(root.iterdir(), key=lambda p: p.name)
+        if p.name.endswith(".json")
+    }
+
+
+def list_presets() -> dict[str, str]:
+    """Preset names mapped to their one-line descriptions, sorted by name."""
+    out = {}
+    for name, path in _preset_files().items():
+        data = json.loads(path.read_text())
+        out[name] = data.get("description", "")
+    return out
+
+
+def load_preset(name: str) -> dict:
+    """The settings of preset ``name`` as a dict (without its ``source`` note).
+
+    Raises:
+        ValueError: no such preset (the message lists them).
+    """
+    files = _preset_files()
+    if not isinstance(name, str) or name not in files:
+        raise ValueError(f"preset must be one of {sorted(files)}, got {name!r}")
+    data = json.loads(files[name].read_text())
+    for key in _PRESET_META:
+        data.pop(key, None)
+    data["preset"] = name
+    return data
+
+
+def preset_source(name: str) -> str:
+    """Where preset ``name``'s settings come from (paper section / notes), for documentation."""
+    files = _preset_files()
+    if name not in files:
+        raise ValueError(f"preset must be one of {sorted(files)}, got {name!r}")
+    return json.loads(files[name].read_text()).get("source", "")
+
+
+def resolve_config(
+    preset: str | None = None,
+    overrides: dict | None = None,
+    base: dict | None = None,
+) -> TrainConfig:
+    """Resolve defaults <- ``base`` (or the preset) <- ``overrides`` into a validated config.
+
+    Args:
+        preset: a preset name (see :func:`list_presets`); ignored when ``base`` is given.
+        overrides: explicit settings; ``method_options`` / ``arch_options`` / ``data_options``
+            are merged into the preset's dicts rather than replacing them.
+        base: a full configuration dict to start from instead of a preset (``--resume``,
+            ``comixup eval``).
+
+    Returns:
+        The validated :class:`TrainConfig`.
+    """
+    values = copy.deepcopy(base) if base is not None else (load_preset(preset) if preset else {})
+    for key, value in (overrides or {}).items():
+        if key in ("method_options", "arch_options", "data_options") and isinstance(value, dict):
+            merged = dict(values.get(key, {}))
+            merged.update(value)
+            values[key] = merged
+        else:
+            values[key] = copy.deepcopy(value)
+    return TrainConfig.from_dict(values)
+
+
+def parse_option(text: str) -> tuple[str, Any]:
+    """Parse ``key=value`` (``--method-opt`` and friends); the value is read as JSON when it
+    parses (numbers, ``true``/``false``, ``null``, lists), else kept as a string."""
+    if not isinstance(text, str) or "=" not in text:
+        raise ValueError(f"an option must look like key=value, got {text!r}")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key.isidentifier():
+        raise ValueError(f"option key must be an identifier, got {key!r} in {text!r}")
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return key, value

@@ -1,0 +1,144 @@
+"""Data-parallel training helpers (``torchrun --nproc_per_node N -m comixup train ...``).
+
+:func:`setup` reads the variables that ``torchrun`` sets (``RANK``, ``WORLD_SIZE``,
+``LOCAL_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``) and initializes the default process group:
+NCCL when training on CUDA, Gloo on the CPU. Without those variables it returns a single-process
+:class:`DistInfo` and initializes nothing.
+
+Conventions of :mod:`comixup.train` under DDP: every rank draws its own shard of the training
+set (``DistributedSampler``), mixes its own local batch, and gradients are averaged by
+DistributedDataParallel; metrics are reduced across ranks; only rank 0 writes files and shows
+progress bars.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+__all__ = [
+    "DistInfo",
+    "ShardSampler",
+    "all_gather_objects",
+    "all_reduce_sum",
+    "barrier",
+    "cleanup",
+    "setup",
+]
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    """Where this process stands in the job.
+
+    Attributes:
+        rank: global rank (0 for a single process).
+        world_size: number of processes.
+        local_rank: rank on this machine (selects the CUDA device).
+        enabled: whether a process group is in use (``world_size > 1``).
+    """
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    enabled: bool = False
+
+    @property
+    def is_main(self) -> bool:
+        """True on rank 0, the process that writes files and shows progress."""
+        return self.rank == 0
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"environment variable {name} must be an integer, got {raw!r}") from None
+
+
+def setup(device_type: str) -> DistInfo:
+    """Initialize the default process group when launched by ``torchrun`` with several ranks.
+
+    Args:
+        device_type: ``"cuda"`` (NCCL backend; the local rank selects the GPU) or ``"cpu"``
+            (Gloo backend).
+
+    Returns:
+        The :class:`DistInfo` of this process.
+    """
+    world = _env_int("WORLD_SIZE", 1)
+    if world <= 1:
+        return DistInfo()
+    rank = _env_int("RANK", 0)
+    local_rank = _env_int("LOCAL_RANK", 0)
+    if not dist.is_available():
+        raise RuntimeError("WORLD_SIZE > 1 but torch.distributed is not available in this build")
+    backend = "nccl" if device_type == "cuda" else "gloo"
+    if device_type == "cuda":
+        torch.cuda.set_device(local_rank)
+    if not dist.is_initialized():
+        kwargs = {}
+        if backend == "nccl":
+            kwargs["device_id"] = torch.device("cuda", local_rank)
+        dist.init_process_group(backend=backend, rank=rank, world_size=world,
+                                timeout=datetime.timedelta(minutes=30), **kwargs)
+    return DistInfo(rank=rank, world_size=world, local_rank=local_rank, enabled=True)
+
+
+def cleanup(info: DistInfo) -> None:
+    """Destroy the process group created by :func:`setup` (no-op for a single process)."""
+    if info.enabled and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def all_reduce_sum(values: list[float], info: DistInfo, device) -> list[float]:
+    """Sum a list of numbers over all ranks (float64); returns them unchanged for one process."""
+    if not info.enabled:
+        return [float(v) for v in values]
+    t = torch.tensor([float(v) for v in values], dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return t.tolist()
+
+
+def all_gather_objects(obj, info: DistInfo) -> list:
+    """Gather one picklable object per rank (in rank order); ``[obj]`` for one process."""
+    if not info.enabled:
+        return [obj]
+    out = [None] * info.world_size
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def barrier(info: DistInfo) -> None:
+    """Wait for every rank (no-op for one process)."""
+    if info.enabled:
+        dist.barrier()
+
+
+class ShardSampler(torch.utils.data.Sampler):
+    """Evaluation sampler: rank ``r`` of ``w`` gets indices ``r, r + w, r + 2w, ...``.
+
+    Unlike ``DistributedSampler`` it neither pads nor repeats samples, so metrics reduced over
+    the ranks count every test sample exactly once.
+    """
+
+    def __init__(self, n: int, info: DistInfo):
+        self.n = int(n)
+        self.rank = info.rank
+        self.world_size = info.world_size
+
+    def set_epoch(self, epoch: int) -> None:
+        """Accepted for interface compatibility; the order never changes."""
+
+    def __iter__(self):
+        return iter(range(self.rank, self.n, self.world_size))
+
+    def __len__(self) -> int:
+        return len(range(self.rank, self.n, self.world_size))

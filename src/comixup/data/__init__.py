@@ -1,1 +1,25 @@
-"""comixup.data."""
+"""comixup.data: datasets, transforms and deterministic loaders for the training engine.
+
+* :data:`DATASETS`, :func:`dataset_info`, :func:`build_dataset`: the datasets by name
+  (:mod:`comixup.data.registry`); ``docs/data.md`` gives each expected directory layout.
+* :func:`make_loader`, :func:`set_epoch`: a DataLoader whose epochs are deterministic from
+  ``(seed, epoch)`` (:mod:`comixup.data.loader`).
+* :mod:`comixup.data.transforms`: tensor transforms drawing from an explicit generator.
+* :mod:`comixup.data.synthetic`: the embedded benchmark with localized objects and boxes.
+"""
+
+from . import transforms
+from .common import DatasetInfo, select_subset
+from .loader import make_loader, set_epoch
+from .registry import DATASETS, build_dataset, dataset_info
+
+__all__ = [
+    "DATASETS",
+    "DatasetInfo",
+    "dataset_info",
+    "build_dataset",
+    "make_loader",
+    "set_epoch",
+    "select_subset",
+    "transforms",
+]

@@ -1,0 +1,151 @@
+"""CIFAR-10 and CIFAR-100 from the standard python pickle archives.
+
+Layout (the extracted ``cifar-10-python.tar.gz`` / ``cifar-100-python.tar.gz``)::
+
+    <root>/cifar-10-batches-py/data_batch_1 ... data_batch_5, test_batch, batches.meta
+    <root>/cifar-100-python/train, test, meta
+
+Each batch is a pickled dict with ``b"data"`` (``N x 3072`` uint8, the red, green then blue
+32x32 planes of each image) and ``b"labels"`` (CIFAR-10) or ``b"fine_labels"`` (CIFAR-100). The
+class names come from ``batches.meta`` (``b"label_names"``) / ``meta`` (``b"fine_label_names"``).
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from . import transforms as T
+from .common import DatasetInfo, check_split, find_dataset_dir, select_subset
+
+__all__ = ["CIFAR", "CIFAR10_INFO", "CIFAR100_INFO", "cifar_transform"]
+
+#: CIFAR-10 statistics of the reference code.
+CIFAR10_INFO = DatasetInfo(
+    num_classes=10, channels=3, image_size=(32, 32),
+    mean=tuple(v / 255 for v in (125.3, 123.0, 113.9)),
+    std=tuple(v / 255 for v in (63.0, 62.1, 66.7)),
+)
+#: CIFAR-100 statistics of the reference code.
+CIFAR100_INFO = DatasetInfo(
+    num_classes=100, channels=3, image_size=(32, 32),
+    mean=tuple(v / 255 for v in (129.3, 124.1, 112.4)),
+    std=tuple(v / 255 for v in (68.2, 65.4, 70.4)),
+)
+
+_SPECS = {
+    10: dict(dirname="cifar-10-batches-py", train=[f"data_batch_{i}" for i in range(1, 6)],
+             test=["test_batch"], meta="batches.meta", label_key="labels",
+             names_key="label_names", info=CIFAR10_INFO),
+    100: dict(dirname="cifar-100-python", train=["train"], test=["test"], meta="meta",
+              label_key="fine_labels", names_key="fine_label_names", info=CIFAR100_INFO),
+}
+
+
+def cifar_transform(info: DatasetInfo, train: bool, padding: int = 2) -> T.Compose:
+    """The CIFAR pipeline on a float ``(3, 32, 32)`` image in ``[0, 1]``.
+
+    ``train=True``: ``RandomCrop(32, padding)`` + ``RandomHorizontalFlip()`` + ``Normalize``;
+    otherwise ``Normalize`` only.
+    """
+    steps = [T.RandomCrop(info.image_size, padding=padding), T.RandomHorizontalFlip()] if train else []
+    return T.Compose(steps + [T.Normalize(info.mean, info.std)])
+
+
+def _get(d: dict, key: str):
+    if key.encode() in d:
+        return d[key.encode()]
+    if key in d:
+        return d[key]
+    raise KeyError(f"key {key!r} missing from the CIFAR pickle (keys: {list(d)[:8]})")
+
+
+def _unpickle(path: Path) -> dict:
+    with open(path, "rb") as f:
+        d = pickle.load(f, encoding="bytes")
+    if not isinstance(d, dict):
+        raise ValueError(f"{path} does not hold a pickled dict")
+    return d
+
+
+class CIFAR(Dataset):
+    """CIFAR-10 / CIFAR-100 held in memory as uint8, returning ``(x, y)``.
+
+    ``x`` is a normalized float32 ``(3, 32, 32)`` tensor, ``y`` an int. CIFAR has no boxes
+    (``has_boxes`` is False and there is no ``boxes`` method).
+
+    Args:
+        root: directory containing ``cifar-10-batches-py/`` or ``cifar-100-python/`` (or that
+            directory itself).
+        num_classes: 10 or 100.
+        split: ``"train"`` or ``"test"``.
+        train_transform: apply the training augmentation (random crop with ``padding`` + flip).
+        limit: keep a deterministic subset of this many samples (see
+            :func:`~comixup.data.common.select_subset`), applied after ``labels_per_class``.
+        seed: seed of the ``limit`` subset.
+        labels_per_class: keep only the first ``labels_per_class`` images of each class, in file
+            order (the reference's option, made deterministic).
+        padding: random-crop padding of the training augmentation (default 2).
+    """
+
+    def __init__(self, root, num_classes: int = 10, *, split: str = "train",
+                 train_transform: bool = False, limit: int | None = None, seed: int = 0,
+                 labels_per_class: int | None = None, padding: int = 2):
+        if num_classes not in _SPECS:
+            raise ValueError(f"num_classes must be 10 or 100, got {num_classes!r}")
+        spec = _SPECS[num_classes]
+        name = f"cifar{num_classes}"
+        check_split(split, ("train", "test"), name)
+        layout = "    " + ", ".join(spec["train"] + spec["test"] + [spec["meta"]]) + \
+            "  (python pickle batches from the CIFAR website)"
+        first = spec[split][0]
+        base = find_dataset_dir(root, spec["dirname"], first, layout, name)
+        data, labels = [], []
+        for fname in spec[split]:
+            path = base / fname
+            if not path.exists():
+                raise FileNotFoundError(f"{name}: missing {path}. Expected layout under {base}:\n"
+                                        f"{layout}")
+            d = _unpickle(path)
+            data.append(np.asarray(_get(d, "data"), dtype=np.uint8).reshape(-1, 3, 32, 32))
+            labels.append(np.asarray(_get(d, spec["label_key"]), dtype=np.int64))
+        data = np.concatenate(data)
+        labels = np.concatenate(labels)
+        if len(data) != len(labels):
+            raise ValueError(f"{name}: {len(data)} images but {len(labels)} labels in {base}")
+        if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
+            raise ValueError(f"{name}: labels outside 0..{num_classes - 1} in {base}")
+        meta = base / spec["meta"]
+        if meta.exists():
+            names = _get(_unpickle(meta), spec["names_key"])
+            self.classes = [n.decode() if isinstance(n, bytes) else str(n) for n in names]
+        else:
+            self.classes = [str(i) for i in range(num_classes)]
+
+        keep = np.arange(len(labels))
+        if labels_per_class is not None:
+            if isinstance(labels_per_class, bool) or not isinstance(labels_per_class, int) \
+                    or labels_per_class < 1:
+                raise ValueError(f"labels_per_class must be an int >= 1, got {labels_per_class!r}")
+            keep = np.sort(np.concatenate(
+                [np.flatnonzero(labels == c)[:labels_per_class] for c in range(num_classes)]))
+        keep = keep[select_subset(len(keep), limit, seed)]
+        self.info = spec["info"]
+        self.split = split
+        self.indices = keep
+        self.data = torch.from_numpy(np.ascontiguousarray(data[keep]))
+        self.targets = labels[keep].tolist()
+        self.transform = cifar_transform(self.info, train_transform, padding)
+
+    has_boxes = False
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, index: int):
+        x = self.data[index].float().div_(255.0)
+        return self.transform(x), self.targets[index]

@@ -1,0 +1,135 @@
+"""Pieces shared by the dataset modules: :class:`DatasetInfo`, subsetting, root lookup, images."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+__all__ = ["DatasetInfo", "select_subset", "find_dataset_dir", "check_split", "load_rgb",
+           "BoxedDataset"]
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """Static description of a dataset, available without any file on disk.
+
+    Attributes:
+        num_classes: number of classes (labels are ``0..num_classes-1``).
+        channels: channels of the returned tensors.
+        image_size: ``(H, W)`` of the returned tensors (for ImageNet, the default crop size).
+        mean: per-channel mean used for normalization.
+        std: per-channel standard deviation used for normalization.
+    """
+
+    num_classes: int
+    channels: int
+    image_size: tuple[int, int]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+
+def select_subset(n: int, limit: int | None, seed: int = 0) -> np.ndarray:
+    """Sorted indices of a deterministic subset of ``limit`` of ``n`` samples.
+
+    ``limit=None`` (or ``limit >= n``) keeps every sample in order; otherwise the first ``limit``
+    entries of ``numpy.random.default_rng(seed).permutation(n)`` are kept, sorted.
+    """
+    if limit is None:
+        return np.arange(n)
+    if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)):
+        raise TypeError(f"limit must be an int or None, got {type(limit).__name__}")
+    if limit < 1:
+        raise ValueError(f"limit must be >= 1, got {limit}")
+    if limit >= n:
+        return np.arange(n)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    return np.sort(np.random.default_rng(int(seed)).permutation(n)[: int(limit)])
+
+
+def check_split(split: str, allowed: Sequence[str], dataset: str) -> str:
+    """Return ``split`` or raise a ValueError naming the allowed values."""
+    if split not in allowed:
+        raise ValueError(f"split must be one of {list(allowed)} for {dataset}, got {split!r}")
+    return split
+
+
+def find_dataset_dir(root, dirname: str, marker: str, layout: str, dataset: str) -> Path:
+    """Locate a dataset directory.
+
+    ``root/dirname`` is used when it exists and contains ``marker``; otherwise ``root`` itself if
+    it contains ``marker``. Raises FileNotFoundError naming the expected path and ``layout``.
+    """
+    if root is None:
+        raise ValueError(f"root is required for {dataset}: the directory that contains {dirname}/")
+    root = Path(os.path.expanduser(str(root)))
+    for candidate in (root / dirname, root):
+        if (candidate / marker).exists():
+            return candidate
+    raise FileNotFoundError(
+        f"{dataset} not found: expected {root / dirname / marker} (or {root / marker}). "
+        f"Expected layout under {root / dirname}:\n{layout}\n"
+        "Datasets are never downloaded by comixup; see docs/data.md."
+    )
+
+
+def load_rgb(path) -> np.ndarray:
+    """Decode an image file with Pillow into an ``(H, W, 3)`` uint8 array."""
+    from PIL import Image
+
+    with Image.open(path) as img:
+        return np.asarray(img.convert("RGB"))
+
+
+class BoxedDataset(Dataset):
+    """Base for datasets with optional per-image bounding boxes.
+
+    Subclasses implement ``_raw_boxes(i) -> (boxes, (H, W))``, the boxes of sample ``i`` (after
+    subsetting) in pixel-edge coordinates of the stored image of size ``(H, W)``, or ``None``
+    when the sample has no boxes. :meth:`boxes` maps them through ``self.box_transform`` (the
+    deterministic geometry of the evaluation pipeline; ``None`` for an identity).
+    """
+
+    box_transform = None
+
+    @property
+    def has_boxes(self) -> bool:
+        """Whether this dataset carries boxes."""
+        return False
+
+    def _raw_boxes(self, index: int):
+        raise NotImplementedError
+
+    def boxes(self, index: int) -> list[tuple[float, float, float, float]]:
+        """Boxes ``(x0, y0, x1, y1)`` of sample ``index``, in pixels of the returned image.
+
+        Coordinates are pixel edges (a full ``H x W`` image is ``(0, 0, W, H)``). They refer to
+        the image returned with ``train_transform=False``; with random training augmentation they
+        refer to the image before augmentation. Raises ValueError if the dataset has no boxes.
+        """
+        if not self.has_boxes:
+            raise ValueError(f"{type(self).__name__} has no bounding boxes")
+        n = len(self)
+        if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
+            raise TypeError(f"index must be an int, got {type(index).__name__}")
+        if not -n <= index < n:
+            raise IndexError(f"index {index} out of range for {n} samples")
+        raw = self._raw_boxes(int(index) % n)
+        if raw is None:
+            return []
+        boxes, size = raw
+        boxes = [tuple(float(v) for v in b) for b in boxes]
+        if self.box_transform is not None:
+            boxes, _ = self.box_transform.map_boxes(boxes, size)
+        return [tuple(float(v) for v in b) for b in boxes]
+
+
+def as_label(y) -> int:
+    """A label as a Python int."""
+    return int(y.item()) if isinstance(y, torch.Tensor) else int(y)

@@ -1,0 +1,284 @@
+"""Co-Mixup as a batch transform.
+
+Kim, Choo, Jeong and Song, "Co-Mixup: Saliency Guided Joint Mixup with Supermodular Diversity",
+ICLR 2021. Given a batch, its labels and per-pixel saliency, :class:`CoMixup` returns a batch of
+mixed images whose labelings come from Algorithm 1 (:func:`comixup.solver.solve`) and soft
+targets that sum to 1. The pipeline is notes section 1:
+
+1. split the batch into consecutive partitions of ``partition`` inputs (the last may be smaller);
+2. pool each saliency map to the ``g x g`` grid and normalize it to sum 1: unary ``-s`` (1.3);
+3. compatibility ``A`` from the most salient 8x8 window of each input (1.6);
+4. solve every partition with Algorithm 1 (the Dirichlet prior of 1.5 is drawn inside), in
+   parallel threads: the numba kernel releases the GIL;
+5. upsample each labeling to the image by nearest neighbour, mix ``x_j = sum_i z_j[i] x_i``
+   pixel-wise on the input's device, and build the soft targets (1.8).
+
+Call convention (shared by every mixer of this package)::
+
+    comix = CoMixup(num_classes=100)
+    x_mix, y_mix = comix(x, y, saliency)
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import torch
+
+from ..saliency import compatibility, pooled_unary, salient_location
+from ..solver import LEVELS, THRESHOLDS, solve
+from .base import check_images, check_num_classes, check_saliency, soft_targets
+
+__all__ = ["CoMixup", "grid_index", "mix", "top_sources"]
+
+
+def grid_index(size: int, grid: int, device=None) -> torch.Tensor:
+    """Cell index of every pixel along one axis for nearest-neighbour upsampling.
+
+    Pixel ``p`` of ``size`` falls in cell ``floor(p * grid / size)``, the rule of
+    ``F.interpolate(mode="nearest")``; sizes that ``grid`` does not divide get cells of unequal
+    width.
+    """
+    return torch.div(torch.arange(size, device=device) * grid, size, rounding_mode="floor")
+
+
+def top_sources(z: np.ndarray, offset: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The (at most) two sources of every cell of a labeling, as global indices and weights.
+
+    Algorithm 1's labels mix at most two inputs, so a dense ``(n_out, g1, g2, m)`` labeling is
+    stored as ``index`` and ``weight`` arrays of shape ``(n_out, g1, g2, 2)``; ``offset`` shifts
+    the local input indices of a partition to batch indices. Raises if a cell has three sources.
+    """
+    m = z.shape[-1]
+    order = np.argsort(-z, axis=-1, kind="stable")[..., :2]
+    weight = np.take_along_axis(z, order, axis=-1)
+    if m == 1:
+        order = np.concatenate([order, order], axis=-1)
+        weight = np.concatenate([weight, np.zeros_like(weight)], axis=-1)
+    if not np.allclose(weight.sum(-1), 1.0):
+        raise ValueError("a labeling cell mixes more than two sources")
+    return order + offset, weight
+
+
+def mix(x: torch.Tensor, y: torch.Tensor, index: torch.Tensor, weight: torch.Tensor):
+    """Mix a batch from per-cell sources (notes 1.8), upsampled by nearest neighbour.
+
+    Args:
+        x: ``(B, C, H, W)`` inputs.
+        y: ``(B, K)`` soft targets of the inputs.
+        index: ``(B', g1, g2, S)`` long tensor, the source inputs of every cell of every output.
+        weight: ``(B', g1, g2, S)`` their weights (summing to 1 per cell).
+
+    Returns:
+        ``(x_mix (B', C, H, W), y_mix (B', K), ratios (B', B))``: ``x_mix[j]`` at a pixel of cell
+        ``k`` is ``sum_s weight[j, k, s] x[index[j, k, s]]``; ``ratios[j, i]`` is the pixel mass
+        of input ``i`` in output ``j`` and ``y_mix = ratios @ y``. When the grid divides the image
+        the ratios equal the notes' ``(1/n) sum_k z[j, k]``; otherwise cells have unequal areas
+        and the pixel mass keeps the targets exact.
+    """
+    batch, channels, h, w = x.shape
+    n_out, g1, g2, n_src = index.shape
+    rows = grid_index(h, g1, x.device)
+    cols = grid_index(w, g2, x.device)
+    compute = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
+    weight = weight.to(compute)
+    xc = x.to(compute)
+    if h % g1 == 0 and w % g2 == 0:
+        # Cells are equal blocks: gather whole blocks (rows of a cell-major copy of x).
+        bh, bw = h // g1, w // g2
+        table = xc.view(batch, channels, g1, bh, g2, bw).permute(0, 2, 4, 1, 3, 5)
+        table = table.reshape(batch * g1 * g2, channels * bh * bw)
+        cell = torch.arange(g1 * g2, device=x.device).view(1, g1, g2)
+        x_mix = 0
+        for s in range(n_src):
+            rows_of = (index[..., s] * (g1 * g2) + cell).reshape(-1)
+            x_mix = x_mix + table.index_select(0, rows_of).view(n_out, g1, g2, -1) * weight[..., s, None]
+        x_mix = x_mix.view(n_out, g1, g2, channels, bh, bw).permute(0, 3, 1, 4, 2, 5)
+        x_mix = x_mix.reshape(n_out, channels, h, w)
+    else:
+        # Unequal cells: gather pixels (rows of a pixel-major copy of x).
+        table = xc.permute(0, 2, 3, 1).reshape(batch * h * w, channels)
+        pixel = torch.arange(h * w, device=x.device).view(1, h, w)
+        pix_index = index[:, rows][:, :, cols]
+        pix_weight = weight[:, rows][:, :, cols]
+        x_mix = 0
+        for s in range(n_src):
+            rows_of = (pix_index[..., s] * (h * w) + pixel).reshape(-1)
+            x_mix = x_mix + table.index_select(0, rows_of).view(n_out, h, w, channels) * pix_weight[..., s, None]
+        x_mix = x_mix.permute(0, 3, 1, 2)
+    area = torch.outer(torch.bincount(rows, minlength=g1), torch.bincount(cols, minlength=g2))
+    mass = weight * (area.to(compute) / (h * w))[None, :, :, None]
+    ratios = torch.zeros(n_out, batch, dtype=compute, device=x.device)
+    ratios.scatter_add_(1, index.reshape(n_out, -1), mass.reshape(n_out, -1))
+    y_mix = ratios @ y.to(compute)
+    return x_mix.to(x.dtype).contiguous(), y_mix.to(y.dtype), ratios
+
+
+def _check_number(name, value, *, low=0.0, high=math.inf, low_open=False):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    value = float(value)
+    if not math.isfinite(value) or value < low or value > high or (low_open and value == low):
+        bounds = f"{'(' if low_open else '['}{low}, {high}]"
+        raise ValueError(f"{name} must lie in {bounds}, got {value}")
+    return value
+
+
+def _check_int(name, value, low):
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value}")
+    return value
+
+
+class CoMixup:
+    """Co-Mixup batch transform: ``x_mix, y_mix = CoMixup(num_classes)(x, y, saliency)``.
+
+    Args:
+        num_classes: number of classes ``K`` of the soft targets.
+        beta: smoothness weight of Eq. (1) (paper 0.32, Appendix E).
+        gamma: diversity (compatibility) weight (paper 1.0).
+        eta: prior weight (paper 0.05).
+        tau: clipping level of the diversity term (paper 0.83).
+        omega: weight of the saliency-distance compatibility ``A_c`` in ``A`` (paper 0.001).
+        alpha: Dirichlet concentration of the prior (paper 2.0).
+        grid: labeling grid ``g`` per side (paper 4); ``-1`` draws ``g = 2^U{1..4}`` per call.
+        partition: inputs per partition ``m`` (paper 20); the last partition may be smaller.
+        n_iter: sweeps of Algorithm 1 (paper 4).
+        levels: mixing levels per cell |L| in {2, 3, 4} (paper 3).
+        threshold: ``"hard"`` (paper), ``"soft"`` or ``"none"`` clipping.
+        resolve: run the resolve step (paper: on).
+        workers: threads that solve partitions in parallel; None uses one per CPU (at most one
+            per partition). Results do not depend on it.
+        generator: ``torch.Generator`` for every random draw (grid size, per-partition solver
+            seeds); None uses torch's global generator, so ``torch.manual_seed`` applies.
+
+    Call:
+        ``comix(x, y, saliency, return_info=False)`` with ``x`` ``(B, C, H, W)`` of any float
+        dtype on any device, ``y`` integer labels ``(B,)`` or soft targets ``(B, K)``, and
+        ``saliency`` ``(B, H, W)`` non-negative (an all-zero map is legal: uniform). Returns
+        ``(x_mix, y_mix)`` with ``y_mix`` ``(B, K)`` in ``x``'s dtype, rows summing to 1; with
+        ``return_info=True`` also a dict with ``grid``, ``partitions`` (start, stop) pairs,
+        ``labelings`` (one ``(m, g, g, m)`` NumPy array per partition) and ``ratios``, a
+        ``(B, B)`` tensor whose row ``j`` is output ``j``'s pixel mass per input. A batch of one
+        comes back unmixed with its one-hot target.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        *,
+        beta: float = 0.32,
+        gamma: float = 1.0,
+        eta: float = 0.05,
+        tau: float = 0.83,
+        omega: float = 0.001,
+        alpha: float = 2.0,
+        grid: int = 4,
+        partition: int = 20,
+        n_iter: int = 4,
+        levels: int = 3,
+        threshold: str = "hard",
+        resolve: bool = True,
+        workers: int | None = None,
+        generator: torch.Generator | None = None,
+    ):
+        self.num_classes = check_num_classes(num_classes)
+        self.beta = _check_number("beta", beta)
+        self.gamma = _check_number("gamma", gamma)
+        self.eta = _check_number("eta", eta)
+        self.tau = _check_number("tau", tau)
+        self.omega = _check_number("omega", omega, high=1.0)
+        self.alpha = _check_number("alpha", alpha, low_open=True)
+        self.grid = _check_int("grid", grid, -1)
+        if self.grid == 0:
+            raise ValueError("grid must be >= 1, or -1 to draw g = 2^U{1..4} per call")
+        self.partition = _check_int("partition", partition, 1)
+        self.n_iter = _check_int("n_iter", n_iter, 1)
+        if levels not in LEVELS or isinstance(levels, bool):
+            raise ValueError(f"levels must be one of {LEVELS}, got {levels!r}")
+        self.levels = levels
+        if threshold not in THRESHOLDS:
+            raise ValueError(f"threshold must be one of {THRESHOLDS}, got {threshold!r}")
+        self.threshold = threshold
+        self.resolve = bool(resolve)
+        if workers is not None:
+            _check_int("workers", workers, 1)
+        self.workers = workers
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+        self.generator = generator
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_size = 0
+
+    def __repr__(self) -> str:
+        keys = ("num_classes", "beta", "gamma", "eta", "tau", "omega", "alpha", "grid",
+                "partition", "n_iter", "levels", "threshold", "resolve", "workers")
+        return f"CoMixup({', '.join(f'{k}={getattr(self, k)!r}' for k in keys)})"
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_pool"], state["_pool_size"] = None, 0
+        return state
+
+    def _executor(self, n_tasks: int) -> ThreadPoolExecutor | None:
+        workers = self.workers or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+        workers = min(workers, n_tasks)
+        if workers <= 1:
+            return None
+        if self._pool is None or self._pool_size < workers:
+            if self._pool is not None:
+                self._pool.shutdown(wait=False)
+            self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="comixup")
+            self._pool_size = workers
+        return self._pool
+
+    def _randint(self, high: int, size: int) -> torch.Tensor:
+        return torch.randint(0, high, (size,), generator=self.generator)
+
+    def __call__(self, x, y, saliency, *, return_info: bool = False):
+        x = check_images(x)
+        batch = x.shape[0]
+        targets = soft_targets(y, self.num_classes, batch, x.dtype, x.device)
+        saliency = check_saliency(saliency, x)
+        if batch == 1:
+            out = (x.clone(), targets)
+            if return_info:
+                info = dict(grid=None, partitions=[(0, 1)], labelings=[],
+                            ratios=torch.ones(1, 1, device=x.device))
+                return (*out, info)
+            return out
+        grid = self.grid if self.grid > 0 else 2 ** int(self._randint(4, 1).item() + 1)
+        bounds = [(s, min(s + self.partition, batch)) for s in range(0, batch, self.partition)]
+        seeds = self._randint(2**62, len(bounds)).tolist()
+        sal = saliency.detach()
+        cost = (-pooled_unary(sal, grid)).double().cpu().numpy()
+        locations = salient_location(sal).cpu()
+        problems = [
+            (cost[a:b], compatibility(locations[a:b], self.omega).numpy(), seed)
+            for (a, b), seed in zip(bounds, seeds)
+        ]
+        pool = self._executor(len(problems))
+        if pool is None:
+            labelings = [self._solve(p) for p in problems]
+        else:
+            labelings = list(pool.map(self._solve, problems))
+        sources = [top_sources(z, a) for (a, _), z in zip(bounds, labelings)]
+        index = torch.from_numpy(np.concatenate([s[0] for s in sources])).to(x.device)
+        weight = torch.from_numpy(np.concatenate([s[1] for s in sources])).to(x.device)
+        x_mix, y_mix, ratios = mix(x, targets, index, weight)
+        if return_info:
+            return x_mix, y_mix, dict(grid=grid, partitions=bounds, labelings=labelings, ratios=ratios)
+        return x_mix, y_mix
+
+    def _solve(self, problem) -> np.ndarray:
+        cost, A, seed = problem
+        return solve(
+            cost, A, beta=self.beta, gamma=self.gamma, eta=self.eta, tau=self.tau,
+            alpha=self.alpha, n_iter=self.n_iter, levels=self.levels,
+            threshold=self.threshold, resolve=self.resolve, rng=np.random.default_rng(seed),
+        )

@@ -1,0 +1,171 @@
+"""CoMixup: properties over shapes, determinism, worker independence, errors."""
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from comixup import CoMixup
+from comixup.bench import realistic_saliency
+
+
+def one_hot_coded(batch, h, w, dtype=torch.float32):
+    """x_i = e_i in channel space: channel i of x_mix[j] is the weight of input i at each pixel."""
+    x = torch.zeros(batch, batch, h, w, dtype=dtype)
+    x[torch.arange(batch), torch.arange(batch)] = 1.0
+    return x
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    batch=st.integers(1, 130),
+    h=st.integers(1, 12),
+    w=st.integers(1, 12),
+    partition=st.integers(1, 25),
+    grid=st.sampled_from([-1, 1, 2, 3, 4, 5, 6, 7, 8]),
+    levels=st.sampled_from([2, 3, 4]),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_pixel_weights_sum_to_one_and_targets_are_pixel_mass(batch, h, w, partition, grid, levels, seed):
+    x = one_hot_coded(batch, h, w)
+    y = torch.arange(batch)
+    gen = torch.Generator().manual_seed(seed)
+    sal = torch.rand(batch, h, w, generator=gen)
+    comix = CoMixup(batch, grid=grid, partition=partition, levels=levels, workers=1,
+                    generator=torch.Generator().manual_seed(seed))
+    x_mix, y_mix = comix(x, y, sal)
+    assert x_mix.shape == x.shape and y_mix.shape == (batch, batch)
+    assert torch.isfinite(x_mix).all() and torch.isfinite(y_mix).all()
+    torch.testing.assert_close(x_mix.sum(1), torch.ones(batch, h, w))
+    torch.testing.assert_close(y_mix, x_mix.mean((2, 3)))  # target = mean pixel weight
+    torch.testing.assert_close(y_mix.sum(1), torch.ones(batch))
+    # Outputs only mix inputs of their own partition.
+    part = torch.arange(batch) // partition
+    outside = part[:, None] != part[None, :]
+    assert (y_mix[outside] == 0).all()
+
+
+@settings(max_examples=15, deadline=None)
+@given(batch=st.integers(2, 70), grid=st.sampled_from([-1, 2, 4]), seed=st.integers(0, 2**31 - 1))
+def test_deterministic_and_independent_of_workers(batch, grid, seed):
+    x = torch.rand(batch, 3, 16, 16, generator=torch.Generator().manual_seed(seed))
+    y = torch.randint(0, 10, (batch,), generator=torch.Generator().manual_seed(seed))
+    sal = torch.rand(batch, 16, 16, generator=torch.Generator().manual_seed(seed + 1))
+    results = [
+        CoMixup(10, grid=grid, workers=workers, generator=torch.Generator().manual_seed(seed))(x, y, sal)
+        for workers in (1, 2, 4, 1)
+    ]
+    for x_mix, y_mix in results[1:]:
+        assert torch.equal(x_mix, results[0][0]) and torch.equal(y_mix, results[0][1])
+
+
+def test_global_seed_applies_without_a_generator():
+    x, y, sal = torch.rand(8, 3, 8, 8), torch.arange(8), torch.rand(8, 8, 8)
+    torch.manual_seed(3)
+    a = CoMixup(8, grid=-1)(x, y, sal)
+    torch.manual_seed(3)
+    b = CoMixup(8, grid=-1)(x, y, sal)
+    assert torch.equal(a[0], b[0])
+
+
+def test_realistic_batch_mixes_salient_regions():
+    rng = np.random.default_rng(0)
+    sal = torch.from_numpy(realistic_saliency(40, 32, rng=rng)).float()
+    x = one_hot_coded(40, 32, 32)
+    comix = CoMixup(40, generator=torch.Generator().manual_seed(0))
+    x_mix, y_mix, info = comix(x, torch.arange(40), sal, return_info=True)
+    assert info["grid"] == 4 and info["partitions"] == [(0, 20), (20, 40)]
+    assert [z.shape for z in info["labelings"]] == [(20, 4, 4, 20)] * 2
+    torch.testing.assert_close(y_mix, info["ratios"])
+    # Outputs carry more saliency than the average input region would (Figure 2c > 1).
+    sal_n = sal / sal.sum((1, 2), keepdim=True)
+    carried = (x_mix * sal_n[None]).sum((2, 3)).sum(1)  # mass of each input's saliency kept
+    assert carried.mean() > 1.0
+    # Most outputs mix more than one input.
+    assert ((y_mix > 0).sum(1) >= 2).float().mean() > 0.5
+
+
+def test_soft_targets_are_mixed():
+    x = one_hot_coded(6, 8, 8)
+    y = torch.softmax(torch.randn(6, 4), 1)
+    x_mix, y_mix = CoMixup(4, generator=torch.Generator().manual_seed(0))(x, y, torch.rand(6, 8, 8))
+    torch.testing.assert_close(y_mix, x_mix.mean((2, 3)) @ y)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
+def test_any_float_dtype(dtype):
+    x = one_hot_coded(5, 8, 8, dtype=dtype)
+    x_mix, y_mix = CoMixup(5, generator=torch.Generator().manual_seed(0))(x, torch.arange(5), torch.rand(5, 8, 8))
+    assert x_mix.dtype == dtype and y_mix.dtype == dtype
+    torch.testing.assert_close(y_mix.double().sum(1), torch.ones(5, dtype=torch.float64), atol=1e-2, rtol=0)
+
+
+def test_zero_saliency_is_legal_and_batch_of_one_is_unmixed():
+    x = torch.rand(4, 3, 8, 8)
+    x_mix, y_mix = CoMixup(3, generator=torch.Generator().manual_seed(0))(x, torch.tensor([0, 1, 2, 0]), torch.zeros(4, 8, 8))
+    assert torch.isfinite(x_mix).all()
+    one, target = CoMixup(3)(x[:1], torch.tensor([2]), torch.rand(1, 8, 8))
+    assert torch.equal(one, x[:1]) and torch.equal(target, torch.tensor([[0.0, 0.0, 1.0]]))
+
+
+def test_transform_pickles_after_use():
+    comix = CoMixup(4, workers=2)
+    comix(torch.rand(30, 3, 8, 8), torch.randint(0, 4, (30,)), torch.rand(30, 8, 8))
+    clone = pickle.loads(pickle.dumps(comix))
+    assert repr(clone) == repr(comix)
+
+
+@pytest.mark.parametrize(
+    "args, kwargs, error, match",
+    [
+        ((torch.rand(4, 8, 8), torch.arange(4), torch.rand(4, 8, 8)), {}, ValueError, "x"),
+        ((torch.zeros(4, 3, 8, 8, dtype=torch.long), torch.arange(4), torch.rand(4, 8, 8)), {}, TypeError, "x"),
+        ((torch.rand(0, 3, 8, 8), torch.arange(0), torch.rand(0, 8, 8)), {}, ValueError, "empty"),
+        ((torch.rand(4, 3, 8, 8), torch.arange(4), torch.rand(4, 8, 7)), {}, ValueError, "saliency"),
+        ((torch.rand(4, 3, 8, 8), torch.arange(4), -torch.rand(4, 8, 8)), {}, ValueError, "saliency"),
+        ((torch.rand(4, 3, 8, 8), torch.arange(4), torch.full((4, 8, 8), float("nan"))), {}, ValueError, "saliency"),
+        ((torch.rand(4, 3, 8, 8), torch.arange(4), torch.full((4, 8, 8), float("inf"))), {}, ValueError, "saliency"),
+        ((torch.rand(4, 3, 8, 8), torch.tensor([0, 1, 2, 9]), torch.rand(4, 8, 8)), {}, ValueError, "y"),
+        ((torch.rand(4, 3, 8, 8), torch.arange(3), torch.rand(4, 8, 8)), {}, ValueError, "y"),
+        ((torch.rand(4, 3, 8, 8), torch.rand(4), torch.rand(4, 8, 8)), {}, TypeError, "y"),
+    ],
+)
+def test_bad_call_arguments(args, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        CoMixup(5)(*args, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(partition=0), ValueError, "partition"),
+        (dict(levels=5), ValueError, "levels"),
+        (dict(grid=0), ValueError, "grid"),
+        (dict(grid=-2), ValueError, "grid"),
+        (dict(threshold="x"), ValueError, "threshold"),
+        (dict(omega=1.5), ValueError, "omega"),
+        (dict(alpha=0.0), ValueError, "alpha"),
+        (dict(beta=-0.1), ValueError, "beta"),
+        (dict(workers=0), ValueError, "workers"),
+        (dict(generator=0), TypeError, "generator"),
+    ],
+)
+def test_bad_constructor_arguments(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        CoMixup(5, **kwargs)
+    with pytest.raises(ValueError, match="num_classes"):
+        CoMixup(0)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_matches_cpu():
+    x, y, sal = torch.rand(40, 3, 32, 32), torch.randint(0, 10, (40,)), torch.rand(40, 32, 32)
+    cpu = CoMixup(10, generator=torch.Generator().manual_seed(0))(x, y, sal)
+    gpu = CoMixup(10, generator=torch.Generator().manual_seed(0))(x.cuda(), y.cuda(), sal.cuda())
+    assert gpu[0].is_cuda and gpu[1].is_cuda
+    torch.testing.assert_close(gpu[0].cpu(), cpu[0])
+    torch.testing.assert_close(gpu[1].cpu(), cpu[1])

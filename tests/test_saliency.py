@@ -1,0 +1,70 @@
+"""Saliency, pooled unary, salient location, compatibility and the clean step."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from comixup.saliency import (
+    clean_loss_and_saliency,
+    compatibility,
+    input_saliency,
+    pooled_unary,
+    salient_location,
+)
+
+
+def test_input_saliency_is_root_mean_square_over_channels():
+    grad = torch.randn(2, 3, 4, 5)
+    expected = torch.sqrt((grad**2).mean(1))
+    torch.testing.assert_close(input_saliency(grad), expected)
+
+
+def test_pooled_unary_sums_to_one_and_zero_maps_are_uniform():
+    sal = torch.rand(3, 10, 7)
+    sal[1] = 0
+    pooled = pooled_unary(sal, 4)
+    assert pooled.shape == (3, 4, 4)
+    torch.testing.assert_close(pooled.sum((1, 2)), torch.ones(3))
+    torch.testing.assert_close(pooled[1], torch.full((4, 4), 1 / 16))
+
+
+def test_salient_location_matches_avg_pool_argmax():
+    gen = torch.Generator().manual_seed(0)
+    sal = torch.rand(5, 20, 17, generator=gen)
+    pooled = F.avg_pool2d(sal.unsqueeze(1), 8, stride=1).squeeze(1)
+    flat = pooled.reshape(5, -1).argmax(1)
+    expected = torch.stack([flat // pooled.shape[-1], flat % pooled.shape[-1]], 1)
+    torch.testing.assert_close(salient_location(sal), expected)
+    assert salient_location(torch.rand(2, 4, 3)).shape == (2, 2)  # window shrinks to the image
+
+
+def test_compatibility_normalization_and_zero_guard():
+    loc = torch.tensor([[0, 0], [0, 3], [4, 0]])
+    A = compatibility(loc, omega=0.001)
+    a_c = torch.tensor([[0, 3, 4], [3, 0, 7], [4, 7, 0]], dtype=torch.float64)
+    a_c = a_c * 3 / a_c.sum()
+    torch.testing.assert_close(A, 0.999 * torch.eye(3, dtype=torch.float64) + 0.001 * a_c)
+    same = compatibility(torch.zeros(4, 2, dtype=torch.long))
+    torch.testing.assert_close(same, 0.999 * torch.eye(4, dtype=torch.float64))
+    with pytest.raises(ValueError, match="omega"):
+        compatibility(loc, omega=2.0)
+
+
+def test_clean_step_keeps_weight_gradients_and_returns_saliency():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.Flatten(),
+                                torch.nn.Linear(4 * 6 * 6, 5))
+    x = torch.randn(4, 3, 6, 6)
+    y = torch.tensor([0, 1, 2, 3])
+    loss, sal = clean_loss_and_saliency(model, x, y, scale=0.5)
+    grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    inp = x.clone().requires_grad_(True)
+    ref = F.cross_entropy(model(inp), y) * 0.5
+    ref.backward()
+    torch.testing.assert_close(loss, ref.detach())
+    for g, p in zip(grads, model.parameters()):
+        torch.testing.assert_close(g, p.grad)
+    torch.testing.assert_close(sal, input_saliency(inp.grad))
+    assert not x.requires_grad

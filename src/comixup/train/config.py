@@ -197,7 +197,12 @@ class TrainConfig:
     # -- validation ---------------------------------------------------------------------------
 
     def validate(self) -> TrainConfig:
-        """Check every field; raise ``ValueError``/``TypeError`` naming the bad one."""
+        """Check every field; raise ``ValueError``/``TypeError`` naming the bad one.
+
+        The method, model and dataset names are checked against :data:`METHODS`,
+        ``comixup.models.names()`` and ``comixup.data.DATASETS``; their options are checked
+        when the objects are built.
+        """
         _int(self.epochs, "epochs", 1)
         _int(self.batch_size, "batch_size", 1)
         _opt_int(self.test_batch_size, "test_batch_size", 1)
@@ -229,6 +234,12 @@ class TrainConfig:
         _choice(self.amp_dtype, "amp_dtype", AMP_DTYPES)
         for name in ("method", "arch", "data"):
             _str(getattr(self, name), name)
+        from .. import data, models
+        from .methods import METHODS
+
+        _choice(self.method, "method", list(METHODS))
+        _choice(self.arch, "arch", models.names())
+        _choice(self.data, "data", data.DATASETS)
         for name in ("method_options", "arch_options", "data_options", "preset_method_options"):
             if not isinstance(getattr(self, name), dict):
                 raise TypeError(f"{name} must be a dict, got {getattr(self, name)!r}")
@@ -284,6 +295,9 @@ class TrainConfig:
                 _str(phase["data_dir"], f"phases[{i}].data_dir")
         if len(set(starts)) != len(starts):
             raise ValueError(f"phases must start at distinct epochs, got {starts}")
+
+
+_DEFAULTS = {"arch": TrainConfig.arch, "data": TrainConfig.data}
 
 
 # -- small checks -----------------------------------------------------------------------------
@@ -385,7 +399,8 @@ def resolve_config(
     Args:
         preset: a preset name (see :func:`list_presets`); ignored when ``base`` is given.
         overrides: explicit settings; ``method_options`` / ``arch_options`` / ``data_options``
-            are merged into the preset's dicts rather than replacing them.
+            are merged into the preset's dicts rather than replacing them, except that a
+            different ``arch`` (``data``) starts from empty ``arch_options`` (``data_options``).
         base: a full configuration dict to start from instead of a preset (``--resume``,
             ``comixup eval``).
 
@@ -393,7 +408,12 @@ def resolve_config(
         The validated :class:`TrainConfig`.
     """
     values = copy.deepcopy(base) if base is not None else (load_preset(preset) if preset else {})
-    for key, value in (overrides or {}).items():
+    overrides = overrides or {}
+    # options belong to a model / dataset: choosing another one drops the preset's options
+    for name, options in (("arch", "arch_options"), ("data", "data_options")):
+        if name in overrides and overrides[name] != values.get(name, _DEFAULTS[name]):
+            values.pop(options, None)
+    for key, value in overrides.items():
         if key in ("method_options", "arch_options", "data_options") and isinstance(value, dict):
             merged = dict(values.get(key, {}))
             merged.update(value)

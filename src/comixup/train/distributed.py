@@ -26,6 +26,7 @@ __all__ = [
     "all_gather_objects",
     "all_reduce_sum",
     "barrier",
+    "broadcast_buffers",
     "cleanup",
     "setup",
 ]
@@ -114,6 +115,19 @@ def all_gather_objects(obj, info: DistInfo) -> list:
     out = [None] * info.world_size
     dist.all_gather_object(out, obj)
     return out
+
+
+def broadcast_buffers(module: torch.nn.Module, info: DistInfo) -> None:
+    """Copy rank 0's buffers (e.g. BatchNorm running statistics) to every rank.
+
+    DistributedDataParallel broadcasts buffers at the start of each forward, so after the last
+    training forward every rank holds statistics updated by its own batch; calling this before
+    evaluating and checkpointing makes the ranks' models identical again.
+    """
+    if not info.enabled:
+        return
+    for buffer in module.buffers():
+        dist.broadcast(buffer.data, src=0)
 
 
 def barrier(info: DistInfo) -> None:

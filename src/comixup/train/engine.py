@@ -222,6 +222,8 @@ def train(config: TrainConfig | dict, *, resume: str | os.PathLike | None = None
     device_type = resolve_device(cfg.device).type
     world = ddp.setup(device_type)
     device = resolve_device(cfg.device, world.local_rank)
+    saved_flags = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
+                   torch.is_deterministic_algorithms_warn_only_enabled())
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     _set_determinism(cfg, device)
@@ -379,6 +381,7 @@ def train(config: TrainConfig | dict, *, resume: str | os.PathLike | None = None
             bar.close()
             train_seconds = time.perf_counter() - epoch_start
             loss_sum, seen_all = ddp.all_reduce_sum([loss_sum, seen], world, device)
+            ddp.broadcast_buffers(net, world)  # identical BN statistics on every rank
 
             metrics = evaluate(model, test_loader, num_classes, device, autocast_dtype=amp_dtype,
                                channels_last=channels_last)
@@ -468,3 +471,6 @@ def train(config: TrainConfig | dict, *, resume: str | os.PathLike | None = None
                            config=cfg, stopped_early=stopped_early)
     finally:
         ddp.cleanup(world)
+        # leave the process as we found it (train() may be called from a larger program)
+        torch.set_num_threads(saved_flags[0])
+        torch.use_deterministic_algorithms(saved_flags[1], warn_only=saved_flags[2])

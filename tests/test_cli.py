@@ -1,0 +1,155 @@
+"""The ``comixup`` command line: train, eval, bench, presets and argument errors."""
+
+import argparse
+import csv
+import importlib
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from comixup.cli import main
+
+TINY = ["--arch", "lenet", "--data-opt", "image_size=16", "--data-opt", "num_train=64",
+        "--data-opt", "num_test=32", "--batch-size", "16", "--epochs", "2", "--device", "cpu",
+        "--threads", "1", "--no-progress", "--no-tensorboard", "--no-plot", "--deterministic"]
+
+
+def tiny_args(tmp_path, *extra):
+    return ["train", "--preset", "synthetic-quick", *TINY, "--data-dir", str(tmp_path / "data"),
+            "--out", str(tmp_path / "run"), *extra]
+
+
+def check_run(tmp_path, method, out):
+    run = tmp_path / "run"
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["method"] == method and cfg["preset"] == "synthetic-quick"
+    assert cfg["data_options"] == {"image_size": 16, "num_train": 64, "num_test": 32}
+    with open(run / "metrics.csv", newline="") as f:
+        table = list(csv.DictReader(f))
+    assert [r["epoch"] for r in table] == ["1", "2"]
+    state = torch.load(run / "last.pt", weights_only=True)
+    assert state["epoch"] == 2
+    final = [line for line in out.splitlines() if line.startswith("final:")]
+    assert len(final) == 1
+    for word in ("test error", "top-5 error", "ECE", "img/s"):
+        assert word in final[0]
+
+
+def test_train_vanilla_then_eval(tmp_path, capsys):
+    assert main(tiny_args(tmp_path, "--method", "vanilla")) == 0
+    check_run(tmp_path, "vanilla", capsys.readouterr().out)
+    assert main(["eval", "--checkpoint", str(tmp_path / "run" / "last.pt"), "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "test error" in out and "ECE" in out and "(32 samples)" in out
+    assert main(["eval", "--checkpoint", str(tmp_path / "run" / "last.pt"), "--json",
+                 "--limit-test", "8", "--plot", str(tmp_path / "rel.png")]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["samples"] == 8 and set(metrics) >= {"error", "error_top5", "ece", "loss"}
+    assert (tmp_path / "rel.png").exists()
+    # the eval metrics on the full test set equal the last epoch's
+    with open(tmp_path / "run" / "metrics.csv", newline="") as f:
+        last = list(csv.DictReader(f))[-1]
+    main(["eval", "--checkpoint", str(tmp_path / "run" / "last.pt"), "--json"])
+    assert json.loads(capsys.readouterr().out)["error"] == pytest.approx(
+        float(last["test_error"]), abs=1e-3)
+
+
+def test_train_comixup(tmp_path, capsys):
+    try:
+        importlib.import_module("comixup.mixers.comixup").CoMixup  # noqa: B018
+    except (ImportError, AttributeError) as exc:
+        pytest.skip(f"comixup.CoMixup does not import yet: {exc}")
+    assert main(tiny_args(tmp_path, "--method", "comixup", "--method-opt", "partition=8")) == 0
+    check_run(tmp_path, "comixup", capsys.readouterr().out)
+    cfg = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert cfg["method_options"] == {"partition": 8}
+
+
+def test_resume_continues(tmp_path, capsys):
+    assert main(tiny_args(tmp_path, "--method", "mixup", "--epochs", "1")) == 0
+    assert main(["train", "--resume", str(tmp_path / "run" / "last.pt"), "--epochs", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "resumed from" in out and "epoch 2 |" in out
+    assert torch.load(tmp_path / "run" / "last.pt", weights_only=True)["epoch"] == 2
+    assert main(["train", "--resume", str(tmp_path / "run" / "last.pt"), "--preset",
+                 "synthetic"]) == 2
+    assert "--preset cannot be combined with --resume" in capsys.readouterr().err
+
+
+def test_list_presets(capsys):
+    assert main(["train", "--list-presets"]) == 0
+    out = capsys.readouterr().out
+    for name in ("synthetic-quick", "synthetic", "cifar100-preactresnet18", "cifar100-wrn16-8",
+                 "cifar100-resnext29-4-24", "tinyimagenet-preactresnet18", "imagenet-resnet50",
+                 "speech-lenet", "speech-vgg11"):
+        line = next(ln for ln in out.splitlines() if ln.split()[0] == name)
+        assert len(line.split()) > 3  # a description follows the name
+
+
+def test_print_config(capsys):
+    assert main(["train", "--preset", "cifar100-preactresnet18", "--method", "mixup",
+                 "--method-opt", "alpha=0.2", "--lr", "0.1", "--print-config"]) == 0
+    cfg = json.loads(capsys.readouterr().out)
+    assert (cfg["method"], cfg["method_options"], cfg["lr"], cfg["epochs"]) == \
+        ("mixup", {"alpha": 0.2}, 0.1, 300)
+
+
+@pytest.mark.parametrize("argv,match", [
+    (["train", "--preset", "nope"], "preset must be one of"),
+    (["train", "--method", "nope", "--print-config"], "method must be one of"),
+    (["train", "--arch", "nope", "--print-config"], "arch must be one of"),
+    (["train", "--data", "nope", "--print-config"], "data must be one of"),
+    (["eval", "--checkpoint", "/nonexistent/last.pt"], "checkpoint not found"),
+])
+def test_errors_name_the_argument(argv, match, capsys):
+    assert main(argv) == 2
+    assert match in capsys.readouterr().err
+
+
+def test_method_errors_are_reported(tmp_path, capsys):
+    assert main(tiny_args(tmp_path, "--method", "mixup", "--method-opt", "beta=2")) == 2
+    assert "unknown option(s) ['beta'] for method 'mixup'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [
+    ["train", "--epochs", "0"],
+    ["train", "--batch-size", "x"],
+    ["train", "--method-opt", "alpha"],
+    ["train", "--lr", "-1"],
+    ["bench", "nothing"],
+])
+def test_bad_flag_values_exit_2(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    flag = argv[1] if argv[0] == "train" else "what"
+    assert flag in capsys.readouterr().err
+
+
+def test_bench_passes_quick_and_out(monkeypatch, tmp_path):
+    from comixup import bench
+
+    seen = {}
+
+    def fake(ns):
+        assert isinstance(ns, argparse.Namespace)
+        seen.update(vars(ns))
+        return [{"name": "x", "ms": 1.0}]
+
+    monkeypatch.setattr(bench, "bench_solver", fake)
+    monkeypatch.setattr(bench, "bench_mixers", fake)
+    assert main(["bench", "solver", "--quick", "--out", str(tmp_path / "b.json")]) == 0
+    assert seen == {"quick": True, "out": str(tmp_path / "b.json")}
+    assert json.loads((tmp_path / "b.json").read_text()) == [{"name": "x", "ms": 1.0}]
+    seen.clear()
+    assert main(["bench", "mixers"]) == 0
+    assert seen == {"quick": False, "out": None}
+
+
+def test_python_dash_m_comixup():
+    proc = subprocess.run([sys.executable, "-m", "comixup", "--help"], check=False,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "train" in proc.stdout and "bench" in proc.stdout

@@ -1,0 +1,160 @@
+"""comixup.train.config and .schedule: presets, resolution, validation, learning rates."""
+
+import json
+
+import pytest
+import torch
+
+from comixup import data, models
+from comixup.train.config import (
+    TrainConfig,
+    list_presets,
+    load_preset,
+    parse_option,
+    preset_source,
+    resolve_config,
+)
+from comixup.train.methods import METHODS
+from comixup.train.schedule import EpochSchedule, lr_at
+
+TABLE1 = ["cifar100-preactresnet18", "cifar100-wrn16-8", "cifar100-resnext29-4-24",
+          "tinyimagenet-preactresnet18", "imagenet-resnet50", "speech-lenet", "speech-vgg11"]
+
+
+def test_every_paper_experiment_has_a_preset():
+    presets = list_presets()
+    for name in TABLE1 + ["synthetic-quick", "synthetic"]:
+        assert name in presets, name
+        assert presets[name], f"{name} has no description"
+        assert "\n" not in presets[name]
+
+
+@pytest.mark.parametrize("name", sorted(list_presets()))
+def test_presets_resolve_to_valid_settings(name):
+    cfg = resolve_config(name)
+    assert cfg.preset == name
+    assert cfg.arch in models.names()
+    assert cfg.data in data.DATASETS
+    assert cfg.method in METHODS
+    assert set(models.options(cfg.arch)) >= set(cfg.arch_options)
+    for method in cfg.preset_method_options:
+        assert method in METHODS
+    if name in TABLE1:
+        assert preset_source(name), f"{name} does not cite its source"
+
+
+def test_table1_recipes():
+    c = resolve_config("cifar100-preactresnet18")
+    assert (c.epochs, c.batch_size, c.lr, c.milestones, c.gamma) == (300, 100, 0.2, [100, 200], 0.1)
+    assert (c.optimizer, c.momentum, c.nesterov, c.weight_decay) == ("sgd", 0.9, True, 1e-4)
+    t = resolve_config("tinyimagenet-preactresnet18")
+    assert (t.epochs, t.milestones, t.arch_options["stem_stride"]) == (1200, [600, 900], 2)
+    i = resolve_config("imagenet-resnet50")
+    assert i.schedule == "piecewise" and i.epochs == 100
+    assert i.phase_at(0)["batch_size"] == 1024 and i.phase_at(0)["data_options"]["crop"] == 128
+    assert i.phase_at(15)["batch_size"] == 448 and i.phase_at(99)["data_options"]["crop"] == 224
+    for name in ("speech-lenet", "speech-vgg11"):
+        s = resolve_config(name)
+        assert (s.epochs, s.early_stop_patience, s.early_stop_split) == (30, 5, "val")
+
+
+def test_imagenet_lr_points():
+    i = resolve_config("imagenet-resnet50")
+    kw = {"schedule": "piecewise", "lr": i.lr, "epochs": i.epochs, "lr_points": i.lr_points}
+    assert lr_at(0, **kw) == pytest.approx(0.5)
+    assert lr_at(4, **kw) == pytest.approx(0.75)
+    assert lr_at(8, **kw) == pytest.approx(1.0)
+    assert lr_at(14.99, **kw) == pytest.approx(0.125, abs=0.002)
+    assert lr_at(15.5, **kw) == pytest.approx(0.2 - 0.18 * 0.5 / 25, rel=1e-3)
+    assert lr_at(40, **kw) == pytest.approx(0.02)
+    assert lr_at(100, **kw) == pytest.approx(2e-5)
+
+
+def test_resolution_layers():
+    cfg = resolve_config("synthetic-quick", {"epochs": 1, "method_options": {"alpha": 1.0},
+                                             "arch_options": {"stem_stride": 1}})
+    assert cfg.epochs == 1 and cfg.method_options == {"alpha": 1.0}
+    assert cfg.arch_options == {"initial_channels": 16, "stem_stride": 1}  # merged
+    again = resolve_config(base=cfg.to_dict(), overrides={"seed": 3})
+    assert again.seed == 3 and again.epochs == 1
+    json.dumps(again.to_dict())
+
+
+def test_preset_method_options():
+    cfg = TrainConfig(method="mixup", preset_method_options={"mixup": {"alpha": 0.2}},
+                      method_options={"loss": "bce"})
+    assert cfg.effective_method_options() == {"alpha": 0.2, "loss": "bce"}
+    cfg.method = "cutmix"
+    assert cfg.effective_method_options() == {"loss": "bce"}
+
+
+@pytest.mark.parametrize("key,value,match", [
+    ("epochs", 0, "epochs must be >= 1"),
+    ("epochs", 1.5, "epochs must be an int"),
+    ("lr", -1.0, "lr must be"),
+    ("schedule", "poly", "schedule must be one of"),
+    ("device", "tpu", "device must be"),
+    ("amp", "yes", "amp must be true or false"),
+    ("optimizer", "rmsprop", "optimizer must be one of"),
+    ("milestones", [10, -1], "milestones"),
+    ("limit_train", 0, "limit_train must be >= 1"),
+    ("method_options", [], "method_options must be a dict"),
+    ("lr_points", [[0, 1.0], [0, 0.5]], "lr_points epochs must increase"),
+    ("phases", [{"start": 0, "crop": 3}], "unknown key"),
+    ("phases", [{"batch_size": 3}], "needs a 'start'"),
+])
+def test_validation_names_the_field(key, value, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        TrainConfig.from_dict({key: value})
+
+
+def test_unknown_keys_and_presets():
+    with pytest.raises(ValueError, match=r"unknown configuration key\(s\) \['epoch'\]"):
+        TrainConfig.from_dict({"epoch": 3})
+    with pytest.raises(ValueError, match="preset must be one of"):
+        load_preset("cifar1000")
+    with pytest.raises(ValueError, match="piecewise"):
+        TrainConfig.from_dict({"schedule": "piecewise"})
+
+
+def test_parse_option():
+    assert parse_option("alpha=1.5") == ("alpha", 1.5)
+    assert parse_option("resolve=false") == ("resolve", False)
+    assert parse_option("threshold=soft") == ("threshold", "soft")
+    assert parse_option("depths=[0,1]") == ("depths", [0, 1])
+    assert parse_option("workers=null") == ("workers", None)
+    with pytest.raises(ValueError, match="key=value"):
+        parse_option("alpha")
+    with pytest.raises(ValueError, match="identifier"):
+        parse_option("a-b=1")
+
+
+def test_step_and_cosine_schedules():
+    assert lr_at(99.99, schedule="step", lr=0.2, epochs=300, milestones=[100, 200]) == 0.2
+    assert lr_at(100, schedule="step", lr=0.2, epochs=300,
+                 milestones=[100, 200]) == pytest.approx(0.02)
+    assert lr_at(250, schedule="step", lr=0.2, epochs=300,
+                 milestones=[100, 200]) == pytest.approx(0.002)
+    assert lr_at(0, schedule="cosine", lr=0.1, epochs=10) == pytest.approx(0.1)
+    assert lr_at(5, schedule="cosine", lr=0.1, epochs=10) == pytest.approx(0.05)
+    assert lr_at(10, schedule="cosine", lr=0.1, epochs=10) == pytest.approx(0.0)
+    assert lr_at(3, schedule="constant", lr=0.1, epochs=10) == 0.1
+
+
+def test_epoch_schedule_sets_the_optimizer():
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    s = EpochSchedule(opt, schedule="step", lr=0.2, epochs=3, milestones=[1])
+    assert s.set(1.0) == pytest.approx(0.02) and opt.param_groups[0]["lr"] == pytest.approx(0.02)
+    state = s.state_dict()
+    t = EpochSchedule(opt, schedule="step", lr=0.2, epochs=3, milestones=[1])
+    t.load_state_dict(state)
+    assert t.last_t == 1.0 and t.last_lr == pytest.approx(0.02)
+
+
+def test_changing_arch_or_data_drops_the_presets_options():
+    assert resolve_config("synthetic-quick", {"arch": "lenet"}).arch_options == {}
+    assert resolve_config("synthetic-quick", {"arch": "preactresnet18"}).arch_options == \
+        {"initial_channels": 16}
+    cfg = resolve_config("imagenet-resnet50", {"data": "synthetic64",
+                                               "data_options": {"num_train": 10}})
+    assert cfg.data_options == {"num_train": 10}

@@ -1,0 +1,115 @@
+"""comixup.train.engine: outputs of a run, exact resume, early stopping and phases."""
+
+import csv
+import json
+
+import pytest
+import torch
+
+from comixup.train import TrainConfig, train
+from comixup.train import checkpoint as ck
+
+
+def rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_run_writes_config_metrics_and_checkpoint(tiny, tmp_path):
+    result = train(tiny(method="mixup", plot=True))
+    out = tmp_path / "run"
+    assert result.out_dir == out
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["method"] == "mixup" and cfg["out"] == str(out)
+    table = rows(out / "metrics.csv")
+    assert [r["epoch"] for r in table] == ["1", "2"]
+    for key in ("epoch", "train_loss", "test_error", "test_error_top5", "ece", "seconds", "lr",
+                "images_per_s"):
+        assert table[-1][key] != "", key
+    state = torch.load(out / "last.pt", weights_only=True)
+    assert state["epoch"] == 2 and state["config"]["method"] == "mixup"
+    assert set(state["model"]) == set(result.model.state_dict())
+    m = result.metrics
+    assert 0 <= m["error"] <= 100 and 0 <= m["ece"] <= 100 and m["samples"] == 32
+    assert m["images_per_s"] > 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["error"] == pytest.approx(m["error"])
+    assert (out / "reliability.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("method", ["mixup", "comixup"])
+def test_resume_equals_uninterrupted_run(tiny, tmp_path, method, request):
+    if method == "comixup":
+        request.getfixturevalue("require_comixup")
+    # a step schedule (independent of the total epochs) with a decay at the resume point
+    opts = {"method": method, "schedule": "step", "milestones": [2]}
+    full = train(tiny(epochs=3, out=str(tmp_path / "full"), **opts))
+    train(tiny(epochs=2, out=str(tmp_path / "cut"), **opts))
+    resumed = train(tiny(epochs=3, out=str(tmp_path / "cut"), **opts),
+                    resume=tmp_path / "cut" / "last.pt")
+    a, b = full.model.state_dict(), resumed.model.state_dict()
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    fa, fb = (ck.load(tmp_path / d / "last.pt") for d in ("full", "cut"))
+    for key, value in fa["optimizer"]["state"].items():
+        assert torch.equal(value["momentum_buffer"], fb["optimizer"]["state"][key]["momentum_buffer"])
+    assert [r["epoch"] for r in rows(tmp_path / "cut" / "metrics.csv")] == ["1", "2", "3"]
+    assert rows(tmp_path / "cut" / "metrics.csv")[2]["test_error"] == \
+        rows(tmp_path / "full" / "metrics.csv")[2]["test_error"]
+
+
+def test_resume_of_a_finished_run_only_evaluates(tiny, tmp_path):
+    first = train(tiny(epochs=1))
+    again = train(tiny(epochs=1), resume=tmp_path / "run" / "last.pt")
+    assert again.history == []
+    assert again.metrics["error"] == pytest.approx(first.metrics["error"])
+
+
+def test_resume_drops_metric_rows_after_the_checkpoint(tiny, tmp_path):
+    train(tiny(epochs=1))
+    path = tmp_path / "run" / "metrics.csv"
+    with open(path, "a") as f:  # a row written just before a crash, with no checkpoint
+        f.write("2,1,1,1,1,1,,0.1,1,1,1\n")
+    train(tiny(epochs=2), resume=tmp_path / "run" / "last.pt")
+    assert [r["epoch"] for r in rows(path)] == ["1", "2"]
+
+
+def test_early_stopping(tiny):
+    # lr 0: the validation accuracy never improves after the first epoch
+    result = train(tiny(epochs=10, lr=0.0, schedule="constant", early_stop_patience=2,
+                        early_stop_split="test"))
+    assert result.stopped_early and len(result.history) == 3
+    assert all(r["val_error"] != "" for r in result.history)
+
+
+def test_phases_change_the_batch_size(tiny):
+    result = train(tiny(epochs=2, phases=[{"start": 0, "batch_size": 32},
+                                          {"start": 1, "batch_size": 16}]))
+    assert len(result.history) == 2
+
+
+def test_bad_settings_fail_early(tiny):
+    with pytest.raises(ValueError, match="no training batch"):
+        train(tiny(limit_train=8))
+    with pytest.raises(ValueError, match=r"unknown option\(s\) \['beta'\]"):
+        train(tiny(method="mixup", method_options={"beta": 1.0}))
+    with pytest.raises(ValueError, match="name must be one of"):
+        train(tiny(arch="resnet9000"))
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        if torch.cuda.is_available():
+            raise ValueError("CUDA is not available (skipped: a GPU is present)")
+        train(tiny(device="cuda"))
+
+
+def test_train_restores_global_torch_settings(tiny):
+    threads = torch.get_num_threads()
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    train(tiny(epochs=1, threads=2, deterministic=True))
+    assert torch.get_num_threads() == threads
+    assert torch.are_deterministic_algorithms_enabled() == deterministic
+
+
+def test_accepts_a_dict_or_a_config(tiny):
+    cfg = TrainConfig.from_dict(tiny(epochs=1))
+    assert train(cfg).config is cfg

@@ -94,8 +94,10 @@ def test_bad_settings_fail_early(tiny):
         train(tiny(limit_train=8))
     with pytest.raises(ValueError, match=r"unknown option\(s\) \['beta'\]"):
         train(tiny(method="mixup", method_options={"beta": 1.0}))
-    with pytest.raises(ValueError, match="name must be one of"):
+    with pytest.raises(ValueError, match="arch must be one of"):
         train(tiny(arch="resnet9000"))
+    with pytest.raises(ValueError, match=r"unknown option\(s\) \['depth'\] for model 'lenet'"):
+        train(tiny(arch_options={"depth": 3}))
     with pytest.raises(ValueError, match="CUDA is not available"):
         if torch.cuda.is_available():
             raise ValueError("CUDA is not available (skipped: a GPU is present)")

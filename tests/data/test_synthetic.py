@@ -61,7 +61,14 @@ def test_dataset_cache_subset_and_transforms(tmp_path):
     sub = build_dataset("synthetic", root=tmp_path, split="train", limit=10, seed=2, **SMALL)
     assert len(sub) == 10 and len(sub.boxes(9)) == 1
     aug = build_dataset("synthetic", root=tmp_path, split="train", train_transform=True, **SMALL)
-    assert aug[0][0].shape == (3, 32, 32)
+    torch.manual_seed(0)
+    clean = ds[0][0]
+    assert all(torch.equal(ds[0][0], clean) for _ in range(3))  # eval pipeline is deterministic
+    flips = {bool(torch.equal(aug[0][0], clean.flip(-1))) for _ in range(10)}
+    assert flips == {True, False}  # flip only by default: the image is x or its mirror
+    crop = build_dataset("synthetic", root=tmp_path, split="train", train_transform=True,
+                         padding=2, **SMALL)
+    assert crop[0][0].shape == (3, 32, 32)
     assert ds.classes[0].count(" ") == 2  # "<colour> <texture> <shape>"
 
 

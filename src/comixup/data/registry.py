@@ -4,7 +4,8 @@
 name                   classes  channels  size (H,W)  splits                options
 =====================  =======  ========  ==========  ====================  =====================
 ``synthetic``          10       3         32 x 32     train, test           SyntheticConfig
-                                                                            fields, ``cache``
+                                                                            fields, ``cache``,
+                                                                            ``padding``
 ``synthetic64``        10       3         64 x 64     train, test           as ``synthetic``
 ``cifar10``            10       3         32 x 32     train, test           ``labels_per_class``,
                                                                             ``padding``
@@ -78,8 +79,8 @@ def build_dataset(name: str, *, root=None, split: str, train_transform: bool = F
             option ``seed_data`` for that.
         **options: dataset-specific options (see the table above). For ``synthetic*`` they are
             the fields of :class:`~comixup.data.synthetic.SyntheticConfig` (``num_classes``,
-            ``num_train``, ``num_test``, ``scale``, ...; ``seed_data`` sets its ``seed``) and
-            ``cache``.
+            ``num_train``, ``num_test``, ``scale``, ...; ``seed_data`` sets its ``seed``),
+            ``cache`` and ``padding`` (see :class:`~comixup.data.synthetic.Synthetic`).
 
     Returns:
         A map-style dataset with ``info`` (:class:`DatasetInfo`), ``targets`` (list of int),
@@ -96,15 +97,16 @@ def build_dataset(name: str, *, root=None, split: str, train_transform: bool = F
     common = dict(split=split, train_transform=train_transform, limit=limit, seed=seed)
     if name in ("synthetic", "synthetic64"):
         cfg = {"image_size": 64} if name == "synthetic64" else {}
-        cache = options.pop("cache", True)
+        extra = {key: options.pop(key) for key in ("cache", "padding") if key in options}
         if "seed_data" in options:
             cfg["seed"] = options.pop("seed_data")
-        unknown = set(options) - (_SYNTHETIC_FIELDS - {"seed"})
+        accepted = sorted(_SYNTHETIC_FIELDS - {"seed"}) + ["cache", "padding", "seed_data"]
+        unknown = set(options) - set(accepted)
         if unknown:
             raise ValueError(f"unknown option(s) {sorted(unknown)} for {name}; accepted: "
-                             f"{sorted(_SYNTHETIC_FIELDS - {'seed'}) + ['cache', 'seed_data']}")
+                             f"{accepted}")
         cfg.update(options)
-        return Synthetic(SyntheticConfig(**cfg), root=root, cache=cache, **common)
+        return Synthetic(SyntheticConfig(**cfg), root=root, **extra, **common)
     builders = {
         "cifar10": (lambda **kw: CIFAR(root, 10, **kw), {"labels_per_class", "padding"}),
         "cifar100": (lambda **kw: CIFAR(root, 100, **kw), {"labels_per_class", "padding"}),

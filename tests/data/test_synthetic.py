@@ -26,6 +26,13 @@ def test_generate_is_deterministic_and_prefix_stable():
     assert test["images"].shape[0] == 16 and not np.array_equal(test["images"][:8], b["images"])
 
 
+def test_synthetic64_renders_the_same_scenes():
+    a = generate(SyntheticConfig(**SMALL), "train", n=6)
+    b = generate(SyntheticConfig(image_size=64, **SMALL), "train", n=6)
+    assert np.array_equal(a["labels"], b["labels"])
+    assert np.abs(b["boxes"] - 2 * a["boxes"]).max() <= 2.0
+
+
 def test_class_attributes_are_distinct_conjunctions():
     for k in (2, 10, 30, 100):
         table = class_attributes(SyntheticConfig(num_classes=k))

@@ -23,8 +23,10 @@ object's visible pixels (alpha > 0.5), in pixel-edge coordinates ``(x0, y0, x1, 
 
 Everything is drawn with numpy from ``numpy.random.SeedSequence`` streams derived from
 ``(seed, split, chunk)``; images are rendered in vectorized chunks of 512 (signed-distance
-functions with anti-aliased edges, no Python loop over pixels). Sample ``i`` of a split depends
-only on ``(config, i)``, so a smaller ``num_train`` yields a prefix of a larger one. Datasets are
+functions with anti-aliased edges, no Python loop over pixels). Sample ``i`` of a split does
+not depend on ``num_train`` / ``num_test`` (a smaller set is a prefix of a larger one), and
+``image_size`` only changes the resolution: ``synthetic64`` renders the same scenes as
+``synthetic`` at 64 x 64 (with its own pixel noise). Datasets are
 cached as ``synthetic-<hash>-<split>.npz`` (written atomically) under ``root/synthetic/`` when a
 root is given, else under ``$COMIXUP_CACHE`` or ``~/.cache/comixup``.
 """
@@ -102,9 +104,9 @@ class SyntheticConfig:
     num_train: int = 5000
     num_test: int = 1000
     seed: int = 0
-    scale: tuple[float, float] = (0.13, 0.25)
-    num_fragments: int = 4
-    num_distractors: int = 3
+    scale: tuple[float, float] = (0.12, 0.24)
+    num_fragments: int = 5
+    num_distractors: int = 4
     noise: float = 0.08
     colour_jitter: float = 0.12
 
@@ -433,7 +435,7 @@ def synthetic_info(config: SyntheticConfig) -> DatasetInfo:
 
 # Normalization constants: per-channel mean and std of the default training set (rounded).
 _MEAN = (0.49, 0.47, 0.51)
-_STD = (0.21, 0.19, 0.21)
+_STD = (0.22, 0.20, 0.21)
 SYNTHETIC_INFO = synthetic_info(SyntheticConfig())
 SYNTHETIC64_INFO = synthetic_info(SyntheticConfig(image_size=64))
 

@@ -165,5 +165,87 @@ def _bench_comixup_end_to_end(rows: list, quick: bool) -> None:
 
 
 def bench_mixers(args: argparse.Namespace | None = None) -> list[dict]:
-    """``comixup bench mixers``: per-batch cost of every mixing method (filled in by the baselines)."""
-    raise NotImplementedError("bench mixers lands with the baselines")
+    """``comixup bench mixers``: per-batch cost of every mixing method (notes 4).
+
+    Batches of 100x3x32x32 and 100x3x64x64 random images with integer labels and
+    :func:`realistic_saliency`; for each method the median wall time of one call (one torch
+    thread, after a warm-up of 3 calls) over ``repeats`` calls (50, or 10 with ``args.quick``;
+    twice as many for Puzzle Mix with the grid drawn per call, whose cost is a mixture over
+    ``g in {2, 4, 8, 16}``). Methods: Input Mixup, CutMix, Manifold Mixup (its ``mix_fn`` alone,
+    on a hidden tensor of the shape of PreActResNet18's ``layer1`` output, stride-1 stem at 32
+    and the Tiny-ImageNet stride-2 stem at 64: the rest of its cost is the model's forward),
+    multi-input Mixup and CutMix with ``k = 3``, Puzzle Mix (Kim, Choo and Song, ICML 2020) with
+    the grid drawn as the reference and fixed at 2, 4, 8 and 16 (one graph-cut worker thread,
+    plus the drawn grid and ``g = 16`` with 2), and Co-Mixup (``g = 4``) with 1 and 2 workers.
+    Prints one table (method, size, median ms) and returns its rows.
+    """
+
+    def cases_for(size: int) -> list:
+        """``(name, zero-argument call, repeat factor)`` of every method at one image size."""
+        from .mixers import CoMixup, CutMix, InputMixup, MultiCutMix, MultiInputMixup
+        from .mixers.mixup import mix_pair, sample_lambda
+        from .mixers.puzzlemix import PuzzleMix
+        from .models.preactresnet import preactresnet18
+
+        gen = torch.Generator().manual_seed(size)
+        x = torch.rand(100, 3, size, size, generator=gen)
+        y = torch.randint(0, 100, (100,), generator=gen)
+        sal = torch.from_numpy(realistic_saliency(100, size, rng=np.random.default_rng(size))).float()
+        model = preactresnet18(100, stem_stride=1 if size == 32 else 2)
+        with torch.no_grad():
+            hidden_shape = tuple(model.layer1(model.conv1(x[:1])).shape[1:])
+        hidden = torch.rand(100, *hidden_shape, generator=gen)
+
+        def seed() -> torch.Generator:
+            return torch.Generator().manual_seed(0)
+
+        manifold_gen = seed()
+
+        def manifold_mix_fn():
+            lam = sample_lambda(2.0, manifold_gen)
+            perm = torch.randperm(hidden.shape[0], generator=manifold_gen)
+            return mix_pair(hidden, perm, lam)
+
+        def plain(mixer):
+            return lambda: mixer(x, y)
+
+        def salient(mixer):
+            return lambda: mixer(x, y, sal)
+
+        cases = [
+            ("InputMixup", plain(InputMixup(100, generator=seed())), 1),
+            ("CutMix", plain(CutMix(100, generator=seed())), 1),
+            (f"ManifoldMixup mix_fn {'x'.join(map(str, hidden_shape))}", manifold_mix_fn, 1),
+            ("MultiInputMixup k=3", plain(MultiInputMixup(100, k=3, generator=seed())), 1),
+            ("MultiCutMix k=3", plain(MultiCutMix(100, k=3, generator=seed())), 1),
+            ("PuzzleMix grid drawn, 1 worker", salient(PuzzleMix(100, workers=1, generator=seed())), 2),
+        ]
+        cases += [
+            (f"PuzzleMix grid={g}, 1 worker", salient(PuzzleMix(100, grid=g, workers=1, generator=seed())), 1)
+            for g in (2, 4, 8, 16)
+        ]
+        cases += [
+            ("PuzzleMix grid drawn, 2 workers", salient(PuzzleMix(100, workers=2, generator=seed())), 2),
+            ("PuzzleMix grid=16, 2 workers", salient(PuzzleMix(100, grid=16, workers=2, generator=seed())), 1),
+            ("CoMixup grid=4, 1 worker", salient(CoMixup(100, workers=1, generator=seed())), 1),
+            ("CoMixup grid=4, 2 workers", salient(CoMixup(100, workers=2, generator=seed())), 1),
+        ]
+        return cases
+
+    quick = bool(getattr(args, "quick", False))
+    repeats = 10 if quick else 50
+    torch.set_num_threads(1)
+    rows: list[dict] = []
+    print(f"# comixup bench mixers  (cpus={os.cpu_count()}, torch threads=1, batch 100, "
+          f"median over {repeats} calls after 3 warm-up calls)")
+    print(f"{'method':<34} {'size':>10} {'median ms':>10}")
+    for size in (32, 64):
+        for name, fn, factor in cases_for(size):
+            for _ in range(3):
+                fn()
+            t = _median_ms(fn, factor * repeats)
+            label = f"{size}x{size}"
+            rows.append({"method": name, "size": label, "median_ms": t, "repeats": factor * repeats})
+            print(f"{name:<34} {label:>10} {t:>10.3f}")
+    return rows
+

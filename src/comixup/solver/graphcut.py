@@ -84,11 +84,19 @@ def _maxflow(h, w, active, cs, ct, cap, source_side, parent, queue):
 
     ``cs[k]`` is the capacity source -> k (paid when k ends on the sink side), ``ct[k]`` the
     capacity k -> sink (paid on the source side); ``cap[k, d]`` the residual capacity of the
-    edge leaving k in direction d (both directions start equal). Augmenting paths are found by
-    breadth-first search (Edmonds-Karp), which is optimal for the tiny grids used here.
-    On return ``source_side[k]`` marks the source side of a minimum cut. Arrays are modified.
+    edge leaving k in direction d (both directions start equal). Dinic's algorithm: each phase
+    labels the cells by breadth-first distance from the source in the residual graph, then
+    saturates that level graph by depth-first searches with current-arc pointers (a path ends
+    at any cell with sink capacity left). The loop ends when a search reaches no cell with sink
+    capacity left; ``source_side[k]`` then marks the cells reachable from the source in the
+    residual graph, the source side of the minimum cut with the smallest source side (unique,
+    whichever maximum flow was found). Arrays are modified; ``parent`` holds the BFS levels and
+    ``queue`` the BFS order.
     """
     n = h * w
+    level = parent
+    it = np.empty(n, np.int64)
+    stack = np.empty(n + 1, np.int64)
     # Flow straight from source to sink through each cell.
     for k in range(n):
         if active[k]:
@@ -97,57 +105,77 @@ def _maxflow(h, w, active, cs, ct, cap, source_side, parent, queue):
             ct[k] -= f
     while True:
         for k in range(n):
-            parent[k] = -2
+            level[k] = -1
             source_side[k] = False
         head = 0
         tail = 0
         for k in range(n):
             if active[k] and cs[k] > _EPS:
-                parent[k] = -1
+                level[k] = 0
                 source_side[k] = True
                 queue[tail] = k
                 tail += 1
-        end = -1
-        while head < tail and end < 0:
+        found = False
+        while head < tail:
             k = queue[head]
             head += 1
             if ct[k] > _EPS:
-                end = k
-                break
+                found = True
             for d in range(4):
                 if cap[k, d] > _EPS:
                     q = _neighbour(k, d, h, w)
-                    if q >= 0 and active[q] and parent[q] == -2:
-                        parent[q] = k
+                    if q >= 0 and active[q] and level[q] < 0:
+                        level[q] = level[k] + 1
                         source_side[q] = True
                         queue[tail] = q
                         tail += 1
-        if end < 0:
+        if not found:
             return
-        # Bottleneck along the path, then augment.
-        flow = ct[end]
-        q = end
-        while parent[q] >= 0:
-            p = parent[q]
-            for d in range(4):
-                if _neighbour(p, d, h, w) == q:
-                    if cap[p, d] < flow:
-                        flow = cap[p, d]
-                    break
-            q = p
-        if cs[q] < flow:
-            flow = cs[q]
-        ct[end] -= flow
-        q = end
-        while parent[q] >= 0:
-            p = parent[q]
-            for d in range(4):
-                if _neighbour(p, d, h, w) == q:
-                    cap[p, d] -= flow
-                    cap[q, (d + 2) % 4] += flow
-                    break
-            q = p
-        cs[q] -= flow
+        for k in range(n):
+            it[k] = 0
+        # Blocking flow: depth-first searches from every root along level + 1 edges.
+        for i in range(tail):
+            root = queue[i]
+            if level[root] != 0:
+                break
+            top = 0
+            stack[0] = root
+            while top >= 0 and cs[root] > _EPS:
+                u = stack[top]
+                if ct[u] > _EPS:
+                    flow = min(cs[root], ct[u])
+                    for j in range(top):
+                        c = cap[stack[j], it[stack[j]]]
+                        if c < flow:
+                            flow = c
+                    cs[root] -= flow
+                    ct[u] -= flow
+                    back = top
+                    for j in range(top):
+                        v = stack[j]
+                        d = it[v]
+                        cap[v, d] -= flow
+                        cap[stack[j + 1], (d + 2) % 4] += flow
+                        if cap[v, d] <= _EPS and j < back:
+                            back = j
+                    top = back  # retreat to the first saturated edge
+                    continue
+                advanced = False
+                while it[u] < 4:
+                    d = it[u]
+                    if cap[u, d] > _EPS:
+                        q = _neighbour(u, d, h, w)
+                        if q >= 0 and active[q] and level[q] == level[u] + 1:
+                            top += 1
+                            stack[top] = q
+                            advanced = True
+                            break
+                    it[u] += 1
+                if not advanced:
+                    level[u] = -1  # dead end for this phase
+                    top -= 1
+                    if top >= 0:
+                        it[stack[top]] += 1
 
 
 @numba.njit(cache=True, nogil=True)

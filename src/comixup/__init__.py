@@ -8,6 +8,22 @@ outputs stay different from each other. See :class:`comixup.CoMixup` for the bat
 
 __version__ = "0.1.0"
 
-from .mixers import CoMixup, CutMix, InputMixup, ManifoldMixup, MultiCutMix, MultiInputMixup
+from .mixers import (
+    CoMixup,
+    CutMix,
+    InputMixup,
+    ManifoldMixup,
+    MultiCutMix,
+    MultiInputMixup,
+    PuzzleMix,
+)
 
-__all__ = ["CoMixup", "InputMixup", "CutMix", "ManifoldMixup", "MultiInputMixup", "MultiCutMix"]
+__all__ = [
+    "CoMixup",
+    "InputMixup",
+    "CutMix",
+    "ManifoldMixup",
+    "MultiInputMixup",
+    "MultiCutMix",
+    "PuzzleMix",
+]

@@ -2,7 +2,8 @@
 
 * :class:`CoMixup` (Kim et al., ICLR 2021), saliency-guided joint mixup of a whole batch;
 * :class:`InputMixup` (Zhang et al., ICLR 2018), :class:`CutMix` (Yun et al., ICCV 2019),
-  :class:`ManifoldMixup` (Verma et al., ICML 2019, mixes inside the model);
+  :class:`ManifoldMixup` (Verma et al., ICML 2019, mixes inside the model),
+  :class:`PuzzleMix` (Kim, Choo and Song, ICML 2020);
 * :class:`MultiInputMixup`, :class:`MultiCutMix`: the k-input variants of Table 4.
 """
 
@@ -11,6 +12,7 @@ from .cutmix import CutMix, rand_box
 from .manifold import ManifoldMixup
 from .mixup import InputMixup, mix_pair, sample_lambda
 from .multimix import MultiCutMix, MultiInputMixup, sample_weights
+from .puzzlemix import PuzzleMix
 
 __all__ = [
     "CoMixup",
@@ -19,6 +21,7 @@ __all__ = [
     "ManifoldMixup",
     "MultiInputMixup",
     "MultiCutMix",
+    "PuzzleMix",
     "mix_pair",
     "rand_box",
     "sample_lambda",

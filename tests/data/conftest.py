@@ -34,19 +34,26 @@ def cifar_root(tmp_path):
         data = rng.integers(0, 256, size=(6, 3072), dtype=np.uint8)
         data[:, 0] = i  # first red pixel tags the batch
         with open(c10 / f"data_batch_{i}", "wb") as f:
-            pickle.dump({b"batch_label": b"x", b"labels": labels, b"data": data,
-                         b"filenames": [b"f"] * 6}, f)
+            pickle.dump(
+                {b"batch_label": b"x", b"labels": labels, b"data": data, b"filenames": [b"f"] * 6},
+                f,
+            )
     with open(c10 / "test_batch", "wb") as f:
-        pickle.dump({b"labels": [0, 1, 2, 9],
-                     b"data": np.full((4, 3072), 255, dtype=np.uint8)}, f)
+        pickle.dump({b"labels": [0, 1, 2, 9], b"data": np.full((4, 3072), 255, dtype=np.uint8)}, f)
     with open(c10 / "batches.meta", "wb") as f:
         pickle.dump({b"label_names": [f"class{i}".encode() for i in range(10)]}, f)
     c100 = tmp_path / "cifar-100-python"
     c100.mkdir()
     for split, n in (("train", 8), ("test", 4)):
         with open(c100 / split, "wb") as f:
-            pickle.dump({b"fine_labels": [k * 11 % 100 for k in range(n)], b"coarse_labels": [0] * n,
-                         b"data": rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)}, f)
+            pickle.dump(
+                {
+                    b"fine_labels": [k * 11 % 100 for k in range(n)],
+                    b"coarse_labels": [0] * n,
+                    b"data": rng.integers(0, 256, size=(n, 3072), dtype=np.uint8),
+                },
+                f,
+            )
     with open(c100 / "meta", "wb") as f:
         pickle.dump({b"fine_label_names": [f"fine{i}".encode() for i in range(100)]}, f)
     return tmp_path
@@ -62,7 +69,9 @@ def tiny_root(tmp_path):
     for c, wnid in enumerate(wnids):
         boxes = []
         for k in range(2):
-            write_jpeg(base / "train" / wnid / "images" / f"{wnid}_{k}.JPEG", (64, 64), (40 * c, 0, 0))
+            write_jpeg(
+                base / "train" / wnid / "images" / f"{wnid}_{k}.JPEG", (64, 64), (40 * c, 0, 0)
+            )
             boxes.append(f"{wnid}_{k}.JPEG\t{k}\t1\t30\t40")
         (base / "train" / wnid / f"{wnid}_boxes.txt").write_text("\n".join(boxes) + "\n")
     ann = []
@@ -104,7 +113,9 @@ def imagenet_root(tmp_path):
     xml = base / "bbox" / "val" / "ILSVRC2012_val_00000000.xml"
     xml.parent.mkdir(parents=True)
     # annotated on a 160 x 80 original: rescaled by 1/2 to the 80 x 40 file
-    xml.write_text(VOC.format(stem="ILSVRC2012_val_00000000", w=160, h=80, x0=40, y0=0, x1=119, y1=79))
+    xml.write_text(
+        VOC.format(stem="ILSVRC2012_val_00000000", w=160, h=80, x0=40, y0=0, x1=119, y1=79)
+    )
     return tmp_path
 
 
@@ -116,8 +127,10 @@ def speech_root(tmp_path):
     for c, word in enumerate(["yes", "no", "zero"]):
         for k in range(3):
             n = 12000 if k == 0 else 16500  # one short file, others too long
-            write_wav(base / word / f"spk{k}_nohash_0.wav",
-                      (8000 * np.sin(2 * np.pi * (300 + 200 * c) * np.resize(t, n))).astype(np.int16))
+            write_wav(
+                base / word / f"spk{k}_nohash_0.wav",
+                (8000 * np.sin(2 * np.pi * (300 + 200 * c) * np.resize(t, n))).astype(np.int16),
+            )
     write_wav(base / "_background_noise_" / "noise.wav", np.zeros(32000, dtype=np.int16))
     write_wav(base / "backward" / "a_nohash_0.wav", np.zeros(16000, dtype=np.int16))
     (base / "validation_list.txt").write_text("yes/spk1_nohash_0.wav\nno/spk1_nohash_0.wav\n")

@@ -35,7 +35,7 @@ def test_order_and_augmentation_depend_only_on_seed_and_epoch():
     _epoch(b, 0)  # nor do earlier epochs
     x2, y2 = _epoch(b, 1)
     assert torch.equal(y1, y2) and torch.equal(x1, x2)
-    x0, y0 = _epoch(a, 0)
+    _x0, y0 = _epoch(a, 0)
     assert not torch.equal(y0, y1)
     assert sorted(y0.tolist()) == list(range(24))
     c = make_loader(Noisy(), batch_size=5, shuffle=True, workers=0, seed=4)
@@ -86,8 +86,11 @@ def test_attributes_forwarded_and_pin_memory_only_on_cuda():
 
 @pytest.mark.parametrize(
     "kwargs, match",
-    [(dict(batch_size=0), "batch_size"), (dict(batch_size=2, workers=-1), "workers"),
-     (dict(batch_size=2, seed="a"), "seed")],
+    [
+        ({"batch_size": 0}, "batch_size"),
+        ({"batch_size": 2, "workers": -1}, "workers"),
+        ({"batch_size": 2, "seed": "a"}, "seed"),
+    ],
 )
 def test_bad_arguments(kwargs, match):
     kwargs.setdefault("shuffle", True)

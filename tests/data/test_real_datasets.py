@@ -55,10 +55,16 @@ def test_cifar100(cifar_root):
     assert dataset_info("cifar100").mean[1] == pytest.approx(124.1 / 255)
 
 
-@pytest.mark.parametrize("name, expected", [
-    ("cifar10", "cifar-10-batches-py"), ("cifar100", "cifar-100-python"),
-    ("tiny-imagenet", "tiny-imagenet-200"), ("imagenet", "imagenet"),
-    ("speech-commands", "speech_commands")])
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("cifar10", "cifar-10-batches-py"),
+        ("cifar100", "cifar-100-python"),
+        ("tiny-imagenet", "tiny-imagenet-200"),
+        ("imagenet", "imagenet"),
+        ("speech-commands", "speech_commands"),
+    ],
+)
 def test_missing_dataset_names_path_and_layout(tmp_path, name, expected):
     with pytest.raises(FileNotFoundError) as e:
         build_dataset(name, root=tmp_path / "nowhere", split="train")
@@ -73,7 +79,7 @@ def test_tiny_imagenet_train(tiny_root):
     tr = build_dataset("tiny-imagenet", root=tiny_root, split="train", train_transform=True)
     assert tr.classes == ["n01", "n02", "n03"]  # sorted wnids
     assert len(tr) == 6 and sorted(tr.targets) == [0, 0, 1, 1, 2, 2]
-    x, y = tr[0]
+    x, _y = tr[0]
     assert x.shape == (3, 64, 64) and x.dtype == torch.float32
     assert tr.has_boxes and tr.boxes(0) == [(0.0, 1.0, 31.0, 41.0)]
 
@@ -112,9 +118,16 @@ def test_imagenet_box_mapping_without_clipping(imagenet_root, tmp_path, voc_xml)
     box_dir = tmp_path / "xml"
     box_dir.mkdir()
     (box_dir / "ILSVRC2012_val_00000001.xml").write_text(
-        voc_xml.format(stem="x", w=80, h=40, x0=36, y0=10, x1=43, y1=29))
-    va = build_dataset("imagenet", root=imagenet_root / "imagenet", split="val", crop=16, resize=20,
-                       box_dir=box_dir)
+        voc_xml.format(stem="x", w=80, h=40, x0=36, y0=10, x1=43, y1=29)
+    )
+    va = build_dataset(
+        "imagenet",
+        root=imagenet_root / "imagenet",
+        split="val",
+        crop=16,
+        resize=20,
+        box_dir=box_dir,
+    )
     # 36..44 x 10..30 on 80x40 -> x0.5: 18..22 x 5..15 on 40x20 -> minus (2, 12): 6..10 x 3..13
     assert va.boxes(1) == [pytest.approx((6.0, 3.0, 10.0, 13.0))]
 
@@ -148,7 +161,7 @@ def test_speech_commands_splits_and_features(speech_root):
     info = dataset_info("speech-commands")
     assert info.num_classes == 30 and info.channels == 1 and info.image_size == (160, 100)
     # the strongest frequency bin is the tone's: 300 Hz -> bin 300 * 318 / 16000 ~ 6
-    no = [i for i, t in enumerate(tr.targets) if classes[t] == "no"][0]  # 500 Hz -> bin ~ 10
+    no = next(i for i, t in enumerate(tr.targets) if classes[t] == "no")  # 500 Hz -> bin ~ 10
     peak = int(tr[no][0][0].mean(1).argmax())
     assert abs(peak - 500 * 318 / 16000) <= 1
 

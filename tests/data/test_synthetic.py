@@ -11,7 +11,7 @@ from comixup.data.synthetic import (
     save_sample_grid,
 )
 
-SMALL = dict(num_train=40, num_test=16)
+SMALL = {"num_train": 40, "num_test": 16}
 
 
 def test_generate_is_deterministic_and_prefix_stable():
@@ -19,7 +19,9 @@ def test_generate_is_deterministic_and_prefix_stable():
     a = generate(cfg, "train")
     b = generate(cfg, "train", n=8)
     assert a["images"].shape == (40, 32, 32, 3) and a["images"].dtype == np.uint8
-    assert np.array_equal(a["images"][:8], b["images"]) and np.array_equal(a["boxes"][:8], b["boxes"])
+    assert np.array_equal(a["images"][:8], b["images"]) and np.array_equal(
+        a["boxes"][:8], b["boxes"]
+    )
     c = generate(SyntheticConfig(seed=1, **SMALL), "train", n=8)
     assert not np.array_equal(c["images"], b["images"])
     test = generate(cfg, "test")
@@ -73,15 +75,24 @@ def test_dataset_cache_subset_and_transforms(tmp_path):
     assert all(torch.equal(ds[0][0], clean) for _ in range(3))  # eval pipeline is deterministic
     flips = {bool(torch.equal(aug[0][0], clean.flip(-1))) for _ in range(10)}
     assert flips == {True, False}  # flip only by default: the image is x or its mirror
-    crop = build_dataset("synthetic", root=tmp_path, split="train", train_transform=True,
-                         padding=2, **SMALL)
+    crop = build_dataset(
+        "synthetic", root=tmp_path, split="train", train_transform=True, padding=2, **SMALL
+    )
     assert crop[0][0].shape == (3, 32, 32)
     assert ds.classes[0].count(" ") == 2  # "<colour> <texture> <shape>"
 
 
 def test_synthetic64_and_options(tmp_path):
-    ds = build_dataset("synthetic64", root=tmp_path, split="test", cache=False, num_train=8,
-                       num_test=4, num_classes=5, seed_data=3)
+    ds = build_dataset(
+        "synthetic64",
+        root=tmp_path,
+        split="test",
+        cache=False,
+        num_train=8,
+        num_test=4,
+        num_classes=5,
+        seed_data=3,
+    )
     assert len(ds) == 4 and ds[0][0].shape == (3, 64, 64) and ds.info.num_classes == 5
     assert not (tmp_path / "synthetic").exists()
     assert max(max(b) for i in range(4) for b in ds.boxes(i)) <= 64
@@ -106,8 +117,15 @@ def test_save_sample_grid(tmp_path):
 
 
 def test_registry_lists_every_dataset():
-    assert DATASETS == ("synthetic", "synthetic64", "cifar10", "cifar100", "tiny-imagenet",
-                        "imagenet", "speech-commands")
+    assert DATASETS == (
+        "synthetic",
+        "synthetic64",
+        "cifar10",
+        "cifar100",
+        "tiny-imagenet",
+        "imagenet",
+        "speech-commands",
+    )
     for name in DATASETS:
         info = dataset_info(name)
         assert len(info.mean) == len(info.std) == info.channels

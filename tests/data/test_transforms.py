@@ -52,7 +52,9 @@ def test_random_resized_crop_shape_and_window():
         assert 0 <= top and top + h <= 40 and 0 <= left and left + w <= 60
         assert h * w >= 0.08 * 40 * 60 * 0.8
     assert t(x, generator=g).shape == (3, 16, 16)
-    assert T.RandomResizedCrop((8, 12))(torch.randint(0, 255, (3, 20, 20), dtype=torch.uint8)).shape == (3, 8, 12)
+    assert T.RandomResizedCrop((8, 12))(
+        torch.randint(0, 255, (3, 20, 20), dtype=torch.uint8)
+    ).shape == (3, 8, 12)
 
 
 def test_resize_center_crop_and_boxes():

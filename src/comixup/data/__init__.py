@@ -16,10 +16,10 @@ from .registry import DATASETS, build_dataset, dataset_info
 __all__ = [
     "DATASETS",
     "DatasetInfo",
-    "dataset_info",
     "build_dataset",
+    "dataset_info",
     "make_loader",
-    "set_epoch",
     "select_subset",
+    "set_epoch",
     "transforms",
 ]

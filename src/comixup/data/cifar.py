@@ -26,23 +26,40 @@ __all__ = ["CIFAR", "CIFAR10_INFO", "CIFAR100_INFO", "cifar_transform"]
 
 #: CIFAR-10 statistics of the reference code.
 CIFAR10_INFO = DatasetInfo(
-    num_classes=10, channels=3, image_size=(32, 32),
+    num_classes=10,
+    channels=3,
+    image_size=(32, 32),
     mean=tuple(v / 255 for v in (125.3, 123.0, 113.9)),
     std=tuple(v / 255 for v in (63.0, 62.1, 66.7)),
 )
 #: CIFAR-100 statistics of the reference code.
 CIFAR100_INFO = DatasetInfo(
-    num_classes=100, channels=3, image_size=(32, 32),
+    num_classes=100,
+    channels=3,
+    image_size=(32, 32),
     mean=tuple(v / 255 for v in (129.3, 124.1, 112.4)),
     std=tuple(v / 255 for v in (68.2, 65.4, 70.4)),
 )
 
 _SPECS = {
-    10: dict(dirname="cifar-10-batches-py", train=[f"data_batch_{i}" for i in range(1, 6)],
-             test=["test_batch"], meta="batches.meta", label_key="labels",
-             names_key="label_names", info=CIFAR10_INFO),
-    100: dict(dirname="cifar-100-python", train=["train"], test=["test"], meta="meta",
-              label_key="fine_labels", names_key="fine_label_names", info=CIFAR100_INFO),
+    10: {
+        "dirname": "cifar-10-batches-py",
+        "train": [f"data_batch_{i}" for i in range(1, 6)],
+        "test": ["test_batch"],
+        "meta": "batches.meta",
+        "label_key": "labels",
+        "names_key": "label_names",
+        "info": CIFAR10_INFO,
+    },
+    100: {
+        "dirname": "cifar-100-python",
+        "train": ["train"],
+        "test": ["test"],
+        "meta": "meta",
+        "label_key": "fine_labels",
+        "names_key": "fine_label_names",
+        "info": CIFAR100_INFO,
+    },
 }
 
 
@@ -52,7 +69,9 @@ def cifar_transform(info: DatasetInfo, train: bool, padding: int = 2) -> T.Compo
     ``train=True``: ``RandomCrop(32, padding)`` + ``RandomHorizontalFlip()`` + ``Normalize``;
     otherwise ``Normalize`` only.
     """
-    steps = [T.RandomCrop(info.image_size, padding=padding), T.RandomHorizontalFlip()] if train else []
+    steps = (
+        [T.RandomCrop(info.image_size, padding=padding), T.RandomHorizontalFlip()] if train else []
+    )
     return T.Compose(steps + [T.Normalize(info.mean, info.std)])
 
 
@@ -68,7 +87,7 @@ def _unpickle(path: Path) -> dict:
     with open(path, "rb") as f:
         d = pickle.load(f, encoding="bytes")
     if not isinstance(d, dict):
-        raise ValueError(f"{path} does not hold a pickled dict")
+        raise TypeError(f"{path} does not hold a pickled dict")
     return d
 
 
@@ -92,24 +111,37 @@ class CIFAR(Dataset):
         padding: random-crop padding of the training augmentation (default 2).
     """
 
-    def __init__(self, root, num_classes: int = 10, *, split: str = "train",
-                 train_transform: bool = False, limit: int | None = None, seed: int = 0,
-                 labels_per_class: int | None = None, padding: int = 2):
+    def __init__(
+        self,
+        root,
+        num_classes: int = 10,
+        *,
+        split: str = "train",
+        train_transform: bool = False,
+        limit: int | None = None,
+        seed: int = 0,
+        labels_per_class: int | None = None,
+        padding: int = 2,
+    ):
         if num_classes not in _SPECS:
             raise ValueError(f"num_classes must be 10 or 100, got {num_classes!r}")
         spec = _SPECS[num_classes]
         name = f"cifar{num_classes}"
         check_split(split, ("train", "test"), name)
-        layout = "    " + ", ".join(spec["train"] + spec["test"] + [spec["meta"]]) + \
-            "  (python pickle batches from the CIFAR website)"
+        layout = (
+            "    "
+            + ", ".join(spec["train"] + spec["test"] + [spec["meta"]])
+            + "  (python pickle batches from the CIFAR website)"
+        )
         first = spec[split][0]
         base = find_dataset_dir(root, spec["dirname"], first, layout, name)
         data, labels = [], []
         for fname in spec[split]:
             path = base / fname
             if not path.exists():
-                raise FileNotFoundError(f"{name}: missing {path}. Expected layout under {base}:\n"
-                                        f"{layout}")
+                raise FileNotFoundError(
+                    f"{name}: missing {path}. Expected layout under {base}:\n{layout}"
+                )
             d = _unpickle(path)
             data.append(np.asarray(_get(d, "data"), dtype=np.uint8).reshape(-1, 3, 32, 32))
             labels.append(np.asarray(_get(d, spec["label_key"]), dtype=np.int64))
@@ -128,11 +160,15 @@ class CIFAR(Dataset):
 
         keep = np.arange(len(labels))
         if labels_per_class is not None:
-            if isinstance(labels_per_class, bool) or not isinstance(labels_per_class, int) \
-                    or labels_per_class < 1:
-                raise ValueError(f"labels_per_class must be an int >= 1, got {labels_per_class!r}")
-            keep = np.sort(np.concatenate(
-                [np.flatnonzero(labels == c)[:labels_per_class] for c in range(num_classes)]))
+            if isinstance(labels_per_class, bool) or not isinstance(labels_per_class, int):
+                raise TypeError(f"labels_per_class must be an int, got {labels_per_class!r}")
+            if labels_per_class < 1:
+                raise ValueError(f"labels_per_class must be >= 1, got {labels_per_class}")
+            keep = np.sort(
+                np.concatenate(
+                    [np.flatnonzero(labels == c)[:labels_per_class] for c in range(num_classes)]
+                )
+            )
         keep = keep[select_subset(len(keep), limit, seed)]
         self.info = spec["info"]
         self.split = split

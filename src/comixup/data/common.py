@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
-import torch
 from torch.utils.data import Dataset
 
-__all__ = ["DatasetInfo", "select_subset", "find_dataset_dir", "check_split", "load_rgb",
-           "BoxedDataset"]
+__all__ = [
+    "BoxedDataset",
+    "DatasetInfo",
+    "check_split",
+    "find_dataset_dir",
+    "load_rgb",
+    "select_subset",
+]
 
 
 @dataclass(frozen=True)
@@ -128,8 +133,3 @@ class BoxedDataset(Dataset):
         if self.box_transform is not None:
             boxes, _ = self.box_transform.map_boxes(boxes, size)
         return [tuple(float(v) for v in b) for b in boxes]
-
-
-def as_label(y) -> int:
-    """A label as a Python int."""
-    return int(y.item()) if isinstance(y, torch.Tensor) else int(y)

@@ -22,13 +22,23 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from . import transforms as T
-from .common import BoxedDataset, DatasetInfo, check_split, find_dataset_dir, load_rgb, select_subset
+from .common import (
+    BoxedDataset,
+    DatasetInfo,
+    check_split,
+    find_dataset_dir,
+    load_rgb,
+    select_subset,
+)
 
-__all__ = ["ImageNet", "IMAGENET_INFO", "imagenet_transform", "read_voc_boxes"]
+__all__ = ["IMAGENET_INFO", "ImageNet", "imagenet_transform", "read_voc_boxes"]
 
 IMAGENET_INFO = DatasetInfo(
-    num_classes=1000, channels=3, image_size=(224, 224),
-    mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
+    num_classes=1000,
+    channels=3,
+    image_size=(224, 224),
+    mean=(0.485, 0.456, 0.406),
+    std=(0.229, 0.224, 0.225),
 )
 
 _LAYOUT = """    train/<wnid>/*.JPEG
@@ -38,12 +48,14 @@ _LAYOUT = """    train/<wnid>/*.JPEG
 _EXTENSIONS = (".jpeg", ".jpg", ".png")
 
 
-def imagenet_transform(info: DatasetInfo, train: bool, *, crop: int = 224, resize: int = 256,
-                       scale=(0.08, 1.0)) -> T.Compose:
+def imagenet_transform(
+    info: DatasetInfo, train: bool, *, crop: int = 224, resize: int = 256, scale=(0.08, 1.0)
+) -> T.Compose:
     """ImageNet pipelines.
 
     ``train=True``: ``ToTensor`` + ``RandomResizedCrop(crop, scale)`` + flip + ``Normalize``;
-    otherwise ``ToTensor`` + ``Resize(resize)`` (shorter side) + ``CenterCrop(crop)`` + ``Normalize``.
+    otherwise ``ToTensor`` + ``Resize(resize)`` (shorter side) + ``CenterCrop(crop)`` +
+    ``Normalize``.
     """
     if train:
         steps = [T.RandomResizedCrop(crop, scale=scale), T.RandomHorizontalFlip()]
@@ -94,9 +106,19 @@ class ImageNet(BoxedDataset):
             ``train_transform=True`` they are in pixels of the original image.
     """
 
-    def __init__(self, root, *, split: str = "train", train_transform: bool = False,
-                 limit: int | None = None, seed: int = 0, crop: int = 224, resize: int = 256,
-                 scale=(0.08, 1.0), box_dir=None):
+    def __init__(
+        self,
+        root,
+        *,
+        split: str = "train",
+        train_transform: bool = False,
+        limit: int | None = None,
+        seed: int = 0,
+        crop: int = 224,
+        resize: int = 256,
+        scale=(0.08, 1.0),
+        box_dir=None,
+    ):
         check_split(split, ("train", "val", "test"), "imagenet")
         folder = "train" if split == "train" else "val"
         base = find_dataset_dir(root, "imagenet", folder, _LAYOUT, "imagenet")
@@ -105,7 +127,9 @@ class ImageNet(BoxedDataset):
         self.classes = sorted(p.name for p in class_dir.iterdir() if p.is_dir())
         if not self.classes:
             raise FileNotFoundError(
-                f"imagenet: no class folder in {class_dir}. Expected layout under {base}:\n{_LAYOUT}")
+                f"imagenet: no class folder in {class_dir}. "
+                f"Expected layout under {base}:\n{_LAYOUT}"
+            )
         self.class_to_idx = {w: i for i, w in enumerate(self.classes)}
         samples = []
         for wnid in sorted(p.name for p in split_dir.iterdir() if p.is_dir()):
@@ -118,20 +142,29 @@ class ImageNet(BoxedDataset):
         self.samples = [samples[i] for i in keep]
         self.targets = [t for _, t in self.samples]
         self.split = split
-        self.info = IMAGENET_INFO if crop == 224 else DatasetInfo(
-            IMAGENET_INFO.num_classes, 3, (crop, crop), IMAGENET_INFO.mean, IMAGENET_INFO.std)
-        self.transform = imagenet_transform(self.info, train_transform, crop=crop, resize=resize,
-                                            scale=scale)
-        self.box_transform = None if train_transform else T.Compose(
-            [T.Resize(resize), T.CenterCrop(crop)])
+        self.info = (
+            IMAGENET_INFO
+            if crop == 224
+            else DatasetInfo(
+                IMAGENET_INFO.num_classes, 3, (crop, crop), IMAGENET_INFO.mean, IMAGENET_INFO.std
+            )
+        )
+        self.transform = imagenet_transform(
+            self.info, train_transform, crop=crop, resize=resize, scale=scale
+        )
+        self.box_transform = (
+            None if train_transform else T.Compose([T.Resize(resize), T.CenterCrop(crop)])
+        )
         if box_dir is None and (base / "bbox" / folder).is_dir():
             box_dir = base / "bbox" / folder
         self.box_dir = None if box_dir is None else Path(box_dir)
         self._xml = {}
         if self.box_dir is not None:
             if not self.box_dir.is_dir():
-                raise FileNotFoundError(f"imagenet: box_dir {self.box_dir} is not a directory of "
-                                        "PASCAL-VOC XML files (<image stem>.xml)")
+                raise FileNotFoundError(
+                    f"imagenet: box_dir {self.box_dir} is not a directory of "
+                    "PASCAL-VOC XML files (<image stem>.xml)"
+                )
             self._xml = {p.stem: p for p in sorted(self.box_dir.rglob("*.xml"))}
 
     @property
@@ -152,8 +185,10 @@ class ImageNet(BoxedDataset):
         if annotated is not None and annotated != (h, w):
             sy, sx = h / annotated[0], w / annotated[1]
             boxes = [(b[0] * sx, b[1] * sy, b[2] * sx, b[3] * sy) for b in boxes]
-        boxes = [(max(0.0, b[0]), max(0.0, b[1]), min(float(w), b[2]), min(float(h), b[3]))
-                 for b in boxes]
+        boxes = [
+            (max(0.0, b[0]), max(0.0, b[1]), min(float(w), b[2]), min(float(h), b[3]))
+            for b in boxes
+        ]
         return boxes, (h, w)
 
     def __len__(self) -> int:

@@ -25,14 +25,21 @@ How
 from __future__ import annotations
 
 import random
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-__all__ = ["make_loader", "set_epoch", "EpochSampler", "SeededSampler", "SeededDataset",
-           "seed_worker", "sample_seed"]
+__all__ = [
+    "EpochSampler",
+    "SeededDataset",
+    "SeededSampler",
+    "make_loader",
+    "sample_seed",
+    "seed_worker",
+    "set_epoch",
+]
 
 _MASK64 = (1 << 64) - 1
 
@@ -175,7 +182,7 @@ def make_loader(
     collate_fn=None,
     prefetch_factor: int | None = None,
 ) -> DataLoader:
-    """A :class:`~torch.utils.data.DataLoader` whose epochs are deterministic from ``(seed, epoch)``.
+    """A ``DataLoader`` whose epochs are deterministic from ``(seed, epoch)``.
 
     Call :func:`set_epoch` ``(loader, epoch)`` before iterating each epoch (as with a
     ``DistributedSampler``); without it every epoch repeats epoch 0. See the module docstring for

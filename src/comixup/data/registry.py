@@ -32,11 +32,18 @@ from .speech_commands import SPEECH_COMMANDS_INFO, SpeechCommands
 from .synthetic import SYNTHETIC64_INFO, SYNTHETIC_INFO, Synthetic, SyntheticConfig
 from .tiny_imagenet import TINY_IMAGENET_INFO, TinyImageNet
 
-__all__ = ["DATASETS", "dataset_info", "build_dataset"]
+__all__ = ["DATASETS", "build_dataset", "dataset_info"]
 
 #: The dataset names accepted by :func:`dataset_info` and :func:`build_dataset`.
-DATASETS = ("synthetic", "synthetic64", "cifar10", "cifar100", "tiny-imagenet", "imagenet",
-            "speech-commands")
+DATASETS = (
+    "synthetic",
+    "synthetic64",
+    "cifar10",
+    "cifar100",
+    "tiny-imagenet",
+    "imagenet",
+    "speech-commands",
+)
 
 _INFO = {
     "synthetic": SYNTHETIC_INFO,
@@ -63,8 +70,16 @@ def dataset_info(name: str) -> DatasetInfo:
 _SYNTHETIC_FIELDS = {f.name for f in fields(SyntheticConfig)}
 
 
-def build_dataset(name: str, *, root=None, split: str, train_transform: bool = False,
-                  limit: int | None = None, seed: int = 0, **options) -> Dataset:
+def build_dataset(
+    name: str,
+    *,
+    root=None,
+    split: str,
+    train_transform: bool = False,
+    limit: int | None = None,
+    seed: int = 0,
+    **options,
+) -> Dataset:
     """Build dataset ``name`` returning ``(x, y)``: a normalized float32 CHW tensor and an int.
 
     Args:
@@ -94,7 +109,7 @@ def build_dataset(name: str, *, root=None, split: str, train_transform: bool = F
     name = _check_name(name)
     if not isinstance(train_transform, bool):
         raise TypeError(f"train_transform must be a bool, got {type(train_transform).__name__}")
-    common = dict(split=split, train_transform=train_transform, limit=limit, seed=seed)
+    common = {"split": split, "train_transform": train_transform, "limit": limit, "seed": seed}
     if name in ("synthetic", "synthetic64"):
         cfg = {"image_size": 64} if name == "synthetic64" else {}
         extra = {key: options.pop(key) for key in ("cache", "padding") if key in options}
@@ -103,8 +118,9 @@ def build_dataset(name: str, *, root=None, split: str, train_transform: bool = F
         accepted = sorted(_SYNTHETIC_FIELDS - {"seed"}) + ["cache", "padding", "seed_data"]
         unknown = set(options) - set(accepted)
         if unknown:
-            raise ValueError(f"unknown option(s) {sorted(unknown)} for {name}; accepted: "
-                             f"{accepted}")
+            raise ValueError(
+                f"unknown option(s) {sorted(unknown)} for {name}; accepted: {accepted}"
+            )
         cfg.update(options)
         return Synthetic(SyntheticConfig(**cfg), root=root, **extra, **common)
     builders = {
@@ -117,6 +133,7 @@ def build_dataset(name: str, *, root=None, split: str, train_transform: bool = F
     build, accepted = builders[name]
     unknown = set(options) - accepted
     if unknown:
-        raise ValueError(f"unknown option(s) {sorted(unknown)} for {name}; accepted: "
-                         f"{sorted(accepted)}")
+        raise ValueError(
+            f"unknown option(s) {sorted(unknown)} for {name}; accepted: {sorted(accepted)}"
+        )
     return build(**common, **options)

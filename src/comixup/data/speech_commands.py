@@ -28,7 +28,6 @@ There is no data augmentation: ``train_transform`` has no effect.
 from __future__ import annotations
 
 import wave
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -36,25 +35,65 @@ from torch.utils.data import Dataset
 
 from .common import DatasetInfo, check_split, find_dataset_dir, select_subset
 
-__all__ = ["SpeechCommands", "SPEECH_COMMANDS_INFO", "WORDS", "read_wav", "log_spectrogram",
-           "SAMPLE_RATE", "N_FFT", "HOP_LENGTH", "N_FRAMES"]
+__all__ = [
+    "HOP_LENGTH",
+    "N_FFT",
+    "N_FRAMES",
+    "SAMPLE_RATE",
+    "SPEECH_COMMANDS_INFO",
+    "WORDS",
+    "SpeechCommands",
+    "log_spectrogram",
+    "read_wav",
+]
 
 #: The 30 words of Speech Commands v0.01, sorted.
-WORDS = tuple(sorted(
-    "bed bird cat dog down eight five four go happy house left marvin nine no off on one right "
-    "seven sheila six stop three tree two up wow yes zero".split()
-))
+WORDS = (
+    "bed",
+    "bird",
+    "cat",
+    "dog",
+    "down",
+    "eight",
+    "five",
+    "four",
+    "go",
+    "happy",
+    "house",
+    "left",
+    "marvin",
+    "nine",
+    "no",
+    "off",
+    "on",
+    "one",
+    "right",
+    "seven",
+    "sheila",
+    "six",
+    "stop",
+    "three",
+    "tree",
+    "two",
+    "up",
+    "wow",
+    "yes",
+    "zero",
+)
 SAMPLE_RATE = 16000
 N_FFT = 318
 HOP_LENGTH = 160
 N_FRAMES = 100
 
 SPEECH_COMMANDS_INFO = DatasetInfo(
-    num_classes=len(WORDS), channels=1, image_size=(N_FFT // 2 + 1, N_FRAMES), mean=(0.0,),
+    num_classes=len(WORDS),
+    channels=1,
+    image_size=(N_FFT // 2 + 1, N_FRAMES),
+    mean=(0.0,),
     std=(1.0,),
 )
 
-_LAYOUT = """    <word>/*.wav  (16 kHz 16-bit PCM mono; 30 word folders, _background_noise_ is ignored)
+_LAYOUT = """    <word>/*.wav  (16 kHz 16-bit PCM mono; 30 word folders; _background_noise_ ignored)
     validation_list.txt
     testing_list.txt"""
 
@@ -87,8 +126,16 @@ def log_spectrogram(audio) -> torch.Tensor:
         a = a[:SAMPLE_RATE]
     else:
         a = torch.nn.functional.pad(a, (0, SAMPLE_RATE - a.numel()))
-    spec = torch.stft(a, n_fft=N_FFT, hop_length=HOP_LENGTH, win_length=N_FFT, window=_WINDOW,
-                      center=True, pad_mode="reflect", return_complex=True)
+    spec = torch.stft(
+        a,
+        n_fft=N_FFT,
+        hop_length=HOP_LENGTH,
+        win_length=N_FFT,
+        window=_WINDOW,
+        center=True,
+        pad_mode="reflect",
+        return_complex=True,
+    )
     s = torch.log1p(spec.abs())[:, :N_FRAMES]
     std = s.std()
     s = (s - s.mean()) / (std if float(std) > 0 else 1.0)
@@ -109,11 +156,20 @@ class SpeechCommands(Dataset):
 
     has_boxes = False
 
-    def __init__(self, root, *, split: str = "train", train_transform: bool = False,
-                 limit: int | None = None, seed: int = 0, classes=None):
+    def __init__(
+        self,
+        root,
+        *,
+        split: str = "train",
+        train_transform: bool = False,
+        limit: int | None = None,
+        seed: int = 0,
+        classes=None,
+    ):
         check_split(split, ("train", "val", "test"), "speech-commands")
-        base = find_dataset_dir(root, "speech_commands", "testing_list.txt", _LAYOUT,
-                                "speech-commands")
+        base = find_dataset_dir(
+            root, "speech_commands", "testing_list.txt", _LAYOUT, "speech-commands"
+        )
         self.classes = list(WORDS if classes is None else classes)
         if len(set(self.classes)) != len(self.classes) or not self.classes:
             raise ValueError(f"classes must be distinct words, got {self.classes!r}")
@@ -123,9 +179,13 @@ class SpeechCommands(Dataset):
             p = base / fname
             if not p.exists():
                 raise FileNotFoundError(
-                    f"speech-commands: missing {p}. Expected layout under {base}:\n{_LAYOUT}")
-            lists[name] = {line.strip().replace("\\", "/") for line in p.read_text().splitlines()
-                           if line.strip()}
+                    f"speech-commands: missing {p}. Expected layout under {base}:\n{_LAYOUT}"
+                )
+            lists[name] = {
+                line.strip().replace("\\", "/")
+                for line in p.read_text().splitlines()
+                if line.strip()
+            }
         held_out = lists["val"] | lists["test"]
         samples = []
         for word in sorted(p.name for p in base.iterdir() if p.is_dir()):
@@ -137,8 +197,11 @@ class SpeechCommands(Dataset):
                 if in_split:
                     samples.append((wav, self.class_to_idx[word]))
         keep = select_subset(len(samples), limit, seed)
-        self.info = SPEECH_COMMANDS_INFO if classes is None else DatasetInfo(
-            len(self.classes), 1, SPEECH_COMMANDS_INFO.image_size, (0.0,), (1.0,))
+        self.info = (
+            SPEECH_COMMANDS_INFO
+            if classes is None
+            else DatasetInfo(len(self.classes), 1, SPEECH_COMMANDS_INFO.image_size, (0.0,), (1.0,))
+        )
         self.split = split
         self.samples = [samples[i] for i in keep]
         self.targets = [t for _, t in self.samples]

@@ -47,19 +47,19 @@ from . import transforms as T
 from .common import BoxedDataset, DatasetInfo, check_split, select_subset
 
 __all__ = [
-    "SyntheticConfig",
-    "Synthetic",
-    "SHAPES",
-    "TEXTURES",
     "COLOURS",
+    "SHAPES",
+    "SYNTHETIC64_INFO",
+    "SYNTHETIC_INFO",
+    "TEXTURES",
+    "Synthetic",
+    "SyntheticConfig",
+    "cache_dir",
     "class_attributes",
     "generate",
     "load_or_generate",
-    "cache_dir",
-    "synthetic_info",
     "save_sample_grid",
-    "SYNTHETIC_INFO",
-    "SYNTHETIC64_INFO",
+    "synthetic_info",
 ]
 
 #: Version of the generator, part of the cache key: bump it whenever the images change.
@@ -111,8 +111,15 @@ class SyntheticConfig:
     colour_jitter: float = 0.12
 
     def __post_init__(self):
-        for name in ("num_classes", "image_size", "num_train", "num_test", "seed",
-                     "num_fragments", "num_distractors"):
+        for name in (
+            "num_classes",
+            "image_size",
+            "num_train",
+            "num_test",
+            "seed",
+            "num_fragments",
+            "num_distractors",
+        ):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
                 raise TypeError(f"{name} must be an int, got {type(v).__name__}")
@@ -269,8 +276,9 @@ def _head(layer: dict, m: int) -> dict:
     return {key: value[:m] for key, value in layer.items()}
 
 
-def _render_chunk(config: SyntheticConfig, table: np.ndarray, split_id: int, chunk: int,
-                  m: int = _CHUNK):
+def _render_chunk(
+    config: SyntheticConfig, table: np.ndarray, split_id: int, chunk: int, m: int = _CHUNK
+):
     """Render the first ``m`` images of chunk ``chunk``.
 
     Every parameter is drawn for the whole chunk (so image ``i`` does not depend on ``m``) and
@@ -286,8 +294,9 @@ def _render_chunk(config: SyntheticConfig, table: np.ndarray, split_id: int, chu
     grid = 0.5 * grid + 0.5 * grid.mean(axis=1, keepdims=True)  # muted colours
     up = _upsample_matrix(s, 4)
     img = np.einsum("hi,bcij,wj->bchw", up, grid, up).astype(np.float32)
-    ys, xs = np.meshgrid(np.arange(s, dtype=np.float32) + 0.5,
-                         np.arange(s, dtype=np.float32) + 0.5, indexing="ij")
+    ys, xs = np.meshgrid(
+        np.arange(s, dtype=np.float32) + 0.5, np.arange(s, dtype=np.float32) + 0.5, indexing="ij"
+    )
     sizes = (len(SHAPES), len(TEXTURES), len(COLOURS))
     class_set = {tuple(r) for r in table}
     used = [np.unique(table[:, a]) for a in range(3)]
@@ -304,9 +313,12 @@ def _render_chunk(config: SyntheticConfig, table: np.ndarray, split_id: int, chu
             cy = rng.uniform(0.0, 1.0, size=n) * (s - 1.8 * radius) + 0.9 * radius
         else:
             cx, cy = rng.uniform(0, s, size=n), rng.uniform(0, s, size=n)
-        return dict(cx=cx.astype(np.float32), cy=cy.astype(np.float32),
-                    radius=radius.astype(np.float32),
-                    angle=rng.uniform(0, 2 * np.pi, size=n).astype(np.float32))
+        return {
+            "cx": cx.astype(np.float32),
+            "cy": cy.astype(np.float32),
+            "radius": radius.astype(np.float32),
+            "angle": rng.uniform(0, 2 * np.pi, size=n).astype(np.float32),
+        }
 
     for _ in range(config.num_distractors):
         # Attribute triples from the used vocabulary that are not class triples.
@@ -316,25 +328,32 @@ def _render_chunk(config: SyntheticConfig, table: np.ndarray, split_id: int, chu
             if not bad.any():
                 break
             attrs[bad] = np.stack(
-                [rng.integers(0, sz, size=int(bad.sum())) for sz in sizes], axis=1)
+                [rng.integers(0, sz, size=int(bad.sum())) for sz in sizes], axis=1
+            )
         else:  # pragma: no cover - only for absurdly dense class sets
             attrs[bad, 0] = -1
         keep = attrs[:, 0] >= 0
         layer = placement(0.6 * lo, hi, inside=False)
-        layer.update(shape=np.where(keep, attrs[:, 0], 0), texture=attrs[:, 1],
-                     colour=colour_of(attrs[:, 2]))
+        layer.update(
+            shape=np.where(keep, attrs[:, 0], 0), texture=attrs[:, 1], colour=colour_of(attrs[:, 2])
+        )
         layer["radius"] = np.where(keep, layer["radius"], 1e-3).astype(np.float32)
         _paint(img, _head(layer, m), s, xs, ys)
     for _ in range(config.num_fragments):
         cls = rng.integers(0, k, size=n)
         layer = placement(lo, hi, inside=False)
-        layer.update(shape=table[cls, 0], texture=table[cls, 1], colour=colour_of(table[cls, 2]),
-                     cut_angle=rng.uniform(0, 2 * np.pi, size=n).astype(np.float32),
-                     cut_offset=rng.uniform(-0.35, 0.2, size=n).astype(np.float32))
+        layer.update(
+            shape=table[cls, 0],
+            texture=table[cls, 1],
+            colour=colour_of(table[cls, 2]),
+            cut_angle=rng.uniform(0, 2 * np.pi, size=n).astype(np.float32),
+            cut_offset=rng.uniform(-0.35, 0.2, size=n).astype(np.float32),
+        )
         _paint(img, _head(layer, m), s, xs, ys)
     layer = placement(lo, hi, inside=True)
-    layer.update(shape=table[labels, 0], texture=table[labels, 1],
-                 colour=colour_of(table[labels, 2]))
+    layer.update(
+        shape=table[labels, 0], texture=table[labels, 1], colour=colour_of(table[labels, 2])
+    )
     layer = _head(layer, m)
     alpha = _paint(img, layer, s, xs, ys)
     if config.noise:  # a separate stream, drawn for the m painted images only
@@ -376,15 +395,17 @@ def generate(config: SyntheticConfig, split: str, n: int | None = None):
     table = class_attributes(config)
     split_id = 0 if split == "train" else 1
     total = int(total)
-    parts = [_render_chunk(config, table, split_id, c, min(_CHUNK, total - c * _CHUNK))
-             for c in range(-(-total // _CHUNK))]
+    parts = [
+        _render_chunk(config, table, split_id, c, min(_CHUNK, total - c * _CHUNK))
+        for c in range(-(-total // _CHUNK))
+    ]
     s = config.image_size
     if parts:
         images, labels, boxes = (np.concatenate(p)[:total] for p in zip(*parts))
     else:
         images = np.zeros((0, s, s, 3), np.uint8)
         labels, boxes = np.zeros(0, np.int64), np.zeros((0, 4), np.float32)
-    return dict(images=images, labels=labels, boxes=boxes, attributes=table)
+    return {"images": images, "labels": labels, "boxes": boxes, "attributes": table}
 
 
 def cache_dir(root=None) -> Path:
@@ -428,9 +449,13 @@ def load_or_generate(config: SyntheticConfig, split: str, root=None, *, cache: b
 
 def synthetic_info(config: SyntheticConfig) -> DatasetInfo:
     """The :class:`DatasetInfo` of a configuration (normalization constants are fixed)."""
-    return DatasetInfo(num_classes=config.num_classes, channels=3,
-                       image_size=(config.image_size, config.image_size),
-                       mean=_MEAN, std=_STD)
+    return DatasetInfo(
+        num_classes=config.num_classes,
+        channels=3,
+        image_size=(config.image_size, config.image_size),
+        mean=_MEAN,
+        std=_STD,
+    )
 
 
 # Normalization constants: per-channel mean and std of the default training set (rounded).
@@ -459,9 +484,18 @@ class Synthetic(BoxedDataset):
         padding: random-crop padding of the training augmentation (default 0: flip only).
     """
 
-    def __init__(self, config: SyntheticConfig | None = None, *, split: str = "train",
-                 train_transform: bool = False, limit: int | None = None, seed: int = 0,
-                 root=None, cache: bool = True, padding: int = 0):
+    def __init__(
+        self,
+        config: SyntheticConfig | None = None,
+        *,
+        split: str = "train",
+        train_transform: bool = False,
+        limit: int | None = None,
+        seed: int = 0,
+        root=None,
+        cache: bool = True,
+        padding: int = 0,
+    ):
         config = SyntheticConfig() if config is None else config
         if not isinstance(config, SyntheticConfig):
             raise TypeError(f"config must be a SyntheticConfig, got {type(config).__name__}")
@@ -473,7 +507,8 @@ class Synthetic(BoxedDataset):
         self.info = synthetic_info(config)
         self.attributes = data["attributes"]
         self.classes = [
-            f"{COLOURS_NAMES[c]} {TEXTURES[t]} {SHAPES[s]}" for s, t, c in self.attributes]
+            f"{COLOURS_NAMES[c]} {TEXTURES[t]} {SHAPES[s]}" for s, t, c in self.attributes
+        ]
         self.images = torch.from_numpy(np.ascontiguousarray(data["images"][keep]))
         self.targets = data["labels"][keep].tolist()
         self.all_boxes = torch.from_numpy(np.ascontiguousarray(data["boxes"][keep]))
@@ -497,9 +532,15 @@ class Synthetic(BoxedDataset):
         return self.transform(x), self.targets[index]
 
 
-
-def save_sample_grid(path, config: SyntheticConfig | None = None, *, split: str = "train",
-                     rows: int = 4, cols: int = 8, dpi: int = 100) -> Path:
+def save_sample_grid(
+    path,
+    config: SyntheticConfig | None = None,
+    *,
+    split: str = "train",
+    rows: int = 4,
+    cols: int = 8,
+    dpi: int = 100,
+) -> Path:
     """Save a ``rows x cols`` grid of images with their boxes and class names (matplotlib).
 
     Args:
@@ -516,8 +557,8 @@ def save_sample_grid(path, config: SyntheticConfig | None = None, *, split: str 
     import matplotlib
 
     matplotlib.use("Agg", force=False)
-    import matplotlib.patches as patches
     import matplotlib.pyplot as plt
+    from matplotlib import patches
 
     config = SyntheticConfig() if config is None else config
     n = int(rows) * int(cols)
@@ -529,11 +570,13 @@ def save_sample_grid(path, config: SyntheticConfig | None = None, *, split: str 
     for i, ax in enumerate(axes.flat):
         ax.imshow(data["images"][i], interpolation="nearest", extent=(0, s, s, 0))
         x0, y0, x1, y1 = data["boxes"][i]
-        ax.add_patch(patches.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, lw=1.2,
-                                       edgecolor="lime"))
+        ax.add_patch(
+            patches.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, lw=1.2, edgecolor="lime")
+        )
         sh, tx, co = data["attributes"][data["labels"][i]]
-        ax.set_title(f"{data['labels'][i]}: {COLOURS_NAMES[co]}\n{TEXTURES[tx]} {SHAPES[sh]}",
-                     fontsize=6)
+        ax.set_title(
+            f"{data['labels'][i]}: {COLOURS_NAMES[co]}\n{TEXTURES[tx]} {SHAPES[sh]}", fontsize=6
+        )
         ax.set_xticks([])
         ax.set_yticks([])
     fig.tight_layout()

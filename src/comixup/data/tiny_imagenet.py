@@ -17,12 +17,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from . import transforms as T
-from .common import BoxedDataset, DatasetInfo, check_split, find_dataset_dir, load_rgb, select_subset
+from .common import (
+    BoxedDataset,
+    DatasetInfo,
+    check_split,
+    find_dataset_dir,
+    load_rgb,
+    select_subset,
+)
 
-__all__ = ["TinyImageNet", "TINY_IMAGENET_INFO", "tiny_imagenet_transform"]
+__all__ = ["TINY_IMAGENET_INFO", "TinyImageNet", "tiny_imagenet_transform"]
 
 TINY_IMAGENET_INFO = DatasetInfo(
     num_classes=200, channels=3, image_size=(64, 64), mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)
@@ -65,8 +70,16 @@ class TinyImageNet(BoxedDataset):
         padding: random-crop padding (default 4).
     """
 
-    def __init__(self, root, *, split: str = "train", train_transform: bool = False,
-                 limit: int | None = None, seed: int = 0, padding: int = 4):
+    def __init__(
+        self,
+        root,
+        *,
+        split: str = "train",
+        train_transform: bool = False,
+        limit: int | None = None,
+        seed: int = 0,
+        padding: int = 4,
+    ):
         check_split(split, ("train", "val", "test"), "tiny-imagenet")
         base = find_dataset_dir(root, "tiny-imagenet-200", "wnids.txt", _LAYOUT, "tiny-imagenet")
         wnids = [w.strip() for w in (base / "wnids.txt").read_text().split() if w.strip()]
@@ -81,7 +94,9 @@ class TinyImageNet(BoxedDataset):
                 img_dir = base / "train" / wnid / "images"
                 if not img_dir.is_dir():
                     raise FileNotFoundError(
-                        f"tiny-imagenet: missing {img_dir}. Expected layout under {base}:\n{_LAYOUT}")
+                        f"tiny-imagenet: missing {img_dir}. "
+                        f"Expected layout under {base}:\n{_LAYOUT}"
+                    )
                 box_file = base / "train" / wnid / f"{wnid}_boxes.txt"
                 table = {}
                 if box_file.exists():
@@ -97,13 +112,16 @@ class TinyImageNet(BoxedDataset):
             ann = base / "val" / "val_annotations.txt"
             if not ann.exists():
                 raise FileNotFoundError(
-                    f"tiny-imagenet: missing {ann}. Expected layout under {base}:\n{_LAYOUT}")
+                    f"tiny-imagenet: missing {ann}. Expected layout under {base}:\n{_LAYOUT}"
+                )
             for line_no, line in enumerate(ann.read_text().splitlines(), 1):
                 f = line.split()
                 if not f:
                     continue
                 if len(f) < 6:
-                    raise ValueError(f"{ann}:{line_no}: expected 'file wnid x0 y0 x1 y1', got {line!r}")
+                    raise ValueError(
+                        f"{ann}:{line_no}: expected 'file wnid x0 y0 x1 y1', got {line!r}"
+                    )
                 if f[1] not in self.class_to_idx:
                     raise ValueError(f"{ann}:{line_no}: wnid {f[1]!r} is not in wnids.txt")
                 samples.append((base / "val" / "images" / f[0], self.class_to_idx[f[1]]))

@@ -8,41 +8,41 @@ Randomness
     The random transforms (:class:`RandomCrop`, :class:`RandomHorizontalFlip`,
     :class:`RandomResizedCrop`) draw every random number with ``torch`` functions from
     ``generator`` when one is given, and otherwise from torch's global RNG. :class:`Compose`
-    forwards its ``generator`` argument to each transform. Inside a :class:`~torch.utils.data.DataLoader`
-    built by :func:`comixup.data.make_loader`, the global RNG is re-seeded for every sample from
-    ``(seed, epoch, index)``, so augmentations are reproducible and independent of the number of
-    workers; see :mod:`comixup.data.loader`.
+    forwards its ``generator`` argument to each transform. Inside a ``DataLoader`` built by
+    :func:`comixup.data.make_loader`, the global RNG is re-seeded for every sample from
+    ``(seed, epoch, index)``, so augmentations are reproducible and independent of the number
+    of workers; see :mod:`comixup.data.loader`.
 
 Boxes
-    Boxes are ``(x0, y0, x1, y1)`` in continuous pixel-edge coordinates: the box covers the pixels
-    with ``x0 <= column < x1`` and ``y0 <= row < y1`` (so a full ``H x W`` image is
-    ``(0, 0, W, H)``). The deterministic geometric transforms (:class:`Resize`, :class:`CenterCrop`) and
-    :class:`Compose` also have ``map_boxes(boxes, size) -> (boxes, size)``, which maps boxes
-    ``(x0, y0, x1, y1)`` given in pixel coordinates of an image of ``size = (H, W)`` to pixel
-    coordinates of the transformed image. Transforms that do not change the geometry
-    (:class:`Normalize`, :class:`ToTensor`) return them unchanged; random geometric transforms raise.
+    Boxes are ``(x0, y0, x1, y1)`` in continuous pixel-edge coordinates: the box covers the
+    pixels with ``x0 <= column < x1`` and ``y0 <= row < y1`` (a full ``H x W`` image is
+    ``(0, 0, W, H)``). The deterministic geometric transforms (:class:`Resize`,
+    :class:`CenterCrop`) and :class:`Compose` have ``map_boxes(boxes, size) -> (boxes, size)``,
+    which maps boxes of an image of ``size = (H, W)`` to pixel coordinates of the transformed
+    image; :class:`Normalize` and :class:`ToTensor` return them unchanged. The random
+    transforms have no ``map_boxes`` (``Compose.map_boxes`` raises TypeError on them).
 """
 
 from __future__ import annotations
 
 import inspect
 import math
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 __all__ = [
+    "Box",
+    "CenterCrop",
     "Compose",
-    "ToTensor",
     "Normalize",
     "RandomCrop",
     "RandomHorizontalFlip",
     "RandomResizedCrop",
     "Resize",
-    "CenterCrop",
-    "Box",
+    "ToTensor",
 ]
 
 #: A box ``(x0, y0, x1, y1)`` in pixel-edge coordinates (x = column, y = row; see above).
@@ -55,8 +55,10 @@ def _pair(size, name: str) -> tuple[int, int]:
         raise TypeError(f"{name} must be an int or a pair of ints, got {size!r}")
     if isinstance(size, int):
         pair = (size, size)
-    elif isinstance(size, Sequence) and len(size) == 2 and all(
-        isinstance(s, int) and not isinstance(s, bool) for s in size
+    elif (
+        isinstance(size, Sequence)
+        and len(size) == 2
+        and all(isinstance(s, int) and not isinstance(s, bool) for s in size)
     ):
         pair = (int(size[0]), int(size[1]))
     else:
@@ -289,15 +291,15 @@ class RandomResizedCrop:
             u = torch.rand(2, generator=generator)
             target = area * (self.scale[0] + (self.scale[1] - self.scale[0]) * float(u[0]))
             aspect = math.exp(log_lo + (log_hi - log_lo) * float(u[1]))
-            w = int(round(math.sqrt(target * aspect)))
-            h = int(round(math.sqrt(target / aspect)))
+            w = round(math.sqrt(target * aspect))
+            h = round(math.sqrt(target / aspect))
             if 0 < w <= width and 0 < h <= height:
                 return _randint(0, height - h, generator), _randint(0, width - w, generator), h, w
         in_ratio = width / height
         if in_ratio < self.ratio[0]:
-            w, h = width, int(round(width / self.ratio[0]))
+            w, h = width, round(width / self.ratio[0])
         elif in_ratio > self.ratio[1]:
-            h, w = height, int(round(height * self.ratio[1]))
+            h, w = height, round(height * self.ratio[1])
         else:
             w, h = width, height
         return (height - h) // 2, (width - w) // 2, h, w
@@ -370,7 +372,7 @@ class CenterCrop:
         th, tw = self.size
         if th > height or tw > width:
             raise ValueError(f"center crop {self.size} larger than the image {(height, width)}")
-        return int(round((height - th) / 2.0)), int(round((width - tw) / 2.0))
+        return round((height - th) / 2.0), round((width - tw) / 2.0)
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         _check_image(x)
@@ -379,7 +381,7 @@ class CenterCrop:
         return x[:, i : i + th, j : j + tw].clone()
 
     def map_boxes(self, boxes, size):
-        """Shift boxes by the crop offset and clip them to the crop; boxes left empty are dropped."""
+        """Shift boxes by the crop offset and clip them to the crop; drop boxes left empty."""
         i, j = self._offsets(*size)
         th, tw = self.size
         out = []
@@ -394,5 +396,13 @@ class CenterCrop:
         return f"CenterCrop(size={self.size})"
 
 
-_OURS = (Compose, ToTensor, Normalize, RandomCrop, RandomHorizontalFlip, RandomResizedCrop, Resize,
-         CenterCrop)
+_OURS = (
+    Compose,
+    ToTensor,
+    Normalize,
+    RandomCrop,
+    RandomHorizontalFlip,
+    RandomResizedCrop,
+    Resize,
+    CenterCrop,
+)

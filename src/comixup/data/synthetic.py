@@ -29,6 +29,10 @@ not depend on ``num_train`` / ``num_test`` (a smaller set is a prefix of a large
 ``synthetic`` at 64 x 64 (with its own pixel noise). Datasets are
 cached as ``synthetic-<hash>-<split>.npz`` (written atomically) under ``root/synthetic/`` when a
 root is given, else under ``$COMIXUP_CACHE`` or ``~/.cache/comixup``.
+
+Calibration (``docs/data.md``): a vanilla PreActResNet18 of width 16 trained on the defaults
+(5000 train / 1000 test, flip augmentation, SGD 0.1 Nesterov, wd 1e-4, batch 100) reaches 0.4%
+training and 20.5% test error after 20 cosine epochs, 0.1% / 16.9% after 30 step-decay epochs.
 """
 
 from __future__ import annotations

@@ -306,11 +306,13 @@ def _render_chunk(
     used = [np.unique(table[:, a]) for a in range(3)]
 
     def colour_of(idx):
+        """Palette colours ``idx`` with per-object jitter and brightness, for the whole chunk."""
         col = _PALETTE[idx] + rng.normal(0, config.colour_jitter, size=(n, 3)).astype(np.float32)
         col *= rng.uniform(0.8, 1.1, size=(n, 1)).astype(np.float32)
         return np.clip(col, 0.0, 1.0)
 
     def placement(scale_lo, scale_hi, inside):
+        """Random radius, centre (fully inside the image if ``inside``) and angle per image."""
         radius = rng.uniform(scale_lo, scale_hi, size=n) * s
         if inside:
             cx = rng.uniform(0.0, 1.0, size=n) * (s - 1.8 * radius) + 0.9 * radius

@@ -29,6 +29,7 @@ __all__ = [
     "list_presets",
     "load_preset",
     "parse_option",
+    "preset_source",
     "resolve_config",
 ]
 

@@ -114,3 +114,24 @@ def test_train_restores_global_torch_settings(tiny):
 def test_accepts_a_dict_or_a_config(tiny):
     cfg = TrainConfig.from_dict(tiny(epochs=1))
     assert train(cfg).config is cfg
+
+
+def test_puzzlemix_gets_the_dataset_normalization(tiny, monkeypatch):
+    pytest.importorskip("comixup.mixers.puzzlemix")
+    from comixup.train import engine
+
+    seen = {}
+    real = engine.create_method
+
+    def spy(name, num_classes, **options):
+        seen.update(options)
+        return real(name, num_classes, **options)
+
+    monkeypatch.setattr(engine, "create_method", spy)
+    train(tiny(method="puzzlemix", epochs=1, limit_train=16))
+    from comixup.data import build_dataset
+
+    info = build_dataset("synthetic", root=tiny()["data_dir"], split="test",
+                         **tiny()["data_options"]).info
+    assert seen["mean"] == list(info.mean) and seen["std"] == list(info.std)
+

@@ -98,14 +98,25 @@ def test_multi_input_methods_set_k():
     assert create_method("cutmix3", C).mixer.k == 3
 
 
-def test_puzzlemix_missing_module_is_a_clear_error():
+def test_missing_mixer_module_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(M.PuzzleMixMethod, "mixer_module", "comixup.mixers.not_there")
+    with pytest.raises(ImportError, match="puzzlemix.*comixup.mixers.not_there.PuzzleMix"):
+        create_method("puzzlemix", C)
+
+
+def test_real_puzzlemix_step():
     try:
         importlib.import_module("comixup.mixers.puzzlemix")
-    except ImportError:
-        with pytest.raises(ImportError, match="puzzlemix.*comixup.mixers.puzzlemix.PuzzleMix"):
-            create_method("puzzlemix", C)
-    else:
-        pytest.skip("Puzzle Mix is installed")
+    except ImportError as exc:
+        pytest.skip(f"comixup.mixers.puzzlemix does not import yet: {exc}")
+    model = net()
+    x, y = batch(b=8, size=16)
+    rec = Recorder()
+    method = create_method("puzzlemix", C, seed=0, mean=[0.5] * 3, std=[0.25] * 3)
+    loss = method.step(model, x, y, rec)
+    assert len(rec.losses) == 2 and loss > 0
+    assert method.mixer.std.tolist() == [0.25] * 3
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters())
 
 
 # -- losses --------------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ import torch
 from . import checkpoint as ckpt_io
 from . import distributed as ddp
 from .config import TrainConfig
-from .methods import create_method
+from .methods import METHODS, create_method
 from .schedule import EpochSchedule
 
 __all__ = [
@@ -244,8 +244,12 @@ def train(config: TrainConfig | dict, *, resume: str | os.PathLike | None = None
         test_set = build_data(cfg, "test", train_transform=False, limit=cfg.limit_test)
         info = getattr(test_set, "info", None) or dataset_info(cfg.data)  # options may change it
         num_classes = info.num_classes
+        method_options = cfg.effective_method_options()
+        if getattr(METHODS[cfg.method], "uses_normalization", False):  # Puzzle Mix
+            method_options.setdefault("mean", list(info.mean))
+            method_options.setdefault("std", list(info.std))
         method = create_method(cfg.method, num_classes, seed=_method_seed(cfg.seed, world.rank),
-                               **cfg.effective_method_options())  # early: bad options fail fast
+                               **method_options)  # early: bad options fail fast
         method.memory_format = memory_format
         test_bs = cfg.test_batch_size or max(1, cfg.batch_size // world.world_size)
         test_sampler = ddp.ShardSampler(len(test_set), world) if world.enabled else None

@@ -335,6 +335,8 @@ class SaliencyMixingMethod(Method):
     own_options = ("clean_lam", "loss")
     mixer_module = ""
     mixer_class = ""
+    #: Whether the mixer takes the dataset's ``mean`` / ``std`` (the engine fills them in).
+    uses_normalization = False
 
     def __init__(self, num_classes: int, *, seed: int = 0, **options):
         super().__init__(num_classes, seed=seed)
@@ -395,11 +397,14 @@ class CoMixupMethod(SaliencyMixingMethod):
 
 class PuzzleMixMethod(SaliencyMixingMethod):
     """Puzzle Mix (Kim et al., ICML 2020) with :class:`comixup.mixers.puzzlemix.PuzzleMix`,
-    saliency from the same clean forward/backward as Co-Mixup."""
+    saliency from the same clean forward/backward as Co-Mixup. The training engine passes the
+    dataset's normalization as ``mean`` / ``std`` (the smoothness term is computed on
+    un-normalized pixels, as in the reference) unless the options set them."""
 
     name = "puzzlemix"
     mixer_module = "comixup.mixers.puzzlemix"
     mixer_class = "PuzzleMix"
+    uses_normalization = True
 
 
 #: Method name -> class. ``create_method`` builds them.

@@ -45,29 +45,23 @@ _MAX_CYCLES = 100  # cycles of the swap solver; it converges in a handful
 
 @numba.njit(cache=True, nogil=True)
 def _label_sqdist(i1a, i2a, wa, i1b, i2b, wb):
-    """``||z_a - z_b||^2`` for labels ``w e_i1 + (1 - w) e_i2`` (``i1 == i2`` means one-hot)."""
-    idx = np.array([i1a, i2a, i1b, i2b])
-    total = 0.0
-    for t in range(4):
-        i = idx[t]
-        seen = False
-        for s in range(t):
-            if idx[s] == i:
-                seen = True
-        if seen:
-            continue
-        va = 0.0
-        if i1a == i:
-            va += wa
-        if i2a == i:
-            va += 1.0 - wa
-        vb = 0.0
-        if i1b == i:
-            vb += wb
-        if i2b == i:
-            vb += 1.0 - wb
-        total += (va - vb) * (va - vb)
-    return total
+    """``||z_a - z_b||^2`` for labels ``w e_i1 + (1 - w) e_i2`` (one-hot labels have ``w = 1``).
+
+    Expanded as ``|a|^2 + |b|^2 - 2 a.b`` over the two (weight, index) components of each label,
+    so nothing is allocated on this hot path.
+    """
+    va = 1.0 - wa
+    vb = 1.0 - wb
+    dot = 0.0
+    if i1a == i1b:
+        dot += wa * wb
+    if i1a == i2b:
+        dot += wa * vb
+    if i2a == i1b:
+        dot += va * wb
+    if i2a == i2b:
+        dot += va * vb
+    return wa * wa + va * va + wb * wb + vb * vb - 2.0 * dot
 
 
 @numba.njit(cache=True, nogil=True)

@@ -1,6 +1,5 @@
 """Saliency, pooled unary, salient location, compatibility and the clean step."""
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F

@@ -15,9 +15,23 @@ labels into soft targets, so that every method checks its input the same way.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import torch
 
-__all__ = ["check_images", "check_saliency", "soft_targets", "check_num_classes"]
+from .._checks import check_generator, check_int, check_number
+
+__all__ = [
+    "check_images",
+    "check_saliency",
+    "soft_targets",
+    "check_num_classes",
+    "check_int",
+    "check_number",
+    "check_generator",
+    "ThreadedMixer",
+]
 
 
 def check_num_classes(num_classes) -> int:
@@ -96,3 +110,39 @@ def soft_targets(y, num_classes: int, batch: int, dtype: torch.dtype, device) ->
             raise ValueError("soft targets y must sum to 1 in every row")
         return y.to(device=device, dtype=dtype)
     raise ValueError(f"y must have shape (B,) or (B, num_classes), got {tuple(y.shape)}")
+
+
+class ThreadedMixer:
+    """Mixin for mixers whose numba kernels release the GIL and run in a thread pool.
+
+    Subclasses set ``self.workers`` (None: one thread per CPU). The pool is created lazily, grown
+    when more workers are needed, and dropped when the mixer is pickled (e.g. into data-loader
+    workers or a checkpoint).
+    """
+
+    workers: int | None = None
+    _pool: ThreadPoolExecutor | None = None
+    _pool_size: int = 0
+
+    def _n_workers(self, n_tasks: int) -> int:
+        """Threads to use for ``n_tasks`` independent tasks: at most one per task."""
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        return max(1, min(self.workers or cpus or 1, n_tasks))
+
+    def _executor(self, workers: int) -> ThreadPoolExecutor | None:
+        """The shared pool with at least ``workers`` threads, or None for a single thread."""
+        if workers <= 1:
+            return None
+        if self._pool is None or self._pool_size < workers:
+            if self._pool is not None:
+                self._pool.shutdown(wait=False)
+            self._pool = ThreadPoolExecutor(max_workers=workers,
+                                            thread_name_prefix=type(self).__name__.lower())
+            self._pool_size = workers
+        return self._pool
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_pool", None)
+        state.pop("_pool_size", None)
+        return state

@@ -21,16 +21,22 @@ Call convention (shared by every mixer of this package)::
 
 from __future__ import annotations
 
-import math
-import os
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
 
 from ..saliency import compatibility, pooled_unary, salient_location
 from ..solver import LEVELS, THRESHOLDS, solve
-from .base import check_images, check_num_classes, check_saliency, soft_targets
+from .base import (
+    check_generator,
+    check_images,
+    check_int,
+    check_num_classes,
+    check_number,
+    check_saliency,
+    soft_targets,
+    ThreadedMixer,
+)
 
 __all__ = ["CoMixup", "grid_index", "mix", "top_sources"]
 
@@ -117,25 +123,7 @@ def mix(x: torch.Tensor, y: torch.Tensor, index: torch.Tensor, weight: torch.Ten
     return x_mix.to(x.dtype).contiguous(), y_mix.to(y.dtype), ratios
 
 
-def _check_number(name, value, *, low=0.0, high=math.inf, low_open=False):
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    value = float(value)
-    if not math.isfinite(value) or value < low or value > high or (low_open and value == low):
-        bounds = f"{'(' if low_open else '['}{low}, {high}]"
-        raise ValueError(f"{name} must lie in {bounds}, got {value}")
-    return value
-
-
-def _check_int(name, value, low):
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < low:
-        raise ValueError(f"{name} must be >= {low}, got {value}")
-    return value
-
-
-class CoMixup:
+class CoMixup(ThreadedMixer):
     """Co-Mixup batch transform: ``x_mix, y_mix = CoMixup(num_classes)(x, y, saliency)``.
 
     Args:
@@ -188,17 +176,17 @@ class CoMixup:
         generator: torch.Generator | None = None,
     ):
         self.num_classes = check_num_classes(num_classes)
-        self.beta = _check_number("beta", beta)
-        self.gamma = _check_number("gamma", gamma)
-        self.eta = _check_number("eta", eta)
-        self.tau = _check_number("tau", tau)
-        self.omega = _check_number("omega", omega, high=1.0)
-        self.alpha = _check_number("alpha", alpha, low_open=True)
-        self.grid = _check_int("grid", grid, -1)
+        self.beta = check_number("beta", beta)
+        self.gamma = check_number("gamma", gamma)
+        self.eta = check_number("eta", eta)
+        self.tau = check_number("tau", tau)
+        self.omega = check_number("omega", omega, high=1.0)
+        self.alpha = check_number("alpha", alpha, low_open=True)
+        self.grid = check_int("grid", grid, -1)
         if self.grid == 0:
             raise ValueError("grid must be >= 1, or -1 to draw g = 2^U{1..4} per call")
-        self.partition = _check_int("partition", partition, 1)
-        self.n_iter = _check_int("n_iter", n_iter, 1)
+        self.partition = check_int("partition", partition, 1)
+        self.n_iter = check_int("n_iter", n_iter, 1)
         if levels not in LEVELS or isinstance(levels, bool):
             raise ValueError(f"levels must be one of {LEVELS}, got {levels!r}")
         self.levels = levels
@@ -207,35 +195,14 @@ class CoMixup:
         self.threshold = threshold
         self.resolve = bool(resolve)
         if workers is not None:
-            _check_int("workers", workers, 1)
+            check_int("workers", workers, 1)
         self.workers = workers
-        if generator is not None and not isinstance(generator, torch.Generator):
-            raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
-        self.generator = generator
-        self._pool: ThreadPoolExecutor | None = None
-        self._pool_size = 0
+        self.generator = check_generator(generator)
 
     def __repr__(self) -> str:
         keys = ("num_classes", "beta", "gamma", "eta", "tau", "omega", "alpha", "grid",
                 "partition", "n_iter", "levels", "threshold", "resolve", "workers")
         return f"CoMixup({', '.join(f'{k}={getattr(self, k)!r}' for k in keys)})"
-
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state["_pool"], state["_pool_size"] = None, 0
-        return state
-
-    def _executor(self, n_tasks: int) -> ThreadPoolExecutor | None:
-        workers = self.workers or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
-        workers = min(workers, n_tasks)
-        if workers <= 1:
-            return None
-        if self._pool is None or self._pool_size < workers:
-            if self._pool is not None:
-                self._pool.shutdown(wait=False)
-            self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="comixup")
-            self._pool_size = workers
-        return self._pool
 
     def _randint(self, high: int, size: int) -> torch.Tensor:
         return torch.randint(0, high, (size,), generator=self.generator)
@@ -262,7 +229,7 @@ class CoMixup:
             (cost[a:b], compatibility(locations[a:b], self.omega).numpy(), seed)
             for (a, b), seed in zip(bounds, seeds)
         ]
-        pool = self._executor(len(problems))
+        pool = self._executor(self._n_workers(len(problems)))
         if pool is None:
             labelings = [self._solve(p) for p in problems]
         else:

@@ -27,8 +27,8 @@ import numbers
 
 import torch
 
-from .base import check_images, check_num_classes, soft_targets
-from .mixup import _check_alpha, _check_generator, _target_dtype, sample_lambda
+from .base import check_generator, check_images, check_num_classes, check_number, soft_targets
+from .mixup import _target_dtype, sample_lambda
 
 __all__ = ["CutMix", "rand_box"]
 
@@ -84,7 +84,7 @@ def rand_box(
     lam = float(lam)
     if not 0.0 <= lam <= 1.0:
         raise ValueError(f"lam must be in [0, 1], got {lam}")
-    generator = _check_generator(generator)
+    generator = check_generator(generator)
     return _box_from_area(h, w, 1.0 - lam, generator)
 
 
@@ -120,8 +120,8 @@ class CutMix:
         self, num_classes: int, *, alpha: float = 1.0, generator: torch.Generator | None = None
     ) -> None:
         self.num_classes = check_num_classes(num_classes)
-        self.alpha = _check_alpha(alpha)
-        self.generator = _check_generator(generator)
+        self.alpha = check_number("alpha", alpha, low_open=True)
+        self.generator = check_generator(generator)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(num_classes={self.num_classes}, alpha={self.alpha})"

@@ -24,8 +24,8 @@ import numbers
 
 import torch
 
-from .base import check_images, check_num_classes, soft_targets
-from .mixup import _check_alpha, _check_generator, _target_dtype, mix_pair, sample_lambda
+from .base import check_generator, check_images, check_num_classes, check_number, soft_targets
+from .mixup import _target_dtype, mix_pair, sample_lambda
 
 __all__ = ["ManifoldMixup"]
 
@@ -81,9 +81,9 @@ class ManifoldMixup:
         generator: torch.Generator | None = None,
     ) -> None:
         self.num_classes = check_num_classes(num_classes)
-        self.alpha = _check_alpha(alpha)
+        self.alpha = check_number("alpha", alpha, low_open=True)
         self.depths = _check_depths(depths)
-        self.generator = _check_generator(generator)
+        self.generator = check_generator(generator)
         self.last_depth: int | None = None
 
     def __repr__(self) -> str:

@@ -27,12 +27,11 @@ by :mod:`comixup.mixers.cutmix`, :mod:`comixup.mixers.multimix` and
 
 from __future__ import annotations
 
-import math
 import numbers
 
 import torch
 
-from .base import check_images, check_num_classes, soft_targets
+from .base import check_generator, check_images, check_num_classes, check_number, soft_targets
 
 __all__ = ["InputMixup", "mix_pair", "sample_lambda"]
 
@@ -40,40 +39,6 @@ __all__ = ["InputMixup", "mix_pair", "sample_lambda"]
 # ----------------------------------------------------------------------------------------------
 # argument checks shared by the baseline mixers
 # ----------------------------------------------------------------------------------------------
-
-
-def _check_alpha(alpha, name: str = "alpha") -> float:
-    """Return ``alpha`` as a float, or raise if it is not a finite real number > 0."""
-    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(alpha).__name__}")
-    alpha = float(alpha)
-    if not math.isfinite(alpha) or alpha <= 0.0:
-        raise ValueError(f"{name} must be a finite number > 0, got {alpha}")
-    return alpha
-
-
-def _check_generator(generator, name: str = "generator") -> torch.Generator | None:
-    """Return ``generator`` if it is ``None`` or a CPU :class:`torch.Generator`, else raise."""
-    if generator is None:
-        return None
-    if not isinstance(generator, torch.Generator):
-        raise TypeError(f"{name} must be a torch.Generator or None, got {type(generator).__name__}")
-    if generator.device.type != "cpu":
-        raise ValueError(
-            f"{name} must be a CPU torch.Generator (draws are made on the CPU and then moved "
-            f"to x's device), got one on {generator.device}"
-        )
-    return generator
-
-
-def _check_k(k, name: str = "k", low: int = 2, high: int = 8) -> int:
-    """Return ``k`` as an int, or raise if it is not an integer in ``[low, high]``."""
-    if isinstance(k, bool) or not isinstance(k, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {type(k).__name__}")
-    k = int(k)
-    if not low <= k <= high:
-        raise ValueError(f"{name} must be in {low}..{high}, got {k}")
-    return k
 
 
 def _target_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -99,8 +64,8 @@ def sample_lambda(alpha: float, generator: torch.Generator | None = None) -> flo
         generator in the same state (both use the float64 Dirichlet sampler on ``(a, a)``
         and keep the first coordinate).
     """
-    alpha = _check_alpha(alpha)
-    generator = _check_generator(generator)
+    alpha = check_number("alpha", alpha, low_open=True)
+    generator = check_generator(generator)
     conc = torch.full((2,), alpha, dtype=torch.float64)
     return float(torch._sample_dirichlet(conc, generator=generator)[0])
 
@@ -179,8 +144,8 @@ class InputMixup:
         self, num_classes: int, *, alpha: float = 1.0, generator: torch.Generator | None = None
     ) -> None:
         self.num_classes = check_num_classes(num_classes)
-        self.alpha = _check_alpha(alpha)
-        self.generator = _check_generator(generator)
+        self.alpha = check_number("alpha", alpha, low_open=True)
+        self.generator = check_generator(generator)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(num_classes={self.num_classes}, alpha={self.alpha})"

@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import torch
 
-from .base import check_images, check_num_classes, soft_targets
+from .base import check_generator, check_images, check_int, check_num_classes, check_number, soft_targets
 from .cutmix import _box_from_area
-from .mixup import _check_alpha, _check_generator, _check_k, _target_dtype
+from .mixup import _target_dtype
 
 __all__ = ["MultiCutMix", "MultiInputMixup", "sample_weights"]
 
@@ -47,9 +47,9 @@ def sample_weights(k: int, alpha: float, generator: torch.Generator | None = Non
         and ``k = 2`` draws ``(lambda, 1 - lambda)`` with the ``lambda`` of
         :func:`comixup.mixers.mixup.sample_lambda`.
     """
-    k = _check_k(k)
-    alpha = _check_alpha(alpha)
-    generator = _check_generator(generator)
+    k = check_int("k", k, 2, 8)
+    alpha = check_number("alpha", alpha, low_open=True)
+    generator = check_generator(generator)
     conc = torch.full((k,), alpha, dtype=torch.float64)
     w = torch._sample_dirichlet(conc, generator=generator)
     w[-1] = (1.0 - w[:-1].sum()).clamp_min(0.0)
@@ -68,9 +68,9 @@ class _MultiBase:
         generator: torch.Generator | None = None,
     ) -> None:
         self.num_classes = check_num_classes(num_classes)
-        self.k = _check_k(k)
-        self.alpha = _check_alpha(alpha)
-        self.generator = _check_generator(generator)
+        self.k = check_int("k", k, 2, 8)
+        self.alpha = check_number("alpha", alpha, low_open=True)
+        self.generator = check_generator(generator)
 
     def __repr__(self) -> str:
         return (

@@ -59,8 +59,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import numbers
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numba
@@ -70,8 +68,8 @@ import torch.nn.functional as F
 
 from ..saliency import pooled_unary
 from ..solver.graphcut import swap_inplace
-from .base import check_images, check_num_classes, check_saliency, soft_targets
-from .mixup import _check_alpha, _check_generator, sample_lambda
+from .base import ThreadedMixer, check_generator, check_images, check_int, check_num_classes, check_number, check_saliency, soft_targets
+from .mixup import sample_lambda
 
 __all__ = [
     "GRIDS",
@@ -95,23 +93,6 @@ _MAX_CYCLES = 100
 # ----------------------------------------------------------------------------------------------
 # argument checks
 # ----------------------------------------------------------------------------------------------
-
-
-def _check_nonneg(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    value = float(value)
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a finite number >= 0, got {value}")
-    return value
-
-
-def _check_int(name: str, value, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < low:
-        raise ValueError(f"{name} must be >= {low}, got {value}")
-    return int(value)
 
 
 def _check_channels(name: str, value) -> torch.Tensor | None:
@@ -511,7 +492,7 @@ def apply_transport(x: torch.Tensor, src: torch.Tensor, t_size: int, *, out: tor
 # ----------------------------------------------------------------------------------------------
 
 
-class PuzzleMix:
+class PuzzleMix(ThreadedMixer):
     """Puzzle Mix batch transform (Kim, Choo and Song, ICML 2020; notes 4).
 
     ``x_mix, y_mix = PuzzleMix(num_classes)(x, y, saliency)`` draws the grid side (when
@@ -574,54 +555,31 @@ class PuzzleMix:
         generator: torch.Generator | None = None,
     ):
         self.num_classes = check_num_classes(num_classes)
-        self.grid = _check_int("grid", grid, -1)
+        self.grid = check_int("grid", grid, -1)
         if self.grid == 0:
             raise ValueError("grid must be >= 1, or -1 to draw g = 2^U{1..4} per call")
-        self.alpha = _check_alpha(alpha)
-        self.beta = _check_nonneg("beta", beta)
-        self.gamma = _check_nonneg("gamma", gamma)
-        self.eta = _check_nonneg("eta", eta)
-        self.n_labels = _check_int("n_labels", n_labels, 2)
-        self.neigh_size = _check_int("neigh_size", neigh_size, 1)
+        self.alpha = check_number("alpha", alpha, low_open=True)
+        self.beta = check_number("beta", beta)
+        self.gamma = check_number("gamma", gamma)
+        self.eta = check_number("eta", eta)
+        self.n_labels = check_int("n_labels", n_labels, 2)
+        self.neigh_size = check_int("neigh_size", neigh_size, 1)
         if not isinstance(transport, (bool, np.bool_)):
             raise TypeError(f"transport must be a bool, got {type(transport).__name__}")
         self.transport = bool(transport)
-        self.t_eps = _check_nonneg("t_eps", t_eps)
-        self.t_size = _check_int("t_size", t_size, 1)
+        self.t_eps = check_number("t_eps", t_eps)
+        self.t_size = check_int("t_size", t_size, 1)
         self.mean = _check_channels("mean", mean)
         self.std = _check_channels("std", std)
         if workers is not None:
-            _check_int("workers", workers, 1)
+            check_int("workers", workers, 1)
         self.workers = workers
-        self.generator = _check_generator(generator)
-        self._pool: ThreadPoolExecutor | None = None
-        self._pool_size = 0
+        self.generator = check_generator(generator)
 
     def __repr__(self) -> str:
         keys = ("num_classes", "grid", "alpha", "beta", "gamma", "eta", "n_labels", "neigh_size",
                 "transport", "t_eps", "t_size", "workers")
         return f"PuzzleMix({', '.join(f'{k}={getattr(self, k)!r}' for k in keys)})"
-
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state["_pool"], state["_pool_size"] = None, 0
-        return state
-
-    def _n_workers(self, n_tasks: int) -> int:
-        workers = self.workers or (
-            len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        )
-        return max(1, min(workers, n_tasks))
-
-    def _executor(self, workers: int) -> ThreadPoolExecutor | None:
-        if workers <= 1:
-            return None
-        if self._pool is None or self._pool_size < workers:
-            if self._pool is not None:
-                self._pool.shutdown(wait=False)
-            self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="puzzlemix")
-            self._pool_size = workers
-        return self._pool
 
     def _unnormalize(self, x: torch.Tensor) -> torch.Tensor:
         ch = x.shape[1]

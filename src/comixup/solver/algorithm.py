@@ -32,6 +32,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from .._checks import check_int, check_number
 from .graphcut import labeling_energy, swap_inplace
 from .objective import check_compatibility, check_cost, objective_kernel, threshold_mode
 
@@ -332,19 +333,6 @@ def dirichlet_prior(m: int, n: int, *, eta: float, alpha: float, rng: np.random.
     return -(eta / n) * np.log(lam + 1e-8)
 
 
-def _check_positive_int(name, value, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _check_nonneg(name, value):
-    value = float(value)
-    if not np.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be finite and non-negative, got {value}")
-    return value
-
-
 def solve(
     cost,
     A,
@@ -400,14 +388,14 @@ def solve(
     m, h, w = cost.shape
     n = h * w
     A = check_compatibility(A, m)
-    n_out = m if n_out is None else _check_positive_int("n_out", n_out)
-    n_iter = _check_positive_int("n_iter", n_iter)
-    restarts = _check_positive_int("restarts", restarts)
+    n_out = m if n_out is None else check_int("n_out", n_out, 1)
+    n_iter = check_int("n_iter", n_iter, 1)
+    restarts = check_int("restarts", restarts, 1)
     if levels not in LEVELS:
         raise ValueError(f"levels must be one of {LEVELS}, got {levels!r}")
     mode = threshold_mode(threshold)
     beta, gamma, eta, tau, alpha = (
-        _check_nonneg(name, val)
+        check_number(name, val)
         for name, val in (("beta", beta), ("gamma", gamma), ("eta", eta), ("tau", tau), ("alpha", alpha))
     )
     if alpha == 0:
@@ -420,7 +408,7 @@ def solve(
     if eta > 0:
         flat = flat + dirichlet_prior(m, n, eta=eta, alpha=alpha, rng=rng)[:, None]
     flat = np.ascontiguousarray(flat)
-    polish = _check_positive_int("polish", polish, minimum=0)
+    polish = check_int("polish", polish, 0)
     scaled = (beta / n, gamma / n, tau * n)
     best_z, best_f = None, np.inf
     for _ in range(restarts):

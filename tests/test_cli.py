@@ -153,3 +153,15 @@ def test_python_dash_m_comixup():
     proc = subprocess.run([sys.executable, "-m", "comixup", "--help"], check=False,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and "train" in proc.stdout and "bench" in proc.stdout
+
+
+@pytest.mark.parametrize("method", __import__("comixup.train.methods", fromlist=["x"]).method_names())
+def test_every_method_trains_one_epoch_through_the_cli(method, tmp_path, capsys):
+    # Issue 4: every method through `comixup train` on the synthetic benchmark, limit flags.
+    argv = tiny_args(tmp_path, "--method", method, "--epochs", "1", "--limit-train", "32",
+                     "--limit-test", "16")
+    assert main(argv) == 0
+    with open(tmp_path / "run" / "metrics.csv", newline="") as f:
+        (row,) = list(csv.DictReader(f))
+    assert row["epoch"] == "1" and float(row["train_loss"]) > 0
+    assert "final:" in capsys.readouterr().out

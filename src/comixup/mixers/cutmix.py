@@ -27,8 +27,8 @@ import numbers
 
 import torch
 
-from .base import check_generator, check_images, check_num_classes, check_number, soft_targets
-from .mixup import _target_dtype, sample_lambda
+from .base import check_generator
+from .mixup import _PairMixer
 
 __all__ = ["CutMix", "rand_box"]
 
@@ -88,7 +88,7 @@ def rand_box(
     return _box_from_area(h, w, 1.0 - lam, generator)
 
 
-class CutMix:
+class CutMix(_PairMixer):
     """CutMix batch transform (Yun et al., ICCV 2019; notes 4).
 
     ``x_mix, y_mix = CutMix(num_classes)(x, y)`` draws one ``lambda ~ Beta(alpha, alpha)``,
@@ -116,26 +116,13 @@ class CutMix:
         target, one-hot for integer labels; no random numbers are drawn for it.
     """
 
-    def __init__(
-        self, num_classes: int, *, alpha: float = 1.0, generator: torch.Generator | None = None
-    ) -> None:
-        self.num_classes = check_num_classes(num_classes)
-        self.alpha = check_number("alpha", alpha, low_open=True)
-        self.generator = check_generator(generator)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(num_classes={self.num_classes}, alpha={self.alpha})"
-
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Mix the batch ``x`` with labels ``y``; see the class docstring."""
-        x = check_images(x)
+        x, t = self._targets(x, y)
         b, _, h, w = x.shape
-        tdtype = _target_dtype(x.dtype)
-        t = soft_targets(y, self.num_classes, b, tdtype, x.device)
         if b == 1:
             return x.clone(), t.to(x.dtype)
-        lam = sample_lambda(self.alpha, self.generator)
-        perm = torch.randperm(b, generator=self.generator).to(x.device)
+        lam, perm = self._draw(b, x.device)
         y0, y1, x0, x1 = _box_from_area(h, w, 1.0 - lam, self.generator)
         x_mix = x.clone()
         x_mix[:, :, y0:y1, x0:x1] = x[perm, :, y0:y1, x0:x1]

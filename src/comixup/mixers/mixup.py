@@ -113,7 +113,31 @@ def mix_pair(x: torch.Tensor, perm: torch.Tensor, lam: float) -> torch.Tensor:
 # ----------------------------------------------------------------------------------------------
 
 
-class InputMixup:
+class _PairMixer:
+    """Shared part of the pairwise mixers: arguments, targets and the (lambda, perm) draw."""
+
+    def __init__(
+        self, num_classes: int, *, alpha: float = 1.0, generator: torch.Generator | None = None
+    ) -> None:
+        self.num_classes = check_num_classes(num_classes)
+        self.alpha = check_number("alpha", alpha, low_open=True)
+        self.generator = check_generator(generator)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(num_classes={self.num_classes}, alpha={self.alpha})"
+
+    def _targets(self, x, y) -> tuple[torch.Tensor, torch.Tensor]:
+        """Checked ``x`` and its soft targets in the mixing dtype (at least float32)."""
+        x = check_images(x)
+        return x, soft_targets(y, self.num_classes, x.shape[0], _target_dtype(x.dtype), x.device)
+
+    def _draw(self, batch: int, device) -> tuple[float, torch.Tensor]:
+        """``lambda ~ Beta(alpha, alpha)`` first, then the permutation (moved to ``device``)."""
+        lam = sample_lambda(self.alpha, self.generator)
+        return lam, torch.randperm(batch, generator=self.generator).to(device)
+
+
+class InputMixup(_PairMixer):
     """Input Mixup batch transform (Zhang et al., ICLR 2018; notes 4).
 
     ``x_mix, y_mix = InputMixup(num_classes)(x, y)`` draws one ``lambda ~ Beta(alpha, alpha)``
@@ -140,26 +164,12 @@ class InputMixup:
         target, one-hot for integer labels; no random numbers are drawn for it.
     """
 
-    def __init__(
-        self, num_classes: int, *, alpha: float = 1.0, generator: torch.Generator | None = None
-    ) -> None:
-        self.num_classes = check_num_classes(num_classes)
-        self.alpha = check_number("alpha", alpha, low_open=True)
-        self.generator = check_generator(generator)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(num_classes={self.num_classes}, alpha={self.alpha})"
-
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Mix the batch ``x`` with labels ``y``; see the class docstring."""
-        x = check_images(x)
-        b = x.shape[0]
-        tdtype = _target_dtype(x.dtype)
-        t = soft_targets(y, self.num_classes, b, tdtype, x.device)
-        if b == 1:
+        x, t = self._targets(x, y)
+        if x.shape[0] == 1:
             return x.clone(), t.to(x.dtype)
-        lam = sample_lambda(self.alpha, self.generator)
-        perm = torch.randperm(b, generator=self.generator).to(x.device)
+        lam, perm = self._draw(x.shape[0], x.device)
         x_mix = mix_pair(x, perm, lam)
         y_mix = lam * t + (1.0 - lam) * t[perm]
         return x_mix, y_mix.to(x.dtype)

@@ -10,6 +10,8 @@ from hypothesis import strategies as st
 
 from comixup import CoMixup
 from comixup.bench import realistic_saliency
+from comixup.saliency import compatibility, pooled_unary, salient_location
+from comixup.solver import objective
 
 
 def one_hot_coded(batch, h, w, dtype=torch.float32):
@@ -88,6 +90,23 @@ def test_realistic_batch_mixes_salient_regions():
     assert ((y_mix > 0).sum(1) >= 2).float().mean() > 0.5
 
 
+def test_restarts_lower_the_mean_objective():
+    # With eta = 0 the solver's objective is Eq. (1) on the pooled saliency, so the best of
+    # four restarts can only be lower than one run.
+    sal = torch.from_numpy(realistic_saliency(40, 32, rng=np.random.default_rng(1))).float()
+    cost = -pooled_unary(sal, 4).double().numpy()
+    loc = salient_location(sal)
+    totals = {}
+    for restarts in (1, 4):
+        comix = CoMixup(40, restarts=restarts, eta=0.0, generator=torch.Generator().manual_seed(0))
+        _, _, info = comix(one_hot_coded(40, 32, 32), torch.arange(40), sal, return_info=True)
+        totals[restarts] = sum(
+            objective(cost[a:b], z, compatibility(loc[a:b]).numpy(), beta=0.32, gamma=1.0, tau=0.83)
+            for (a, b), z in zip(info["partitions"], info["labelings"])
+        )
+    assert totals[4] < totals[1]
+
+
 def test_soft_targets_are_mixed():
     x = one_hot_coded(6, 8, 8)
     y = torch.softmax(torch.randn(6, 4), 1)
@@ -150,6 +169,7 @@ def test_bad_call_arguments(args, kwargs, error, match):
         (dict(alpha=0.0), ValueError, "alpha"),
         (dict(beta=-0.1), ValueError, "beta"),
         (dict(workers=0), ValueError, "workers"),
+        (dict(restarts=0), ValueError, "restarts"),
         (dict(generator=0), TypeError, "generator"),
     ],
 )

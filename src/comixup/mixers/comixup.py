@@ -140,6 +140,8 @@ class CoMixup(ThreadedMixer):
         levels: mixing levels per cell |L| in {2, 3, 4} (paper 3).
         threshold: ``"hard"`` (paper), ``"soft"`` or ``"none"`` clipping.
         resolve: run the resolve step (paper: on).
+        restarts: solve each partition from this many random initializations and keep the
+            lowest objective (not in the paper; 1, the default, is the paper's algorithm).
         workers: threads that solve partitions in parallel; None uses one per CPU (at most one
             per partition). Results do not depend on it.
         generator: ``torch.Generator`` for every random draw (grid size, per-partition solver
@@ -172,6 +174,7 @@ class CoMixup(ThreadedMixer):
         levels: int = 3,
         threshold: str = "hard",
         resolve: bool = True,
+        restarts: int = 1,
         workers: int | None = None,
         generator: torch.Generator | None = None,
     ):
@@ -194,6 +197,7 @@ class CoMixup(ThreadedMixer):
             raise ValueError(f"threshold must be one of {THRESHOLDS}, got {threshold!r}")
         self.threshold = threshold
         self.resolve = bool(resolve)
+        self.restarts = check_int("restarts", restarts, 1)
         if workers is not None:
             check_int("workers", workers, 1)
         self.workers = workers
@@ -201,7 +205,7 @@ class CoMixup(ThreadedMixer):
 
     def __repr__(self) -> str:
         keys = ("num_classes", "beta", "gamma", "eta", "tau", "omega", "alpha", "grid",
-                "partition", "n_iter", "levels", "threshold", "resolve", "workers")
+                "partition", "n_iter", "levels", "threshold", "resolve", "restarts", "workers")
         return f"CoMixup({', '.join(f'{k}={getattr(self, k)!r}' for k in keys)})"
 
     def _randint(self, high: int, size: int) -> torch.Tensor:
@@ -247,5 +251,6 @@ class CoMixup(ThreadedMixer):
         return solve(
             cost, A, beta=self.beta, gamma=self.gamma, eta=self.eta, tau=self.tau,
             alpha=self.alpha, n_iter=self.n_iter, levels=self.levels,
-            threshold=self.threshold, resolve=self.resolve, rng=np.random.default_rng(seed),
+            threshold=self.threshold, resolve=self.resolve, restarts=self.restarts,
+            rng=np.random.default_rng(seed),
         )

@@ -12,7 +12,8 @@ Co-Mixup's label-pair costs ``||z - z'||^2 / 2`` are a semi-metric, not a metric
 non-submodular. Alpha-beta swap moves stay submodular for any semi-metric (Boykov, Veksler and
 Zabih, PAMI 2001), so every move is solved exactly by a max-flow; this is the algorithm the
 reference runs through pyGCO (Appendix C). The solver here is written for the tiny grids of
-Co-Mixup (4x4 to 16x16): one max-flow is a few microseconds.
+Co-Mixup (4x4 to 16x16): at m = 20 on a 4x4 grid, the 80 multi-label cuts of one partition
+take about 1.4 ms in all, Algorithm 1's bookkeeping included (``comixup bench solver``).
 
 Two exact shortcuts keep the number of max-flows small:
 

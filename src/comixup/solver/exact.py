@@ -13,6 +13,7 @@ import itertools
 import numba
 import numpy as np
 
+from .._checks import check_int
 from .objective import check_compatibility, check_cost, threshold_mode
 
 __all__ = ["solve_exact", "level_labels"]
@@ -134,9 +135,7 @@ def solve_exact(
     A = check_compatibility(A, m)
     if (A < 0).any():
         raise ValueError("A must be non-negative for solve_exact")
-    n_out = m if n_out is None else int(n_out)
-    if n_out < 1:
-        raise ValueError(f"n_out must be >= 1, got {n_out}")
+    n_out = m if n_out is None else check_int("n_out", n_out, 1)
     if levels not in (2, 3, 4):
         raise ValueError(f"levels must be one of (2, 3, 4), got {levels!r}")
     mode = threshold_mode(threshold)

@@ -6,7 +6,7 @@
 * :func:`solve_exact`: brute force for tiny problems (Appendix D.1).
 """
 
-from .algorithm import LEVELS, dirichlet_prior, solve
+from .algorithm import LEVELS, PAIRWISE, dirichlet_prior, label_pair_costs, solve
 from .exact import level_labels, solve_exact
 from .graphcut import grid_energy, grid_graphcut
 from .objective import THRESHOLDS, objective
@@ -18,7 +18,9 @@ __all__ = [
     "grid_graphcut",
     "grid_energy",
     "dirichlet_prior",
+    "label_pair_costs",
     "level_labels",
     "LEVELS",
+    "PAIRWISE",
     "THRESHOLDS",
 ]

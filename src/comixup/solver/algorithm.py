@@ -16,8 +16,16 @@ for the current labeling alone, and is the fastest of the three.)
 Multi-label extension (``levels`` = |L| in {3, 4}): the first sweep uses one-hot labels; later
 sweeps add, for the inputs ``S_j`` the output currently uses, the mixes of the pair (|S_j| = 2) or
 of the three pairs among the three most used inputs (|S_j| >= 3), at ratio 1/2 (|L| = 3) or 1/3
-and 2/3 (|L| = 4), each with unary = the same mix of the two unaries minus ``5e-4``. The
-label-pair cost is ``beta_eff ||z - z'||^2 / 2``.
+and 2/3 (|L| = 4), each with unary = the same mix of the two unaries minus ``5e-4``.
+
+Label-pair costs of the graph cut (times ``beta_eff``). ``pairwise="reference"`` (the default) is
+what the reference's ``graphcut_multi`` builds: 0 between equal labels, 0.25 between a mix and
+each of its two parts, and 1 between any other two distinct labels (two inputs, a mix and an
+input it does not contain, two different mixes). ``pairwise="squared"`` uses
+``||z - z'||^2 / 2`` instead, which gives 0.75 and 0.25 (0.5 for disjoint mixes) in the last
+cases. Both are semi-metrics, which the swap solver handles exactly per move. The objective that
+:func:`solve` reports and compares keeps the squared-distance smoothness of
+:mod:`comixup.solver.objective` whichever cut costs are used.
 
 Resolve step: after sweep ``n_iter - 1``, outputs ``j1 < j2`` that use exactly the same set of at
 least two inputs get ``gamma_eff`` added to the first input of the set (for ``j1``) and to the
@@ -36,10 +44,12 @@ from .._checks import check_int, check_number
 from .graphcut import labeling_energy, swap_inplace
 from .objective import check_compatibility, check_cost, objective_kernel, threshold_mode
 
-__all__ = ["solve", "dirichlet_prior", "LEVELS", "MIX_BONUS"]
+__all__ = ["solve", "dirichlet_prior", "label_pair_costs", "LEVELS", "PAIRWISE"]
 
 LEVELS = (2, 3, 4)
-MIX_BONUS = 5e-4  # unary bonus of a mixed label (notes 2)
+#: Label-pair costs of the graph cut between mixed labels (see the module docstring).
+PAIRWISE = ("reference", "squared")
+_MIX_BONUS = 5e-4  # unary bonus of a mixed label (Appendix C, the reference's graphcut_multi)
 _STOP_TOL = 1e-6  # early-stop tolerance on the relative objective change (notes 2)
 _MAX_CYCLES = 100  # cycles of the swap solver; it converges in a handful
 
@@ -66,6 +76,22 @@ def _label_sqdist(i1a, i2a, wa, i1b, i2b, wb):
 
 
 @numba.njit(cache=True, nogil=True)
+def _label_pair_cost(i1a, i2a, wa, mixed_a, i1b, i2b, wb, mixed_b, squared):
+    """Graph-cut cost between two distinct labels (before ``beta_eff``).
+
+    ``squared``: ``||z_a - z_b||^2 / 2``. Otherwise the reference's costs: 0.25 between a mix and
+    one of its two parts, 1 for every other pair of distinct labels.
+    """
+    if squared:
+        return 0.5 * _label_sqdist(i1a, i2a, wa, i1b, i2b, wb)
+    if mixed_a and not mixed_b:
+        return 0.25 if (i1b == i1a or i1b == i2a) else 1.0
+    if mixed_b and not mixed_a:
+        return 0.25 if (i1a == i1b or i1a == i2b) else 1.0
+    return 1.0
+
+
+@numba.njit(cache=True, nogil=True)
 def _write_cell(z, j, k, i1, i2, w1):
     m = z.shape[2]
     for i in range(m):
@@ -76,7 +102,7 @@ def _write_cell(z, j, k, i1, i2, w1):
 
 @numba.njit(cache=True, nogil=True)
 def algorithm1_kernel(cost, a_mat, init, h, w, beta_eff, gamma_eff, tau_eff,
-                      n_iter, levels, mode, resolve):
+                      n_iter, levels, mode, resolve, squared, mix_bonus):
     """Algorithm 1 on one partition.
 
     Args:
@@ -86,6 +112,8 @@ def algorithm1_kernel(cost, a_mat, init, h, w, beta_eff, gamma_eff, tau_eff,
         h, w: grid size (``n = h * w``).
         beta_eff, gamma_eff, tau_eff: scaled hyperparameters.
         n_iter: number of sweeps; levels: |L|; mode: 0 hard, 1 soft, 2 none; resolve: bool.
+        squared: label-pair costs ``||z - z'||^2 / 2`` (else the reference's 0.25 / 1).
+        mix_bonus: unary bonus of a mixed label (``5e-4``).
 
     Returns:
         ``(z, f)``: labelings ``(n_out, n, m)`` and their objective (without prior beyond ``cost``).
@@ -175,8 +203,11 @@ def algorithm1_kernel(cost, a_mat, init, h, w, beta_eff, gamma_eff, tau_eff,
                                     n_labels += 1
                     for a in range(m, n_labels):
                         for b in range(n_labels):
-                            d = 0.5 * _label_sqdist(lab_i1[a], lab_i2[a], lab_w[a],
-                                                    lab_i1[b], lab_i2[b], lab_w[b])
+                            d = 0.0
+                            if a != b:
+                                d = _label_pair_cost(lab_i1[a], lab_i2[a], lab_w[a], True,
+                                                     lab_i1[b], lab_i2[b], lab_w[b], b >= m,
+                                                     squared)
                             pair[a, b] = d
                             pair[b, a] = d
             unary = np.empty((n, n_labels))
@@ -185,7 +216,7 @@ def algorithm1_kernel(cost, a_mat, init, h, w, beta_eff, gamma_eff, tau_eff,
                     unary[k, i] = cost[i, k] + pen[i] + gamma_eff * add_cost[j, i]
                 for a in range(m, n_labels):
                     unary[k, a] = (lab_w[a] * unary[k, lab_i1[a]]
-                                   + (1.0 - lab_w[a]) * unary[k, lab_i2[a]] - 5e-4)
+                                   + (1.0 - lab_w[a]) * unary[k, lab_i2[a]] - mix_bonus)
             # Warm start from the current labeling (a mix missing from the new set falls back
             # to its larger part).
             for k in range(n):
@@ -323,6 +354,29 @@ def polish_kernel(cost, a_mat, z, h, w, beta_eff, gamma_eff, tau_eff, mode, kick
     return f
 
 
+def label_pair_costs(labels, pairwise: str = "reference") -> np.ndarray:
+    """The graph cut's ``(L, L)`` label-pair costs for dense mixing vectors ``labels`` ``(L, m)``.
+
+    ``"reference"``: 0 on the diagonal, 0.25 between a mixed label and a one-hot label of one of
+    its parts, 1 between every other pair (the costs the reference's ``graphcut_multi`` builds,
+    Appendix C). ``"squared"``: ``||z_a - z_b||^2 / 2``. This is the matrix Algorithm 1 uses for
+    its label sets, written densely for tests and for :func:`comixup.solver.grid_graphcut`.
+    """
+    if pairwise not in PAIRWISE:
+        raise ValueError(f"pairwise must be one of {PAIRWISE}, got {pairwise!r}")
+    z = np.asarray(labels, dtype=np.float64)
+    if z.ndim != 2 or not np.isfinite(z).all():
+        raise ValueError(f"labels must be a finite (L, m) array, got shape {z.shape}")
+    if pairwise == "squared":
+        return 0.5 * ((z[:, None, :] - z[None, :, :]) ** 2).sum(-1)
+    one_hot = np.isclose(z.max(1), 1.0)
+    part = (z[None, :, :] > 0) & (z[:, None, :] == 1.0)  # part[a, b, i]: a is e_i, b contains i
+    contains = part.any(-1) & ~one_hot[None, :] & one_hot[:, None]
+    cost = np.where(contains | contains.T, 0.25, 1.0)
+    np.fill_diagonal(cost, 0.0)
+    return cost
+
+
 def dirichlet_prior(m: int, n: int, *, eta: float, alpha: float, rng: np.random.Generator) -> np.ndarray:
     """Per-input prior cost ``-eta_eff log(lambda_i + 1e-8)``, ``lambda ~ Dirichlet(alpha 1_m)``.
 
@@ -350,6 +404,7 @@ def solve(
     rng: np.random.Generator | None = None,
     restarts: int = 1,
     polish: int = 0,
+    pairwise: str = "reference",
 ) -> np.ndarray:
     """Co-Mixup labelings of one partition by Algorithm 1 (Section 4.2, Appendix C, notes 2).
 
@@ -380,6 +435,10 @@ def solve(
             of the clipped term, so its fixed points can miss optima in which every output stays
             just below the clipping level; the polish reaches them. Every move re-evaluates
             Eq. (1), so use it on small problems (analysis, Table 6), not in training.
+        pairwise: label-pair costs of the graph cut for mixed labels, ``"reference"`` (0.25
+            between a mix and each of its parts, 1 otherwise: what the reference ran) or
+            ``"squared"`` (``||z - z'||^2 / 2``). The returned labeling is still compared by
+            Eq. (1) with its squared-distance smoothness.
 
     Returns:
         ``(n_out, g, g, m)`` float64 array whose last axis sums to 1.
@@ -394,6 +453,8 @@ def solve(
     if levels not in LEVELS:
         raise ValueError(f"levels must be one of {LEVELS}, got {levels!r}")
     mode = threshold_mode(threshold)
+    if pairwise not in PAIRWISE:
+        raise ValueError(f"pairwise must be one of {PAIRWISE}, got {pairwise!r}")
     beta, gamma, eta, tau, alpha = (
         check_number(name, val)
         for name, val in (("beta", beta), ("gamma", gamma), ("eta", eta), ("tau", tau), ("alpha", alpha))
@@ -413,7 +474,8 @@ def solve(
     best_z, best_f = None, np.inf
     for _ in range(restarts):
         init = rng.integers(m, size=(n_out, n), dtype=np.int64)
-        z, f = algorithm1_kernel(flat, A, init, h, w, *scaled, n_iter, levels, mode, bool(resolve))
+        z, f = algorithm1_kernel(flat, A, init, h, w, *scaled, n_iter, levels, mode, bool(resolve),
+                                  pairwise == "squared", _MIX_BONUS)
         if polish:
             kicks = np.stack([rng.integers(n_out, size=polish), rng.integers(n, size=polish),
                               rng.integers(m, size=polish),

@@ -50,20 +50,58 @@ def test_compatibility_normalization_and_zero_guard():
         compatibility(loc, omega=2.0)
 
 
-def test_clean_step_keeps_weight_gradients_and_returns_saliency():
+@pytest.mark.parametrize("loss, factor", [("bce", 2 / 5), ("ce", 1.0)])
+def test_clean_step_keeps_weight_gradients_and_returns_saliency(loss, factor):
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.Flatten(),
                                 torch.nn.Linear(4 * 6 * 6, 5))
     x = torch.randn(4, 3, 6, 6)
     y = torch.tensor([0, 1, 2, 3])
-    loss, sal = clean_loss_and_saliency(model, x, y, scale=0.5)
+    loss_value, sal = clean_loss_and_saliency(model, x, y, loss=loss, clean_lam=0.5)
     grads = [p.grad.clone() for p in model.parameters()]
     model.zero_grad()
     inp = x.clone().requires_grad_(True)
-    ref = F.cross_entropy(model(inp), y) * 0.5
+    ref = F.cross_entropy(model(inp), y) * 0.5 * factor  # clean_lam * (2 / C or 1) * CE
     ref.backward()
-    torch.testing.assert_close(loss, ref.detach())
+    torch.testing.assert_close(loss_value, ref.detach())
     for g, p in zip(grads, model.parameters()):
         torch.testing.assert_close(g, p.grad)
     torch.testing.assert_close(sal, input_saliency(inp.grad))
     assert not x.requires_grad
+
+
+def test_clean_step_uses_the_given_backward_and_sync_and_zeroes_non_finite_maps():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 5))
+    x, y = torch.randn(2, 3, 4, 4), torch.tensor([0, 1])
+    entered = []
+
+    class Sync:
+        def __enter__(self):
+            entered.append(True)
+
+        def __exit__(self, *exc):
+            return False
+
+    def overflow(loss):  # an fp16 overflow: the scaled gradients are inf
+        (loss * float("inf")).backward()
+
+    _, sal = clean_loss_and_saliency(model, x, y, backward=overflow, sync=Sync)
+    assert entered == [True]
+    assert torch.equal(sal, torch.zeros(2, 4, 4))
+    with pytest.raises(ValueError, match="loss"):
+        clean_loss_and_saliency(model, x, y, loss="mse")
+    with pytest.raises(ValueError, match="clean_lam"):
+        clean_loss_and_saliency(model, x, y, clean_lam=-1.0)
+
+
+def test_salient_location_stride_uses_non_overlapping_windows():
+    sal = torch.zeros(1, 16, 16)
+    sal[0, 5:13, 3:11] = 1.0  # the best 8x8 window at stride 1 starts at (5, 3)
+    assert salient_location(sal).tolist() == [[5, 3]]
+    sal[0, 8:16, 8:16] += 0.1 * torch.rand(8, 8)  # at stride 8 only (0|8, 0|8) are candidates
+    loc = salient_location(sal, stride=8).tolist()
+    windows = {(r, c): float(sal[0, 8 * r:8 * r + 8, 8 * c:8 * c + 8].sum()) for r in (0, 1) for c in (0, 1)}
+    assert tuple(loc[0]) == max(windows, key=windows.get)
+    with pytest.raises(ValueError, match="stride"):
+        salient_location(sal, stride=0)

@@ -7,16 +7,21 @@
   per input; the unary cost is its negation (notes 1.3, Appendix E).
 * :func:`compatibility`: ``A = (1 - omega) I + omega A_c`` with ``A_c`` the l1 distance between the
   most salient locations (Section 4.1, notes 1.6).
-* :func:`clean_loss_and_saliency`: the paper's training step, one clean forward/backward that
-  keeps the weight gradients and yields the saliency (Appendix C, notes 3).
+* :func:`clean_loss_and_saliency`: the clean half of the paper's training step, one clean
+  forward/backward that keeps the weight gradients and yields the saliency (Appendix C); the
+  training engine calls it too.
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
+
+from .losses import check_loss, clean_scale
 
 __all__ = [
     "input_saliency",
@@ -62,21 +67,25 @@ def pooled_unary(saliency: torch.Tensor, grid: int) -> torch.Tensor:
     return torch.where(total > 0, pooled / total.clamp_min(1e-30), uniform)
 
 
-def salient_location(saliency: torch.Tensor, window: int = 8) -> torch.Tensor:
-    """Row and column of each input's most salient ``window x window`` region (notes 1.6).
+def salient_location(saliency: torch.Tensor, window: int = 8, stride: int = 1) -> torch.Tensor:
+    """Row and column of each input's most salient ``window x window`` region (Section 4.1).
 
-    The saliency is average-pooled with the given window at stride 1 (the window shrinks to the
-    image size for small images); ties resolve to the first location in row-major order.
+    The saliency is average-pooled with the given window at ``stride`` (1 in the CIFAR
+    reference; 8, non-overlapping windows, in the ImageNet reference), the window shrinking to
+    the image size for small images; ties resolve to the first location in row-major order.
 
     Returns:
         ``(B, 2)`` long tensor of ``(row, col)`` in pooled coordinates.
     """
+    if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
+        raise ValueError(f"stride must be an int >= 1, got {stride!r}")
     b, h, w = saliency.shape
     kh, kw = min(window, h), min(window, w)
     # Window sums from an integral image (same argmax as avg_pool2d, a fraction of the cost).
     integral = F.pad(saliency.double().cumsum(1).cumsum(2), (1, 0, 1, 0))
     pooled = (integral[:, kh:, kw:] - integral[:, :-kh, kw:]
               - integral[:, kh:, :-kw] + integral[:, :-kh, :-kw])
+    pooled = pooled[:, ::stride, ::stride]
     flat = pooled.reshape(b, -1).argmax(1)
     width = pooled.shape[-1]
     return torch.stack([flat // width, flat % width], dim=1)
@@ -106,33 +115,80 @@ def compatibility(locations: torch.Tensor, omega: float = 1e-3) -> torch.Tensor:
     return (1.0 - omega) * eye + omega * a_c
 
 
+def _no_sync(model):
+    """``model.no_sync()`` for a DistributedDataParallel model, else a null context."""
+    no_sync = getattr(model, "no_sync", None)
+    return no_sync() if callable(no_sync) else contextlib.nullcontext()
+
+
 def clean_loss_and_saliency(
     model: torch.nn.Module,
     x: torch.Tensor,
     y: torch.Tensor,
-    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     *,
-    scale: float = 1.0,
+    loss: str = "bce",
+    clean_lam: float = 1.0,
+    backward: Callable[[torch.Tensor], None] | None = None,
+    sync: Callable[[], contextlib.AbstractContextManager] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Forward the clean batch once, backpropagate, and return ``(clean_loss, saliency)``.
+    """The clean half of the saliency methods' training step; returns ``(clean_loss, saliency)``.
 
-    This is the first half of the paper's training step (Appendix C, notes 3): the weight
-    gradients of the clean loss are *kept* (accumulated in ``.grad``), and the input gradient
-    gives the saliency, so the caller adds the mixed loss and takes one optimizer step for both.
+    This is the paper's step (Appendix C) as both reference code bases run it, and the one the
+    training engine calls:
+
+    * ``clean_lam > 0``: forward the clean batch in the model's current (train) mode with input
+      gradients on; clean loss ``clean_scale(loss, C, clean_lam) * CE`` (``clean_lam * 2 * CE / C``
+      for the ``"bce"`` family, ``clean_lam * CE`` for ``"ce"``, :mod:`comixup.losses`);
+      ``backward`` it. The weight gradients are *kept* (accumulated in ``.grad``), so the caller
+      adds the mixed loss and takes one optimizer step for both.
+    * ``clean_lam == 0`` (Puzzle Mix's CIFAR commands): the forward runs in eval mode (BatchNorm
+      uses and keeps its running statistics) and only the input gradient of the cross-entropy is
+      computed; no weight gradient is touched. The model's mode is restored afterwards.
+
+    The saliency is :func:`input_saliency` of the input gradient. A map that is not finite (an
+    fp16 overflow step, which the gradient scaler then skips) becomes zeros, which the mixers
+    treat as uniform saliency.
 
     Args:
-        model: the classifier.
+        model: the classifier (possibly DistributedDataParallel).
         x: clean inputs ``(B, C, H, W)``.
-        y: labels ``(B,)`` (or whatever ``loss_fn`` takes).
-        loss_fn: ``loss_fn(logits, y)``; cross-entropy by default.
-        scale: factor applied to the loss before backward (the reference uses
-            ``2 / num_classes``, notes 3); the returned loss is the scaled one.
+        y: integer labels ``(B,)``.
+        loss: the loss family, ``"bce"`` or ``"ce"`` (:data:`comixup.losses.LOSSES`).
+        clean_lam: weight of the clean loss, a finite number >= 0.
+        backward: ``backward(loss)`` accumulates the gradients (e.g. an AMP scaler's
+            ``scaler.scale(loss).backward()``); plain ``loss.backward()`` by default.
+        sync: a factory of the context the backward runs in; by default ``model.no_sync()`` for a
+            DistributedDataParallel model (gradients are all-reduced once, with the mixed loss's)
+            and nothing otherwise.
 
     Returns:
-        The detached scaled clean loss and the ``(B, H, W)`` saliency of :func:`input_saliency`.
+        The detached scaled clean loss (0 when ``clean_lam == 0``) and the ``(B, H, W)`` float32
+        saliency.
     """
-    loss_fn = loss_fn or F.cross_entropy
+    check_loss(loss)
+    if isinstance(clean_lam, bool) or not isinstance(clean_lam, (int, float)) \
+            or not math.isfinite(clean_lam) or clean_lam < 0:
+        raise ValueError(f"clean_lam must be a finite number >= 0, got {clean_lam!r}")
+    backward = backward or (lambda value: value.backward())
     inp = x.detach().requires_grad_(True)
-    loss = loss_fn(model(inp), y) * scale
-    loss.backward()
-    return loss.detach(), input_saliency(inp.grad)
+    with (sync or (lambda: _no_sync(model)))():
+        if clean_lam > 0:
+            logits = model(inp)
+            scaled = F.cross_entropy(logits.float(), y) * clean_scale(loss, logits.shape[1],
+                                                                       clean_lam)
+            backward(scaled)
+            grad, value = inp.grad, scaled.detach()
+        else:
+            was_training = model.training
+            model.eval()
+            try:
+                ce = F.cross_entropy(model(inp).float(), y)
+                (grad,) = torch.autograd.grad(ce, inp)
+            finally:
+                model.train(was_training)
+            value = torch.zeros((), device=x.device)
+    saliency = input_saliency(grad)
+    finite = torch.isfinite(saliency).flatten(1).all(1)
+    if not bool(finite.all()):
+        saliency = torch.where(finite[:, None, None], saliency, torch.zeros_like(saliency))
+    return value, saliency

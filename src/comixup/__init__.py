@@ -16,6 +16,7 @@ from .mixers import (
     MultiCutMix,
     MultiInputMixup,
     PuzzleMix,
+    VAT,
 )
 
 __all__ = [
@@ -26,4 +27,5 @@ __all__ = [
     "MultiInputMixup",
     "MultiCutMix",
     "PuzzleMix",
+    "VAT",
 ]

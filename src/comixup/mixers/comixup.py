@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from ..saliency import compatibility, pooled_unary, salient_location
-from ..solver import LEVELS, THRESHOLDS, solve
+from ..solver import LEVELS, PAIRWISE, THRESHOLDS, solve
 from .base import (
     check_generator,
     check_images,
@@ -142,6 +142,12 @@ class CoMixup(ThreadedMixer):
         resolve: run the resolve step (paper: on).
         restarts: solve each partition from this many random initializations and keep the
             lowest objective (not in the paper; 1, the default, is the paper's algorithm).
+        pairwise: label-pair costs of the graph cut between mixed labels: ``"reference"``
+            (default; 0.25 between a 50/50 mix and each of its parts, 1 otherwise, as the
+            reference ran) or ``"squared"`` (``||z - z'||^2 / 2``); see :func:`comixup.solver.solve`.
+        location_stride: stride of the 8x8 window that locates each input's most salient region
+            for the compatibility matrix: 1 (default; the CIFAR / Tiny-ImageNet reference) or 8
+            (non-overlapping windows, the ImageNet reference).
         workers: threads that solve partitions in parallel; None uses one per CPU (at most one
             per partition). Results do not depend on it.
         generator: ``torch.Generator`` for every random draw (grid size, per-partition solver
@@ -175,6 +181,8 @@ class CoMixup(ThreadedMixer):
         threshold: str = "hard",
         resolve: bool = True,
         restarts: int = 1,
+        pairwise: str = "reference",
+        location_stride: int = 1,
         workers: int | None = None,
         generator: torch.Generator | None = None,
     ):
@@ -198,6 +206,10 @@ class CoMixup(ThreadedMixer):
         self.threshold = threshold
         self.resolve = bool(resolve)
         self.restarts = check_int("restarts", restarts, 1)
+        if pairwise not in PAIRWISE:
+            raise ValueError(f"pairwise must be one of {PAIRWISE}, got {pairwise!r}")
+        self.pairwise = pairwise
+        self.location_stride = check_int("location_stride", location_stride, 1)
         if workers is not None:
             check_int("workers", workers, 1)
         self.workers = workers
@@ -205,7 +217,8 @@ class CoMixup(ThreadedMixer):
 
     def __repr__(self) -> str:
         keys = ("num_classes", "beta", "gamma", "eta", "tau", "omega", "alpha", "grid",
-                "partition", "n_iter", "levels", "threshold", "resolve", "restarts", "workers")
+                "partition", "n_iter", "levels", "threshold", "resolve", "restarts", "pairwise",
+                "location_stride", "workers")
         return f"CoMixup({', '.join(f'{k}={getattr(self, k)!r}' for k in keys)})"
 
     def _randint(self, high: int, size: int) -> torch.Tensor:
@@ -228,7 +241,7 @@ class CoMixup(ThreadedMixer):
         seeds = self._randint(2**62, len(bounds)).tolist()
         sal = saliency.detach()
         cost = (-pooled_unary(sal, grid)).double().cpu().numpy()
-        locations = salient_location(sal).cpu()
+        locations = salient_location(sal, stride=self.location_stride).cpu()
         problems = [
             (cost[a:b], compatibility(locations[a:b], self.omega).numpy(), seed)
             for (a, b), seed in zip(bounds, seeds)
@@ -252,5 +265,5 @@ class CoMixup(ThreadedMixer):
             cost, A, beta=self.beta, gamma=self.gamma, eta=self.eta, tau=self.tau,
             alpha=self.alpha, n_iter=self.n_iter, levels=self.levels,
             threshold=self.threshold, resolve=self.resolve, restarts=self.restarts,
-            rng=np.random.default_rng(seed),
+            pairwise=self.pairwise, rng=np.random.default_rng(seed),
         )

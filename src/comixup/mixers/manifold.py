@@ -13,9 +13,16 @@ mix_fn=None)`` returns the logits; when ``mix_depth = d`` is given, the model ca
 ``h = mix_fn(h)`` exactly once on its hidden state at depth ``d`` (``d = 0``: the input) and
 carries on with the result. ``model.mix_depths`` lists the depths the model supports.
 
+The ``k``-input variant (``manifold3`` / ``manifold4``, the Manifold Mixup rows of Table 4)
+mixes ``k`` hidden states with weights from ``Dirichlet(alpha 1_k)``, drawn as the multi-input
+Mixup of :mod:`comixup.mixers.multimix` draws them (source 0 is the batch itself, sources
+``1..k-1`` are ``k - 1`` independent permutations); ``k = 2`` is the pairwise method above.
+
 Randomness: one CPU :class:`torch.Generator` (``None`` = torch's default), drawn in the order
 of Verma et al.'s code: the depth (uniform over the usable depths, sorted), ``lambda``
-(:func:`comixup.mixers.mixup.sample_lambda`), then the permutation.
+(:func:`comixup.mixers.mixup.sample_lambda`), then the permutation; for ``k > 2`` the depth,
+the ``k`` weights (:func:`comixup.mixers.multimix.sample_weights`), then the ``k - 1``
+permutations.
 """
 
 from __future__ import annotations
@@ -24,8 +31,16 @@ import numbers
 
 import torch
 
-from .base import check_generator, check_images, check_num_classes, check_number, soft_targets
+from .base import (
+    check_generator,
+    check_images,
+    check_int,
+    check_num_classes,
+    check_number,
+    soft_targets,
+)
 from .mixup import _target_dtype, mix_pair, sample_lambda
+from .multimix import sample_weights
 
 __all__ = ["ManifoldMixup"]
 
@@ -64,12 +79,15 @@ class ManifoldMixup:
             ``{0.2, 1.0, 2.0}``; default ``2.0`` (Verma et al.'s default).
         depths: the candidate depths, distinct ints >= 0; default ``(0, 1, 2)``: the input,
             after the first and after the second residual stage (notes 4).
+        k: number of mixed inputs, 2 (the paper's Manifold Mixup) to 8; ``k > 2`` draws
+            Dirichlet weights (Table 4).
         generator: CPU :class:`torch.Generator` for every draw (the depth, ``lambda``, then
             the permutation); ``None`` uses torch's default generator.
 
     Attributes:
         last_depth: the depth used by the latest :meth:`forward` (``None`` before the first
             call and after a batch of one), for logging.
+        last_weights: the ``k`` mixing weights of the latest :meth:`forward` (``None`` before).
     """
 
     def __init__(
@@ -78,18 +96,21 @@ class ManifoldMixup:
         *,
         alpha: float = 2.0,
         depths=(0, 1, 2),
+        k: int = 2,
         generator: torch.Generator | None = None,
     ) -> None:
         self.num_classes = check_num_classes(num_classes)
         self.alpha = check_number("alpha", alpha, low_open=True)
         self.depths = _check_depths(depths)
+        self.k = check_int("k", k, 2, 8)
         self.generator = check_generator(generator)
         self.last_depth: int | None = None
+        self.last_weights: list[float] | None = None
 
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(num_classes={self.num_classes}, alpha={self.alpha}, "
-            f"depths={self.depths})"
+            f"depths={self.depths}, k={self.k})"
         )
 
     def usable_depths(self, model) -> tuple[int, ...]:
@@ -138,8 +159,14 @@ class ManifoldMixup:
             self.last_depth = None
             return model(x), t.to(x.dtype)
         depth = usable[int(torch.randint(0, len(usable), (1,), generator=self.generator))]
-        lam = sample_lambda(self.alpha, self.generator)
-        perm = torch.randperm(b, generator=self.generator).to(x.device)
+        if self.k == 2:
+            lam = sample_lambda(self.alpha, self.generator)
+            weights = [lam, 1.0 - lam]
+            perms = [torch.randperm(b, generator=self.generator).to(x.device)]
+        else:
+            weights = sample_weights(self.k, self.alpha, self.generator).tolist()
+            perms = [torch.randperm(b, generator=self.generator).to(x.device)
+                     for _ in range(self.k - 1)]
         calls = []
 
         def mix_fn(h: torch.Tensor) -> torch.Tensor:
@@ -147,7 +174,12 @@ class ManifoldMixup:
                 shape = tuple(h.shape) if isinstance(h, torch.Tensor) else type(h).__name__
                 raise ValueError(f"mix_fn expects a hidden state with batch size {b}, got {shape}")
             calls.append(depth)
-            return mix_pair(h, perm, lam)
+            if self.k == 2:
+                return mix_pair(h, perms[0], weights[0])
+            out = h * weights[0]
+            for weight, perm in zip(weights[1:], perms):
+                out = out + h[perm] * weight
+            return out
 
         logits = model(x, mix_depth=depth, mix_fn=mix_fn)
         if len(calls) != 1:
@@ -156,5 +188,8 @@ class ManifoldMixup:
                 f"Mixup contract needs exactly one call"
             )
         self.last_depth = depth
-        y_mix = lam * t + (1.0 - lam) * t[perm]
+        self.last_weights = weights
+        y_mix = weights[0] * t
+        for weight, perm in zip(weights[1:], perms):
+            y_mix = y_mix + weight * t[perm]
         return logits, y_mix.to(x.dtype)

@@ -121,7 +121,7 @@ def _geometry(h: int, w: int, grid: int, neigh_size: int, t_size: int, transport
         raise ValueError(
             f"neigh_size {neigh_size} must divide the block side {block} (image {h} / grid {grid})"
         )
-    ts = min(t_size, block)
+    ts = block if t_size == -1 else min(t_size, block)
     if transport and block % ts:
         raise ValueError(f"t_size {t_size} must divide the block side {block} (image {h} / grid {grid})")
     return block, neigh, ts, h // ts
@@ -524,7 +524,9 @@ class PuzzleMix(ThreadedMixer):
         neigh_size: pooling size of the smoothness statistic (published 4), clipped to the block.
         transport: move salient blocks inside the mask regions (published: on).
         t_eps: distance weight of the transport cost (published 0.8).
-        t_size: side of the transported pixel blocks (published 4), clipped to the block.
+        t_size: side of the transported pixel blocks (published 4 on CIFAR), clipped to the
+            block; ``-1`` transports the graph-cut grid's blocks (the reference's default, used
+            by its Tiny-ImageNet commands).
         mean, std: per-channel normalization of ``x``; the smoothness statistic is computed on
             ``x * std + mean`` as the reference. ``None`` means 0 and 1.
         workers: threads solving chunks of pairs; None uses one per CPU. Results do not depend
@@ -576,7 +578,9 @@ class PuzzleMix(ThreadedMixer):
             raise TypeError(f"transport must be a bool, got {type(transport).__name__}")
         self.transport = bool(transport)
         self.t_eps = check_number("t_eps", t_eps)
-        self.t_size = check_int("t_size", t_size, 1)
+        self.t_size = check_int("t_size", t_size, -1)
+        if self.t_size == 0:
+            raise ValueError("t_size must be >= 1, or -1 for the graph-cut grid's block")
         self.mean = _check_channels("mean", mean)
         self.std = _check_channels("std", std)
         if workers is not None:

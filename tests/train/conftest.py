@@ -1,7 +1,5 @@
 """Fixtures of the training-engine tests: a tiny synthetic setup that trains in about a second."""
 
-import importlib
-
 import pytest
 import torch
 
@@ -38,17 +36,6 @@ def tiny_settings(tmp_path, **overrides):
 def tiny(tmp_path):
     """Factory: ``tiny(**overrides)`` returns a tiny configuration dict under ``tmp_path``."""
     return lambda **overrides: tiny_settings(tmp_path, **overrides)
-
-
-@pytest.fixture
-def require_comixup():
-    """Skip the test when the real Co-Mixup mixer (comixup.mixers.comixup.CoMixup) is missing."""
-    try:
-        module = importlib.import_module("comixup.mixers.comixup")
-    except ImportError as exc:
-        pytest.skip(f"comixup.mixers.comixup does not import yet: {exc}")
-    if not hasattr(module, "CoMixup"):
-        pytest.skip("comixup.mixers.comixup has no CoMixup yet")
 
 
 @pytest.fixture(autouse=True)

@@ -38,7 +38,11 @@ def test_presets_resolve_to_valid_settings(name):
     assert cfg.method in METHODS
     assert set(models.options(cfg.arch)) >= set(cfg.arch_options)
     for method in cfg.preset_method_options:
-        assert method in METHODS
+        assert method == "*" or method in METHODS
+    for method in METHODS:  # every column of the preset resolves, with valid options
+        options = resolve_config(name, {"method": method}).method_options
+        assert set(options) <= METHODS[method].accepted_options()
+        assert options["loss"] in ("bce", "ce")
     if name in TABLE1:
         assert preset_source(name), f"{name} does not cite its source"
 
@@ -73,7 +77,9 @@ def test_imagenet_lr_points():
 def test_resolution_layers():
     cfg = resolve_config("synthetic-quick", {"epochs": 1, "method_options": {"alpha": 1.0},
                                              "arch_options": {"stem_stride": 1}})
-    assert cfg.epochs == 1 and cfg.method_options == {"alpha": 1.0}
+    assert cfg.epochs == 1 and cfg.method_options["alpha"] == 1.0
+    assert cfg.method_options["loss"] == "bce"  # the preset's "*" entry
+    assert cfg.method_options["tau"] == 0.83  # Co-Mixup's default, recorded
     assert cfg.arch_options == {"initial_channels": 16, "stem_stride": 1}  # merged
     again = resolve_config(base=cfg.to_dict(), overrides={"seed": 3})
     assert again.seed == 3 and again.epochs == 1
@@ -85,7 +91,20 @@ def test_preset_method_options():
                       method_options={"loss": "bce"})
     assert cfg.effective_method_options() == {"alpha": 0.2, "loss": "bce"}
     cfg.method = "cutmix"
+    assert cfg.effective_method_options() == {"alpha": 1.0, "loss": "bce"}  # CutMix's default
+    # "*" applies to every method, a method's own entry wins over it, the flags win over both
+    cfg = TrainConfig(method="vanilla", preset_method_options={
+        "*": {"loss": "bce"}, "mixup": {"loss": "ce", "alpha": 2.0}})
     assert cfg.effective_method_options() == {"loss": "bce"}
+    cfg.method = "mixup"
+    assert cfg.effective_method_options() == {"loss": "ce", "alpha": 2.0}
+    cfg.method_options = {"alpha": 0.2}
+    assert cfg.effective_method_options() == {"loss": "ce", "alpha": 0.2}
+    cfg.method_options = {"beta": 1}
+    with pytest.raises(ValueError, match=r"unknown method option\(s\) \['beta'\]"):
+        cfg.effective_method_options()
+    with pytest.raises(ValueError, match="preset_method_options key"):
+        TrainConfig(preset_method_options={"mixupp": {}}).validate()
 
 
 @pytest.mark.parametrize("key,value,match", [

@@ -1,7 +1,6 @@
 """Two-process DistributedDataParallel training on the CPU (gloo), launched with torchrun."""
 
 import csv
-import importlib
 import json
 import os
 import subprocess
@@ -15,12 +14,8 @@ WORKER = Path(__file__).with_name("ddp_worker.py")
 
 
 def _method():
-    """Co-Mixup exercises the clean backward under no_sync(); Input Mixup until it exists."""
-    try:
-        return "comixup" if hasattr(importlib.import_module("comixup.mixers.comixup"),
-                                    "CoMixup") else "mixup"
-    except ImportError:
-        return "mixup"
+    """Co-Mixup exercises the clean backward under no_sync()."""
+    return "comixup"
 
 
 @pytest.mark.slow

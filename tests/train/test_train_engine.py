@@ -38,9 +38,7 @@ def test_run_writes_config_metrics_and_checkpoint(tiny, tmp_path):
 
 
 @pytest.mark.parametrize("method", ["mixup", "comixup"])
-def test_resume_equals_uninterrupted_run(tiny, tmp_path, method, request):
-    if method == "comixup":
-        request.getfixturevalue("require_comixup")
+def test_resume_equals_uninterrupted_run(tiny, tmp_path, method):
     # a step schedule (independent of the total epochs) with a decay at the resume point
     opts = {"method": method, "schedule": "step", "milestones": [2]}
     full = train(tiny(epochs=3, out=str(tmp_path / "full"), **opts))
@@ -92,7 +90,7 @@ def test_phases_change_the_batch_size(tiny):
 def test_bad_settings_fail_early(tiny):
     with pytest.raises(ValueError, match="no training batch"):
         train(tiny(limit_train=8))
-    with pytest.raises(ValueError, match=r"unknown option\(s\) \['beta'\]"):
+    with pytest.raises(ValueError, match=r"unknown method option\(s\) \['beta'\]"):
         train(tiny(method="mixup", method_options={"beta": 1.0}))
     with pytest.raises(ValueError, match="arch must be one of"):
         train(tiny(arch="resnet9000"))
@@ -114,10 +112,12 @@ def test_train_restores_global_torch_settings(tiny):
 def test_accepts_a_dict_or_a_config(tiny):
     cfg = TrainConfig.from_dict(tiny(epochs=1))
     assert train(cfg).config is cfg
+    from_dict = train(tiny(epochs=1, out=cfg.out + "-dict"))
+    assert isinstance(from_dict.config, TrainConfig) and from_dict.config.out == cfg.out + "-dict"
+    assert from_dict.metrics["error"] == pytest.approx(train(cfg).metrics["error"])
 
 
 def test_puzzlemix_gets_the_dataset_normalization(tiny, monkeypatch):
-    pytest.importorskip("comixup.mixers.puzzlemix")
     from comixup.train import engine
 
     seen = {}

@@ -1,0 +1,125 @@
+"""``comixup report`` (Tables 1, 2, 3, 10 and Figure 4 over seeds), ``comixup eval`` and the
+engine's final evaluation, end to end on tiny runs."""
+
+import csv
+import json
+import math
+
+import pytest
+
+from comixup.cli import main
+from comixup.evaluate.report import aggregate, make_report
+
+BINS = {"count": [0] * 9 + [10], "confidence_sum": [0] * 9 + [9.5], "correct_sum": [0] * 9 + [8]}
+
+
+def fake_run(root, name, method, seed, error, ece, loc=None, replace=None, preset="toy"):
+    run = root / name
+    run.mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps(
+        {"preset": preset, "method": method, "seed": seed, "data": "synthetic"}))
+    summary = {"error": error, "error_top5": 1.0, "ece": ece, "bins": BINS}
+    final = {}
+    if loc is not None:
+        final["localization"] = {"top1_loc": loc, "gt_known_loc": loc + 10,
+                                 "random_top1_loc": 5.0, "random_gt_known_loc": 6.0}
+    if replace is not None:
+        final["robustness"] = {"replace": {"error": replace, "increase": replace - error},
+                               "gaussian": {"error": error + 1, "increase": 1.0}}
+    summary["final_eval"] = final
+    (run / "summary.json").write_text(json.dumps(summary))
+    return run
+
+
+def test_aggregate_mean_std_count(tmp_path):
+    fake_run(tmp_path, "a0", "vanilla", 0, 10.0, 4.0, loc=50.0, replace=30.0)
+    fake_run(tmp_path, "a1", "vanilla", 1, 12.0, 6.0, loc=54.0, replace=33.0)
+    fake_run(tmp_path, "b0", "mixup", 0, 11.0, 8.0, loc=60.0, replace=31.0)
+    report = make_report([tmp_path], tmp_path / "out", evaluate=False, log=lambda s: None)
+    groups = report["groups"]
+    v = groups[("toy", "vanilla")]
+    assert v["error"] == {"mean": 11.0, "std": pytest.approx(math.sqrt(2)), "n": 2}
+    assert v["increase_replace"]["mean"] == pytest.approx(20.5)  # (20 + 21) / 2
+    assert v["bins"]["count"][-1] == 20                          # seeds' bins added
+    assert groups[("toy", "mixup")]["error"] == {"mean": 11.0, "std": None, "n": 1}
+    md = report["markdown"]
+    assert "| toy | top-1 error | 11.00 ± 1.41 (n=2) | 11.00 (n=1) |" in md
+    assert "| toy | random replacement | 31.50 ± 2.12 (+20.50 ± 0.71) (n=2) | " \
+           "31.00 (+20.00) (n=1) |" in md
+    assert "| toy | localization (top-1 loc.) | 52.00 ± 2.83 (n=2) | 60.00 (n=1) |" in md
+    assert "| toy | ECE | 5.00 ± 1.41 (n=2) | 8.00 (n=1) |" in md
+    assert md.index("Table 1") < md.index("Table 2") < md.index("Table 3") < md.index("Table 10")
+    out = tmp_path / "out"
+    for name in ("report.md", "table1_error.csv", "table2_localization.csv",
+                 "table3_robustness.csv", "table10_ece.csv", "reliability_grid.png"):
+        assert (out / name).is_file(), name
+    with open(out / "table1_error.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["method"], float(r["mean"]), r["n"], r["seeds"]) for r in rows] == \
+        [("vanilla", 11.0, "2", "0 1"), ("mixup", 11.0, "1", "0")]
+
+
+def test_runs_without_evaluation_are_flagged(tmp_path):
+    fake_run(tmp_path, "ok", "vanilla", 0, 10.0, 4.0)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "config.json").write_text(json.dumps({"method": "cutmix"}))
+    report = make_report([tmp_path / "ok", tmp_path / "empty"], None, evaluate=False)
+    assert len(report["flagged"]) == 1 and "no summary.json" in report["flagged"][0]["flag"]
+    assert "### Flagged runs" in report["markdown"]
+    assert aggregate([])== {}
+
+
+TINY = ["--preset", "synthetic-quick", "--arch", "preactresnet18", "--arch-opt",
+        "initial_channels=4", "--data-opt", "image_size=16", "--data-opt", "num_train=48",
+        "--data-opt", "num_test=16", "--batch-size", "16", "--epochs", "1", "--device", "cpu",
+        "--threads", "1", "--no-progress", "--no-tensorboard", "--no-plot", "--deterministic"]
+
+
+def test_train_eval_report_end_to_end(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    argv = ["train", *TINY, "--method", "vanilla", "--seed", "0", "--data-dir",
+            str(tmp_path / "data"), "--out", str(runs / "vanilla-s0")]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert out.count("final eval: top-1 loc") == 1
+    summary = json.loads((runs / "vanilla-s0" / "summary.json").read_text())
+    assert summary["seed"] == 0 and len(summary["bins"]["count"]) == 10
+    final = summary["final_eval"]
+    assert final["tasks"] == ["localization", "robustness"]
+    assert final["robustness"]["clean_error"] == summary["error"]
+    assert 0 <= final["localization"]["top1_loc"] <= 100 - summary["error"] + 1e-9
+
+    # comixup eval: every task, one table, eval.json and three figures beside the checkpoint
+    ckpt = runs / "vanilla-s0" / "last.pt"
+    assert main(["eval", "--checkpoint", str(ckpt), "--device", "cpu", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    for word in ("top-1 error", "ECE (10 bins)", "top-1 loc. accuracy", "GT-known",
+                 "random boxes", "background replaced", "Gaussian background"):
+        assert word in out, word
+    result = json.loads((runs / "vanilla-s0" / "eval.json").read_text())
+    assert result["tasks"] == ["clean", "calibration", "localization", "robustness"]
+    assert result["error"] == pytest.approx(json.loads(
+        (runs / "vanilla-s0" / "summary.json").read_text())["error"], abs=1e-6)
+    for name in ("reliability.png", "cam_samples.png", "corruption_samples.png"):
+        assert (runs / "vanilla-s0" / name).is_file(), name
+    assert main(["eval", "--checkpoint", str(ckpt), "--tasks", "clean", "--json", "--out",
+                 str(tmp_path / "e"), "--no-progress"]) == 0
+    only = json.loads(capsys.readouterr().out)
+    assert only["tasks"] == ["clean"] and "localization" not in only
+    assert main(["eval", "--checkpoint", str(ckpt), "--tasks", "nope"]) == 2
+    assert "comixup: error: tasks must be" in capsys.readouterr().err
+
+    # comixup report over two seeds, one of them without a final evaluation: evaluated
+    argv = ["train", *TINY, "--method", "vanilla", "--seed", "1", "--no-final-eval",
+            "--data-dir", str(tmp_path / "data"), "--out", str(runs / "vanilla-s1")]
+    assert main(argv) == 0
+    assert "final_eval" not in json.loads((runs / "vanilla-s1" / "summary.json").read_text())
+    capsys.readouterr()
+    assert main(["report", str(runs), "--out", str(tmp_path / "report"), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "vanilla-s1 has no evaluation: evaluating" in out
+    assert "Table 1: top-1 error" in out and "Table 10" in out
+    assert "| synthetic-quick | top-1 error | " in out and out.count("(n=2)") >= 6
+    assert (tmp_path / "report" / "reliability_grid.png").is_file()
+    assert main(["report", str(tmp_path / "nothing-here")]) == 2
+    assert "comixup: error: run directory not found" in capsys.readouterr().err

@@ -2,7 +2,6 @@
 
 import argparse
 import csv
-import importlib
 import json
 import subprocess
 import sys
@@ -58,14 +57,12 @@ def test_train_vanilla_then_eval(tmp_path, capsys):
 
 
 def test_train_comixup(tmp_path, capsys):
-    try:
-        importlib.import_module("comixup.mixers.comixup").CoMixup  # noqa: B018
-    except (ImportError, AttributeError) as exc:
-        pytest.skip(f"comixup.CoMixup does not import yet: {exc}")
     assert main(tiny_args(tmp_path, "--method", "comixup", "--method-opt", "partition=8")) == 0
     check_run(tmp_path, "comixup", capsys.readouterr().out)
     cfg = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert cfg["method_options"] == {"partition": 8}
+    # every option in effect is recorded: the flag, the preset's loss, the method's defaults
+    assert cfg["method_options"]["partition"] == 8 and cfg["method_options"]["loss"] == "bce"
+    assert cfg["method_options"]["clean_lam"] == 1.0 and cfg["method_options"]["tau"] == 0.83
 
 
 def test_resume_continues(tmp_path, capsys):
@@ -74,9 +71,29 @@ def test_resume_continues(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "resumed from" in out and "epoch 2 |" in out
     assert torch.load(tmp_path / "run" / "last.pt", weights_only=True)["epoch"] == 2
-    assert main(["train", "--resume", str(tmp_path / "run" / "last.pt"), "--preset",
-                 "synthetic"]) == 2
-    assert "--preset cannot be combined with --resume" in capsys.readouterr().err
+    # the original command with --resume added (and a longer run) is accepted
+    assert main(tiny_args(tmp_path, "--method", "mixup", "--epochs", "3", "--resume",
+                          str(tmp_path / "run" / "last.pt"))) == 0
+    assert torch.load(tmp_path / "run" / "last.pt", weights_only=True)["epoch"] == 3
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize("extra, flag", [
+    (["--method", "cutmix"], "--method"),
+    (["--method", "mixup", "--loss", "ce"], "--loss"),
+    (["--method", "mixup", "--method-opt", "loss=ce"], "--method-opt loss"),
+    (["--method", "mixup", "--arch", "preactresnet18"], "--arch"),
+    (["--method", "mixup", "--data-opt", "num_train=96"], "--data-opt"),
+])
+def test_resume_refuses_flags_that_change_the_run(tmp_path, capsys, extra, flag):
+    assert main(tiny_args(tmp_path, "--method", "mixup", "--epochs", "1")) == 0
+    capsys.readouterr()
+    ckpt = str(tmp_path / "run" / "last.pt")
+    assert main(tiny_args(tmp_path, *extra, "--resume", ckpt)) == 2
+    err = capsys.readouterr().err
+    assert f"comixup: error: {flag} contradicts the checkpoint" in err
+    assert main(["train", "--resume", ckpt, "--preset", "cifar100-preactresnet18"]) == 2
+    assert "--preset contradicts the checkpoint" in capsys.readouterr().err
 
 
 def test_list_presets(capsys):
@@ -94,7 +111,45 @@ def test_print_config(capsys):
                  "--method-opt", "alpha=0.2", "--lr", "0.1", "--print-config"]) == 0
     cfg = json.loads(capsys.readouterr().out)
     assert (cfg["method"], cfg["method_options"], cfg["lr"], cfg["epochs"]) == \
-        ("mixup", {"alpha": 0.2}, 0.1, 300)
+        ("mixup", {"loss": "bce", "alpha": 0.2}, 0.1, 300)
+    assert (cfg["weight_decay"], cfg["norm_weight_decay"], cfg["nesterov"]) == (1e-4, 1e-4, True)
+
+
+TABLE1_METHODS = ["vanilla", "mixup", "manifold", "cutmix", "puzzlemix", "comixup"]
+
+
+@pytest.mark.parametrize("method", TABLE1_METHODS)
+def test_cifar_preset_trains_every_column_with_bce(method, capsys):
+    assert main(["train", "--preset", "cifar100-preactresnet18", "--method", method,
+                 "--print-config"]) == 0
+    options = json.loads(capsys.readouterr().out)["method_options"]
+    assert options["loss"] == "bce"
+    if method == "puzzlemix":
+        assert options["clean_lam"] == 0 and options["t_size"] == 4
+    if method in ("mixup", "cutmix"):
+        assert options["alpha"] == 1.0
+
+
+def test_imagenet_and_tinyimagenet_recipes(capsys):
+    assert main(["train", "--preset", "imagenet-resnet50", "--method", "comixup",
+                 "--print-config"]) == 0
+    cfg = json.loads(capsys.readouterr().out)
+    options = cfg["method_options"]
+    assert (options["loss"], options["partition"], options["n_iter"]) == ("ce", 16, 3)
+    assert options["location_stride"] == 8 and options["clean_lam"] == 1.0
+    assert cfg["nesterov"] is False and cfg["norm_weight_decay"] == 0
+    for method in ("mixup", "manifold", "cutmix", "puzzlemix"):
+        assert main(["train", "--preset", "tinyimagenet-preactresnet18", "--method", method,
+                     "--print-config"]) == 0
+        options = json.loads(capsys.readouterr().out)["method_options"]
+        assert options["loss"] == "bce"
+        if method == "puzzlemix":
+            assert (options["clean_lam"], options["t_size"], options["alpha"]) == (1, -1, 1.0)
+        else:
+            assert options["alpha"] == 0.2
+    assert main(["train", "--preset", "synthetic", "--method", "vanilla", "--loss", "ce",
+                 "--print-config"]) == 0
+    assert json.loads(capsys.readouterr().out)["method_options"] == {"loss": "ce"}
 
 
 @pytest.mark.parametrize("argv,match", [
@@ -111,7 +166,7 @@ def test_errors_name_the_argument(argv, match, capsys):
 
 def test_method_errors_are_reported(tmp_path, capsys):
     assert main(tiny_args(tmp_path, "--method", "mixup", "--method-opt", "beta=2")) == 2
-    assert "unknown option(s) ['beta'] for method 'mixup'" in capsys.readouterr().err
+    assert "unknown method option(s) ['beta'] for method 'mixup'" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("argv", [

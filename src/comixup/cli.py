@@ -1,4 +1,4 @@
-"""The ``comixup`` command line: ``train``, ``eval`` and ``bench``.
+"""The ``comixup`` command line: ``train``, ``eval``, ``report`` and ``bench``.
 
 Examples::
 
@@ -7,6 +7,7 @@ Examples::
     comixup train --preset cifar100-preactresnet18 --method comixup --data-dir /data
     comixup train --resume runs/synthetic-quick-comixup-20250101-120000/last.pt
     comixup eval --checkpoint runs/.../last.pt
+    comixup report runs/cifar100-*  --out report/
     comixup bench solver --quick
     torchrun --nproc_per_node 4 -m comixup train --preset cifar100-preactresnet18 ...
 
@@ -20,6 +21,8 @@ import json
 import os
 import sys
 from pathlib import Path
+
+from .losses import LOSSES
 
 __all__ = ["build_parser", "main"]
 
@@ -68,22 +71,25 @@ _TRAIN_KEYS = {
     "method": "method", "arch": "arch", "data": "data", "data_dir": "data_dir",
     "epochs": "epochs", "batch_size": "batch_size", "test_batch_size": "test_batch_size",
     "lr": "lr", "schedule": "schedule", "milestones": "milestones",
-    "weight_decay": "weight_decay", "optimizer": "optimizer",
+    "weight_decay": "weight_decay", "norm_weight_decay": "norm_weight_decay",
+    "nesterov": "nesterov", "optimizer": "optimizer",
     "limit_train": "limit_train", "limit_test": "limit_test", "seed": "seed", "device": "device",
     "workers": "workers", "threads": "threads", "out": "out", "amp": "amp",
     "amp_dtype": "amp_dtype", "channels_last": "channels_last",
     "deterministic": "deterministic", "progress": "progress", "tensorboard": "tensorboard",
     "plot": "plot", "early_stop_patience": "early_stop_patience",
+    "final_eval": "final_eval",
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``comixup`` (sub-commands ``train``, ``eval``, ``bench``)."""
+    """The argument parser of ``comixup`` (sub-commands ``train``, ``eval``, ``report``,
+    ``bench``)."""
     parser = argparse.ArgumentParser(
         prog="comixup",
         description="Co-Mixup (Kim et al., ICLR 2021) and mixup baselines: train, evaluate, "
                     "benchmark.")
-    sub = parser.add_subparsers(dest="command", metavar="{train,eval,bench}")
+    sub = parser.add_subparsers(dest="command", metavar="{train,eval,report,bench}")
     sub.required = True
 
     # -- train -----------------------------------------------------------------------------
@@ -93,8 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--list-presets", action="store_true", help="print the presets and exit")
     t.add_argument("--preset", help="experiment preset (default: synthetic-quick unless "
                                     "--resume)")
-    t.add_argument("--method", help="training method (vanilla, comixup, mixup, manifold, cutmix, "
-                                    "mixup3/4, cutmix3/4, puzzlemix)")
+    t.add_argument("--method", help="training method (vanilla, comixup, puzzlemix, mixup, "
+                                    "manifold, cutmix, mixup3/4, cutmix3/4, manifold3/4, vat)")
+    t.add_argument("--loss", choices=list(LOSSES),
+                   help="loss family of the method (same as --method-opt loss=...): bce, the "
+                        "CIFAR/Tiny-ImageNet reference; ce, the ImageNet reference")
     t.add_argument("--method-opt", action="append", type=_key_value, default=[],
                    metavar="KEY=VALUE", help="method option, repeatable (e.g. alpha=1.0, "
                                              "clean_lam=0, loss=bce, partition=10)")
@@ -113,6 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--milestones", type=_nonneg_int, nargs="*",
                    help="epochs of the x0.1 decays of the step schedule")
     t.add_argument("--weight-decay", type=float)
+    t.add_argument("--norm-weight-decay", type=float,
+                   help="weight decay of normalization-layer parameters (default: --weight-decay)")
+    t.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=None,
+                   help="Nesterov momentum for SGD")
     t.add_argument("--optimizer", choices=["sgd", "adam"])
     t.add_argument("--limit-train", type=_positive_int, metavar="N",
                    help="use N training samples")
@@ -122,7 +135,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--workers", type=_nonneg_int, help="data-loader workers per process")
     t.add_argument("--threads", type=_positive_int, help="torch CPU threads")
     t.add_argument("--out", help="run directory (default runs/<preset>-<method>-<timestamp>)")
-    t.add_argument("--resume", metavar="PATH", help="continue from a checkpoint (last.pt)")
+    t.add_argument("--resume", metavar="PATH",
+                   help="continue from a checkpoint (last.pt); re-run the original command with "
+                        "--resume added (flags that would change the model, data, method or "
+                        "loss are refused)")
     t.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
                    help="mixed precision on CUDA (default on; ignored on the CPU)")
     t.add_argument("--amp-dtype", choices=["bf16", "fp16"])
@@ -138,14 +154,34 @@ def build_parser() -> argparse.ArgumentParser:
                    help="TensorBoard logs when tensorboard is installed (default on)")
     t.add_argument("--plot", action=argparse.BooleanOptionalAction, default=None,
                    help="save reliability.png at the end (default on)")
+    t.add_argument("--final-eval", action=argparse.BooleanOptionalAction, default=None,
+                   help="at the end, evaluate localization and background robustness when the "
+                        "dataset has boxes (Tables 2 and 3; default on)")
     t.add_argument("--print-config", action="store_true",
                    help="print the resolved configuration as JSON and exit")
 
     # -- eval ------------------------------------------------------------------------------
-    e = sub.add_parser("eval", help="evaluate a checkpoint on its test set",
+    e = sub.add_parser("eval", help="evaluate a checkpoint: error, ECE, localization, robustness",
                        description="Rebuild the model and test data from a checkpoint's "
-                                   "configuration and print top-1/top-5 error and ECE.")
+                                   "configuration and run the paper's evaluation: top-1/top-5 "
+                                   "error (Table 1), ECE and reliability (Tables 2, 10), "
+                                   "localization by CAM (Table 2) and background-corruption "
+                                   "robustness (Table 3). Writes eval.json, reliability.png, "
+                                   "cam_samples.png and corruption_samples.png beside the "
+                                   "checkpoint (or into --out). See docs/evaluation.md.")
     e.add_argument("--checkpoint", required=True, metavar="PATH")
+    e.add_argument("--tasks", metavar="LIST",
+                   help="comma-separated subset of clean,calibration,localization,robustness "
+                        "(default: every task the dataset supports)")
+    e.add_argument("--out", metavar="DIR", help="write eval.json and the figures there "
+                                                "(default: beside the checkpoint)")
+    e.add_argument("--corruptions", default="replace,gaussian", metavar="LIST",
+                   help="robustness modes: replace, gaussian (Appendix G's formula), "
+                        "gaussian_add (additive noise); default replace,gaussian")
+    e.add_argument("--threshold", type=float, default=0.25,
+                   help="CAM binarization threshold (default 0.25)")
+    e.add_argument("--seed", type=_nonneg_int,
+                   help="seed of the corruptions and random boxes (default: the run's seed)")
     e.add_argument("--data-dir", help="dataset root (default: the checkpoint's)")
     e.add_argument("--split", default="test", help="split to evaluate (default test)")
     e.add_argument("--limit-test", type=_positive_int, metavar="N",
@@ -153,12 +189,35 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--batch-size", type=_positive_int, help="evaluation batch size")
     e.add_argument("--device", default="auto")
     e.add_argument("--workers", type=_nonneg_int, default=0)
-    e.add_argument("--plot", metavar="PNG", help="also save a reliability diagram")
+    e.add_argument("--plot", metavar="PNG", help="also save the reliability diagram there")
+    e.add_argument("--no-plots", dest="plots", action="store_false",
+                   help="do not draw the PNGs")
+    e.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
+                   help="progress bars (default on)")
     e.add_argument("--json", action="store_true", help="print the metrics as JSON")
+
+    # -- report ----------------------------------------------------------------------------
+    r = sub.add_parser("report", help="the paper's tables over runs and seeds",
+                       description="Group runs by preset and method, average over seeds "
+                                   "(mean ± std, n) and write Tables 1, 2, 3 and 10 as Markdown "
+                                   "and CSV plus reliability_grid.png (Figure 4). Runs without "
+                                   "an evaluation are evaluated on the fly (or flagged with "
+                                   "--no-evaluate).")
+    r.add_argument("runs", nargs="+", metavar="RUN_DIR",
+                   help="run directories (or directories that hold run directories)")
+    r.add_argument("--out", default="report", metavar="DIR",
+                   help="output directory (default ./report)")
+    r.add_argument("--evaluate", action=argparse.BooleanOptionalAction, default=True,
+                   help="evaluate runs that have no evaluation (default on)")
+    r.add_argument("--device", default="auto")
+    r.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
+                   help="progress bars of on-the-fly evaluations (default on)")
 
     # -- bench -----------------------------------------------------------------------------
     b = sub.add_parser("bench", help="benchmarks (comixup.bench)")
-    b.add_argument("what", choices=["solver", "mixers"])
+    b.add_argument("what", choices=["solver", "mixers", "pairwise"],
+                   help="solver: Algorithm 1 timing; mixers: every mixer per batch; pairwise: "
+                        "mixing statistics of the two graph-cut pair costs")
     b.add_argument("--quick", action="store_true", help="a short run")
     b.add_argument("--out", help="write the results there")
     return parser
@@ -175,7 +234,53 @@ def _train_overrides(args: argparse.Namespace) -> dict:
         pairs = getattr(args, flag)
         if pairs:
             overrides[key] = dict(pairs)
+    if args.loss is not None:
+        overrides.setdefault("method_options", {})["loss"] = args.loss
     return overrides
+
+
+#: What a resumed run may not change, with the flag that sets it (the checkpoint's run would
+#: become another run).
+_RESUME_FIXED = (("method", "--method"), ("arch", "--arch"), ("arch_options", "--arch-opt"),
+                 ("data", "--data"), ("data_options", "--data-opt"))
+
+
+def _resume_config(args: argparse.Namespace, overrides: dict):
+    """The configuration of ``--resume PATH``: the checkpoint's, with the flags applied.
+
+    The original command may be re-run with ``--resume`` added: a flag (or ``--preset``) that
+    agrees with the checkpoint is accepted, and one that would change the model, the data, the
+    method or its loss is an error naming the flag.
+    """
+    from .train import checkpoint as ckpt_io
+    from .train.config import resolve_config
+
+    state = ckpt_io.load(args.resume)
+    saved = resolve_config(base=state["config"]).to_dict()
+    requested = resolve_config(args.preset, overrides).to_dict() if args.preset else None
+    for key, flag in _RESUME_FIXED:
+        if requested is not None and requested[key] != saved[key]:
+            flag = flag if key in overrides else "--preset"
+            raise ValueError(f"{flag} contradicts the checkpoint {args.resume}: {key} is "
+                             f"{saved[key]!r} there, {requested[key]!r} here")
+        if requested is None and key in overrides:
+            value = overrides[key]
+            if key.endswith("_options"):
+                value = {**saved[key], **value}
+            if value != saved[key]:
+                raise ValueError(f"{flag} contradicts the checkpoint {args.resume}: {key} is "
+                                 f"{saved[key]!r} there, {value!r} here")
+    loss = (requested or {}).get("method_options", {}).get("loss")
+    loss = overrides.get("method_options", {}).get("loss", loss)
+    if loss is not None and loss != saved["method_options"].get("loss"):
+        flag = "--loss" if args.loss is not None else ("--method-opt loss" if "loss" in
+                                                       overrides.get("method_options", {})
+                                                       else "--preset")
+        raise ValueError(f"{flag} contradicts the checkpoint {args.resume}: the loss is "
+                         f"{saved['method_options'].get('loss')!r} there, {loss!r} here")
+    if "out" not in overrides:
+        overrides["out"] = str(Path(args.resume).resolve().parent)
+    return resolve_config(base=state["config"], overrides=overrides)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -189,16 +294,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         return 0
     overrides = _train_overrides(args)
     if args.resume:
-        from .train import checkpoint as ckpt_io
-
-        if args.preset:
-            raise ValueError("--preset cannot be combined with --resume (the checkpoint holds "
-                             "the configuration; pass flags to override single settings)")
-        state = ckpt_io.load(args.resume)
-        base = state["config"]
-        if "out" not in overrides:
-            overrides["out"] = str(Path(args.resume).resolve().parent)
-        cfg = resolve_config(base=base, overrides=overrides)
+        cfg = _resume_config(args, overrides)
     else:
         cfg = resolve_config(args.preset or "synthetic-quick", overrides)
     if args.print_config:
@@ -211,49 +307,57 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    import torch
+    from .evaluate import plot_reliability
+    from .evaluate.robustness import MODES
+    from .evaluate.suite import evaluate_checkpoint, format_table, parse_tasks
+    from .train.engine import summary_line
 
-    from .data import dataset_info, make_loader
-    from .evaluate import evaluate, plot_reliability
-    from .train import checkpoint as ckpt_io
-    from .train.config import resolve_config
-    from .train.engine import build_data, build_model, resolve_device, summary_line
+    tasks = parse_tasks(args.tasks)
+    corruptions = [c.strip() for c in args.corruptions.split(",") if c.strip()]
+    if not corruptions or any(c not in MODES for c in corruptions):
+        raise ValueError(f"--corruptions must be a comma-separated subset of {list(MODES)}, "
+                         f"got {args.corruptions!r}")
+    if not 0.0 <= args.threshold <= 1.0:
+        raise ValueError(f"--threshold must lie in [0, 1], got {args.threshold}")
+    note = (lambda text: print(text, file=sys.stderr)) if args.json else print
+    result = evaluate_checkpoint(
+        args.checkpoint, tasks=tasks, out_dir=args.out, split=args.split,
+        data_dir=args.data_dir, limit_test=args.limit_test, batch_size=args.batch_size,
+        device=args.device, workers=args.workers, corruptions=corruptions,
+        threshold=args.threshold, seed=args.seed, plots=args.plots, progress=args.progress,
+        log=note)
+    if args.plot and "bins" in result:
+        import matplotlib.pyplot as plt
 
-    state = ckpt_io.load(args.checkpoint)
-    overrides = {}
-    if args.data_dir is not None:
-        overrides["data_dir"] = args.data_dir
-    if args.limit_test is not None:
-        overrides["limit_test"] = args.limit_test
-    cfg = resolve_config(base=state["config"], overrides=overrides)
-    device = resolve_device(args.device)
-    dataset = build_data(cfg, args.split, train_transform=False, limit=cfg.limit_test)
-    info = getattr(dataset, "info", None) or dataset_info(cfg.data)
-    model = build_model(cfg, info.num_classes, info.channels)
-    model.load_state_dict(state["model"])
-    model.to(device)
-    loader = make_loader(dataset, batch_size=args.batch_size or cfg.test_batch_size
-                         or cfg.batch_size, shuffle=False, workers=args.workers, seed=cfg.seed,
-                         device=device)
-    amp_dtype = None
-    if device.type == "cuda" and cfg.amp:
-        amp_dtype = torch.bfloat16 if cfg.amp_dtype == "bf16" else torch.float16
-    metrics = evaluate(model, loader, info.num_classes, device, autocast_dtype=amp_dtype)
-    if args.plot:
-        plot_reliability(metrics["bins"], args.plot, title=cfg.method)
+        plt.close(plot_reliability(result["bins"], args.plot, title=result["run"]["method"]))
     if args.json:
-        print(json.dumps({k: v for k, v in metrics.items() if k != "bins"}, indent=2))
-    else:
-        print(f"{args.checkpoint} (epoch {state['epoch']}, {cfg.method}, {cfg.arch} on "
-              f"{cfg.data}/{args.split})")
-        print(summary_line(metrics))
+        print(json.dumps({k: v for k, v in result.items() if k != "bins"}, indent=2))
+        return 0
+    run = result["run"]
+    print(f"{args.checkpoint} (epoch {run['epoch']}, {run['method']}, {run['arch']} on "
+          f"{run['data']}/{args.split})")
+    if "error" in result:
+        print(summary_line(result))
+    print(format_table(result))
+    print("wrote " + ", ".join(result.get("files", [])))
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .evaluate.report import make_report
+
+    report = make_report(args.runs, args.out, evaluate=args.evaluate, device=args.device,
+                         progress=args.progress)
+    print(report["markdown"])
+    print("wrote " + ", ".join(report["files"]))
     return 0
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
     from . import bench
 
-    fn = bench.bench_solver if args.what == "solver" else bench.bench_mixers
+    fn = {"solver": bench.bench_solver, "mixers": bench.bench_mixers,
+          "pairwise": bench.bench_pairwise}[args.what]
     ns = argparse.Namespace(quick=args.quick, out=args.out)
     rows = fn(ns)
     if args.out and rows is not None and not Path(args.out).exists():
@@ -271,7 +375,8 @@ def main(argv: list[str] | None = None) -> int:
     """
     parser = build_parser()
     args = parser.parse_args(argv)
-    commands = {"train": _cmd_train, "eval": _cmd_eval, "bench": _cmd_bench}
+    commands = {"train": _cmd_train, "eval": _cmd_eval, "report": _cmd_report,
+                "bench": _cmd_bench}
     try:
         return commands[args.command](args)
     except (ValueError, TypeError, FileNotFoundError, ImportError) as exc:

@@ -75,7 +75,8 @@ class TrainConfig:
         method_options: keyword options of the method (mixer hyperparameters, ``clean_lam``,
             ``loss``); a preset may hold ``{"<method>": {...}}`` entries in
             ``preset_method_options`` that apply when that method is chosen.
-        preset_method_options: per-method defaults of the preset.
+        preset_method_options: per-method defaults of the preset, ``{"<method>": {...}}``; the
+            key ``"*"`` applies to every method (e.g. ``{"*": {"loss": "bce"}}``).
         arch: model name for ``comixup.models.create``.
         arch_options: keyword options of the model (e.g. ``initial_channels``, ``stem_stride``).
         data: dataset name for ``comixup.data.build_dataset``.
@@ -90,6 +91,10 @@ class TrainConfig:
         momentum: SGD momentum (Adam: beta1).
         nesterov: Nesterov momentum for SGD.
         weight_decay: L2 weight decay.
+        norm_weight_decay: weight decay of the normalization layers' parameters (BatchNorm,
+            GroupNorm, LayerNorm weights and biases); ``None`` means ``weight_decay``.
+            :func:`resolve_config` fills it in, so the resolved configuration shows the value.
+            The ImageNet reference uses 0 (torchvision's ``--norm-weight-decay``).
         schedule: one of :data:`SCHEDULES`.
         milestones: epochs at which the ``step`` schedule multiplies the lr by ``gamma``.
         gamma: the ``step`` schedule's factor.
@@ -113,6 +118,8 @@ class TrainConfig:
         progress: show tqdm progress bars.
         tensorboard: also log to TensorBoard when ``torch.utils.tensorboard`` imports.
         plot: save ``reliability.png`` (confidence-vs-accuracy diagram) at the end.
+        final_eval: at the end, when the test set has boxes, evaluate localization by CAM
+            (Table 2) and background-corruption robustness (Table 3) into ``summary.json``.
     """
 
     preset: str | None = None
@@ -133,6 +140,7 @@ class TrainConfig:
     momentum: float = 0.9
     nesterov: bool = True
     weight_decay: float = 1e-4
+    norm_weight_decay: float | None = None
     schedule: str = "step"
     milestones: list = field(default_factory=list)
     gamma: float = 0.1
@@ -154,6 +162,7 @@ class TrainConfig:
     progress: bool = True
     tensorboard: bool = True
     plot: bool = True
+    final_eval: bool = True
 
     # -- conversion ---------------------------------------------------------------------------
 
@@ -175,9 +184,25 @@ class TrainConfig:
         return cfg
 
     def effective_method_options(self) -> dict:
-        """The preset's defaults for :attr:`method` updated by :attr:`method_options`."""
-        opts = dict(self.preset_method_options.get(self.method, {}))
+        """The options the method runs with: its defaults
+        (:meth:`~comixup.train.methods.Method.option_defaults`), updated by the preset's options
+        for every method (key ``"*"`` of :attr:`preset_method_options`), then by its options for
+        :attr:`method`, then by :attr:`method_options`.
+
+        Raises:
+            ValueError: an option the method does not take (the message lists those it takes).
+        """
+        from .methods import METHODS
+
+        cls = METHODS[_choice(self.method, "method", list(METHODS))]
+        opts = cls.option_defaults()
+        opts.update(self.preset_method_options.get("*", {}))
+        opts.update(self.preset_method_options.get(self.method, {}))
         opts.update(self.method_options)
+        unknown = sorted(set(opts) - cls.accepted_options())
+        if unknown:
+            raise ValueError(f"unknown method option(s) {unknown} for method {self.method!r}; "
+                             f"accepted: {sorted(cls.accepted_options())}")
         return opts
 
     def phase_at(self, epoch: int) -> dict:
@@ -212,6 +237,8 @@ class TrainConfig:
         _float(self.momentum, "momentum", 0.0)
         _bool(self.nesterov, "nesterov")
         _float(self.weight_decay, "weight_decay", 0.0)
+        if self.norm_weight_decay is not None:
+            _float(self.norm_weight_decay, "norm_weight_decay", 0.0)
         _choice(self.schedule, "schedule", SCHEDULES)
         if not isinstance(self.milestones, list):
             raise TypeError(f"milestones must be a list of epochs, got {self.milestones!r}")
@@ -230,7 +257,8 @@ class TrainConfig:
             raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
         _int(self.workers, "workers", 0)
         _opt_int(self.threads, "threads", 1)
-        for name in ("amp", "channels_last", "deterministic", "progress", "tensorboard", "plot"):
+        for name in ("amp", "channels_last", "deterministic", "progress", "tensorboard", "plot",
+                     "final_eval"):
             _bool(getattr(self, name), name)
         _choice(self.amp_dtype, "amp_dtype", AMP_DTYPES)
         for name in ("method", "arch", "data"):
@@ -245,6 +273,8 @@ class TrainConfig:
             if not isinstance(getattr(self, name), dict):
                 raise TypeError(f"{name} must be a dict, got {getattr(self, name)!r}")
         for name, opts in self.preset_method_options.items():
+            if name != "*":
+                _choice(name, "preset_method_options key", ["*", *METHODS])
             if not isinstance(opts, dict):
                 raise TypeError(f"preset_method_options[{name!r}] must be a dict, got {opts!r}")
         if self.data_dir is not None:
@@ -406,7 +436,9 @@ def resolve_config(
             ``comixup eval``).
 
     Returns:
-        The validated :class:`TrainConfig`.
+        The validated :class:`TrainConfig`, with ``method_options`` holding every option in
+        effect (the method's defaults, the preset's per-method options, the overrides) and
+        ``norm_weight_decay`` filled in.
     """
     values = copy.deepcopy(base) if base is not None else (load_preset(preset) if preset else {})
     overrides = overrides or {}
@@ -421,7 +453,11 @@ def resolve_config(
             values[key] = merged
         else:
             values[key] = copy.deepcopy(value)
-    return TrainConfig.from_dict(values)
+    cfg = TrainConfig.from_dict(values)
+    cfg.method_options = cfg.effective_method_options()
+    if cfg.norm_weight_decay is None:
+        cfg.norm_weight_decay = cfg.weight_decay
+    return cfg.validate()
 
 
 def parse_option(text: str) -> tuple[str, Any]:

@@ -10,7 +10,9 @@
 4. per epoch: train (the method computes and backpropagates the loss(es) of a batch; one
    optimizer step per batch), evaluate top-1/top-5 error and ECE on the test set, log a row of
    ``metrics.csv`` (and TensorBoard), save ``last.pt`` atomically, maybe stop early;
-5. a summary (final errors, ECE, throughput) and ``reliability.png``.
+5. a summary (final errors, ECE, throughput) and ``reliability.png``; with ``final_eval`` and a
+   test set with boxes, also localization by CAM (Table 2) and background-corruption
+   robustness (Table 3), see :mod:`comixup.evaluate.suite`.
 
 A run directory holds ``config.json`` (the resolved configuration), ``metrics.csv`` (one row
 per epoch), ``last.pt`` (the latest checkpoint), ``summary.json`` and ``reliability.png``.
@@ -35,6 +37,7 @@ from . import checkpoint as ckpt_io
 from . import distributed as ddp
 from .config import TrainConfig
 from .methods import METHODS, create_method
+from .optimizer import build_optimizer
 from .schedule import EpochSchedule
 
 __all__ = [
@@ -189,6 +192,21 @@ def summary_line(metrics: dict) -> str:
     return text
 
 
+def _final_eval_line(result: dict) -> str:
+    """One line with the localization accuracies and corruption errors of a final evaluation."""
+    parts = []
+    loc = result.get("localization")
+    if loc:
+        parts.append(f"top-1 loc {loc['top1_loc']:.2f}% | GT-known loc {loc['gt_known_loc']:.2f}% "
+                     f"(random boxes {loc['random_top1_loc']:.2f}% / "
+                     f"{loc['random_gt_known_loc']:.2f}%)")
+    for mode, rob in (result.get("robustness") or {}).items():
+        if isinstance(rob, dict):
+            parts.append(f"{mode} error {rob['error']:.2f}% ({rob['increase']:+.2f})")
+    parts += [f"{task} skipped: {why}" for task, why in result.get("skipped", {}).items()]
+    return " | ".join(parts) or "nothing to evaluate"
+
+
 # ----------------------------------------------------------------------------------------------
 # the loop
 # ----------------------------------------------------------------------------------------------
@@ -294,14 +312,7 @@ def train(config: TrainConfig | dict, *, resume: str | os.PathLike | None = None
         if world.enabled:
             model = torch.nn.parallel.DistributedDataParallel(
                 net, device_ids=[device.index] if on_cuda else None)
-        if cfg.optimizer == "sgd":
-            optimizer = torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                                        nesterov=cfg.nesterov and cfg.momentum > 0,
-                                        weight_decay=cfg.weight_decay)
-        else:
-            optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr,
-                                         betas=(cfg.momentum, 0.999),
-                                         weight_decay=cfg.weight_decay)
+        optimizer = build_optimizer(cfg, net)
         schedule = EpochSchedule(optimizer, schedule=cfg.schedule, lr=cfg.lr, epochs=cfg.epochs,
                                  milestones=cfg.milestones, gamma=cfg.gamma,
                                  lr_points=cfg.lr_points)
@@ -453,11 +464,20 @@ def train(config: TrainConfig | dict, *, resume: str | os.PathLike | None = None
                                channels_last=channels_last)
         metrics = dict(metrics)
         metrics["images_per_s"] = images_total / train_seconds_total if train_seconds_total else None
+        if cfg.final_eval and world.is_main and getattr(test_set, "has_boxes", False):
+            # rank 0 alone, on the whole test set (no collective): Tables 2 and 3
+            from ..evaluate.suite import run_evaluation
+
+            metrics["final_eval"] = run_evaluation(
+                net, test_set, num_classes, device, tasks=("localization", "robustness"),
+                clean=metrics, seed=cfg.seed, batch_size=test_bs, workers=cfg.workers,
+                autocast_dtype=amp_dtype, progress=show, strict=False, log=log)
         metrics["wall_seconds"] = time.perf_counter() - wall_start
         if world.is_main:
-            summary = {k: v for k, v in metrics.items() if k != "bins"}
+            summary = dict(metrics)  # with the reliability bins, for `comixup report`
             summary.update(epochs_trained=len(history), stopped_early=stopped_early,
-                           method=cfg.method, arch=cfg.arch, data=cfg.data, preset=cfg.preset)
+                           method=cfg.method, arch=cfg.arch, data=cfg.data, preset=cfg.preset,
+                           seed=cfg.seed)
             (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
             if cfg.plot:
                 try:
@@ -471,6 +491,8 @@ def train(config: TrainConfig | dict, *, resume: str | os.PathLike | None = None
             if writer is not None:
                 writer.close()
             log(f"final: {summary_line(metrics)} | out {out_dir}")
+            if metrics.get("final_eval"):
+                log(f"final eval: {_final_eval_line(metrics['final_eval'])}")
         return TrainResult(model=net, metrics=metrics, history=history, out_dir=out_dir,
                            config=cfg, stopped_early=stopped_early)
     finally:

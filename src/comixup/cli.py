@@ -77,7 +77,7 @@ _TRAIN_KEYS = {
     "workers": "workers", "threads": "threads", "out": "out", "amp": "amp",
     "amp_dtype": "amp_dtype", "channels_last": "channels_last",
     "deterministic": "deterministic", "progress": "progress", "tensorboard": "tensorboard",
-    "plot": "plot", "early_stop_patience": "early_stop_patience",
+    "plot": "plot", "early_stop_patience": "early_stop_patience", "label": "label",
     "final_eval": "final_eval",
 }
 
@@ -89,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="comixup",
         description="Co-Mixup (Kim et al., ICLR 2021) and mixup baselines: train, evaluate, "
                     "benchmark.")
-    sub = parser.add_subparsers(dest="command", metavar="{train,eval,report,bench}")
+    sub = parser.add_subparsers(dest="command", metavar="{train,eval,report,study,bench}")
     sub.required = True
 
     # -- train -----------------------------------------------------------------------------
@@ -157,6 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--final-eval", action=argparse.BooleanOptionalAction, default=None,
                    help="at the end, evaluate localization and background robustness when the "
                         "dataset has boxes (Tables 2 and 3; default on)")
+    t.add_argument("--label", help="the run's column name in comixup report (default: the "
+                                   "method)")
     t.add_argument("--print-config", action="store_true",
                    help="print the resolved configuration as JSON and exit")
 
@@ -212,6 +214,28 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--device", default="auto")
     r.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
                    help="progress bars of on-the-fly evaluations (default on)")
+
+    # -- study -----------------------------------------------------------------------------
+    s = sub.add_parser("study", help="train a method x seed grid on a preset, then report",
+                       description="Train every method with every seed on one preset (each run "
+                                   "in OUT/<method>/seed<k>, resumable: finished runs are "
+                                   "skipped, interrupted ones resumed), then write the report. "
+                                   "Flags after -- go to every `comixup train`.")
+    s.add_argument("--preset", required=True)
+    s.add_argument("--methods", required=True, type=lambda t: [m for m in t.split(",") if m],
+                   help="comma-separated methods, e.g. vanilla,mixup,cutmix,comixup")
+    s.add_argument("--seeds", type=_positive_int, default=3, help="seeds 0..N-1 (default 3)")
+    s.add_argument("--method-opt", action="append", default=[], metavar="KEY=V1[,V2,...]",
+                   help="method option for every run; several values sweep it (one column "
+                        "per value, e.g. tau=0.79,0.83,0.87 for Table 11)")
+    s.add_argument("--jobs", type=_positive_int, default=1,
+                   help="runs trained at the same time, each on 1 thread (default 1)")
+    s.add_argument("--out", help="study directory (default runs/study-<preset>)")
+    s.add_argument("--report", action=argparse.BooleanOptionalAction, default=True,
+                   help="write OUT/report at the end (default on)")
+    s.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
+    s.add_argument("train_args", nargs=argparse.REMAINDER,
+                   help="-- followed by flags for every run (e.g. -- --epochs 5)")
 
     # -- bench -----------------------------------------------------------------------------
     b = sub.add_parser("bench", help="benchmarks (comixup.bench)")
@@ -353,6 +377,28 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_study(args: argparse.Namespace) -> int:
+    from .train.study import parse_sweep, run_study
+
+    extra = list(args.train_args)
+    if extra and extra[0] == "--":
+        extra = extra[1:]
+    for flag in ("--preset", "--method", "--seed", "--out", "--resume", "--label"):
+        if flag in extra:
+            raise ValueError(f"{flag} is set by comixup study for each run; remove it after --")
+    result = run_study(args.preset, args.methods, args.seeds, out=args.out,
+                       sweep=parse_sweep(args.method_opt), jobs=args.jobs, train_args=extra,
+                       report=args.report, progress=args.progress)
+    if result["report"]:
+        print(result["report"]["markdown"])
+        print("wrote " + ", ".join(result["report"]["files"]))
+    if result["failed"]:
+        print(f"comixup: error: {len(result['failed'])} run(s) failed; see their train.log "
+              "(re-run the same command to retry them)", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     from . import bench
 
@@ -376,7 +422,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     commands = {"train": _cmd_train, "eval": _cmd_eval, "report": _cmd_report,
-                "bench": _cmd_bench}
+                "study": _cmd_study, "bench": _cmd_bench}
     try:
         return commands[args.command](args)
     except (ValueError, TypeError, FileNotFoundError, ImportError) as exc:

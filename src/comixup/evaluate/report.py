@@ -1,6 +1,7 @@
 """The paper's tables from run directories: ``comixup report RUN_DIR [RUN_DIR ...]``.
 
-Runs are grouped by preset and method and averaged over seeds (mean, sample standard deviation
+Runs are grouped by preset and method (or by the run's ``label``, which ``comixup study`` sets
+for option sweeps) and averaged over seeds (mean, sample standard deviation
 with ``n - 1``, and the count ``n``; the paper's CIFAR numbers are means over 3 seeds). The
 tables, written as Markdown (``report.md``) and CSV, and printed:
 
@@ -113,7 +114,8 @@ def load_run(run_dir, *, evaluate: bool = True, device: str = "auto", progress: 
 
         cfg = ckpt_io.load(run_dir / "last.pt")["config"]
     run.update(preset=cfg.get("preset") or f"{cfg.get('data', '?')}-{cfg.get('arch', '?')}",
-               method=cfg.get("method", "?"), seed=cfg.get("seed"), data=cfg.get("data"))
+               method=cfg.get("label") or cfg.get("method", "?"), seed=cfg.get("seed"),
+               data=cfg.get("data"))
     eval_path, summary_path = run_dir / "eval.json", run_dir / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.is_file() else None
     if eval_path.is_file():

@@ -71,6 +71,8 @@ class TrainConfig:
     Attributes:
         preset: name of the preset the run started from (informational).
         description: one line describing the experiment.
+        label: the run's column name in ``comixup report`` (``None``: the method name);
+            ``comixup study`` sets it for option sweeps (``"comixup tau=0.79"``).
         method: training method, a key of :data:`comixup.train.methods.METHODS`.
         method_options: keyword options of the method (mixer hyperparameters, ``clean_lam``,
             ``loss``); a preset may hold ``{"<method>": {...}}`` entries in
@@ -124,6 +126,7 @@ class TrainConfig:
 
     preset: str | None = None
     description: str = ""
+    label: str | None = None
     method: str = "vanilla"
     method_options: dict = field(default_factory=dict)
     preset_method_options: dict = field(default_factory=dict)
@@ -284,6 +287,8 @@ class TrainConfig:
         if self.preset is not None:
             _str(self.preset, "preset")
         _str(self.description, "description")
+        if self.label is not None:
+            _str(self.label, "label")
         try:
             json.dumps(self.to_dict())
         except (TypeError, ValueError) as exc:

@@ -1,5 +1,12 @@
 """Mixing methods, one file each, all called as ``x_mix, y_mix = t(x, y[, saliency])``.
 
+Every mixer below but :class:`VAT` is a :class:`Mixer` (:mod:`comixup.mixers.base`): its call
+checks the arguments, makes the soft targets and returns a batch of one unmixed once for all;
+``sample_params`` makes the random draws (and solves the graph cuts) and ``apply`` mixes any
+tensor with those parameters, so the same mixing applies to, e.g., object masks.
+``return_info=True`` returns the parameters, a :class:`MixParams` with the ``(B, B)`` source
+``ratios`` of every method.
+
 * :class:`CoMixup` (Kim et al., ICLR 2021), saliency-guided joint mixup of a whole batch;
 * :class:`InputMixup` (Zhang et al., ICLR 2018), :class:`CutMix` (Yun et al., ICCV 2019),
   :class:`ManifoldMixup` (Verma et al., ICML 2019, mixes inside the model),
@@ -10,15 +17,23 @@
   called as ``kl, r_adv = vat(model, x, logits)``).
 """
 
-from .comixup import CoMixup
-from .cutmix import CutMix, rand_box
-from .manifold import ManifoldMixup
-from .mixup import InputMixup, mix_pair, sample_lambda
+from .base import Mixer, MixParams
+from .comixup import CoMixup, CoMixupParams
+from .cutmix import BoxParams, CutMix, rand_box
+from .manifold import ManifoldMixup, ManifoldParams
+from .mixup import InputMixup, WeightParams, mix_pair, sample_lambda
 from .multimix import MultiCutMix, MultiInputMixup, sample_weights
-from .puzzlemix import PuzzleMix
+from .puzzlemix import PuzzleMix, PuzzleParams
 from .vat import VAT
 
 __all__ = [
+    "Mixer",
+    "MixParams",
+    "WeightParams",
+    "BoxParams",
+    "ManifoldParams",
+    "PuzzleParams",
+    "CoMixupParams",
     "CoMixup",
     "InputMixup",
     "CutMix",

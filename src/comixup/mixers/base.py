@@ -1,4 +1,4 @@
-"""The call convention shared by every mixing method.
+"""The protocol shared by every mixing method: one base class, :class:`Mixer`.
 
 Every batch transform in :mod:`comixup.mixers` is called as ``x_mix, y_mix = t(x, y[, saliency])``
 in the style of timm's ``Mixup`` and torchvision's ``v2.MixUp``/``v2.CutMix``:
@@ -9,12 +9,27 @@ in the style of timm's ``Mixup`` and torchvision's ``v2.MixUp``/``v2.CutMix``:
 * the result is the mixed batch (same shape, dtype and device as ``x``) and soft targets
   ``(B', num_classes)`` in ``x``'s dtype whose rows sum to 1.
 
-The helpers here validate those arguments with errors that name the argument, and turn the
-labels into soft targets, so that every method checks its input the same way.
+A call is two steps, as torchvision's ``make_params`` / ``transform`` and kornia's
+``generate_parameters`` / ``apply_transform``:
+
+1. :meth:`Mixer.sample_params` makes every random draw from the mixer's generator (and, for the
+   content-dependent methods, solves the graph cuts and the transport) and returns a
+   :class:`MixParams`;
+2. :meth:`Mixer.apply` is deterministic: it mixes any ``(B, C', H, W)`` tensor with those
+   parameters, whatever its channel count ``C'``. The same parameters can therefore be applied
+   to other images of the batch, e.g. a ``(B, B, H, W)`` stack of per-source object masks, to
+   measure how much of each object the mixed images keep (label fidelity).
+
+:meth:`Mixer.__call__` does the rest once for every method: it checks the arguments (errors
+name the argument), turns the labels into soft targets (mixed in at least float32, returned in
+``x``'s dtype) and returns a batch of one unmixed, with no random draw.
+``t(x, y[, saliency], return_info=True)`` also returns the :class:`MixParams`, whose common key
+``ratios`` is the ``(B', B)`` share of every input in every output.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from concurrent.futures import ThreadPoolExecutor
 
@@ -23,6 +38,9 @@ import torch
 from .._checks import check_generator, check_int, check_number
 
 __all__ = [
+    "Mixer",
+    "MixParams",
+    "permutation_ratios",
     "check_images",
     "check_saliency",
     "soft_targets",
@@ -146,3 +164,187 @@ class ThreadedMixer:
         state.pop("_pool", None)
         state.pop("_pool_size", None)
         return state
+
+
+def target_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype in which targets are mixed: at least float32 (then cast to ``x``'s dtype)."""
+    return torch.promote_types(dtype, torch.float32)
+
+
+def permutation_ratios(perms, weights, dtype: torch.dtype, device) -> torch.Tensor:
+    """The ``(B, B)`` source ratios of outputs ``sum_s weights[s] * x[perms[s]]``.
+
+    Row ``j`` holds the share of every input in output ``j``: ``weights[s]`` (a number, or a
+    ``(B,)`` tensor of per-output weights) at column ``perms[s][j]``, summed over the sources
+    ``s``. Source 0 is usually the identity permutation (the batch itself).
+    """
+    batch = perms[0].numel()
+    ratios = torch.zeros(batch, batch, dtype=dtype, device=device)
+    rows = torch.arange(batch, device=device)
+    for perm, weight in zip(perms, weights):
+        weight = torch.as_tensor(weight, dtype=dtype, device=device).expand(batch)
+        ratios.index_put_((rows, perm.to(device=device, dtype=torch.long)), weight, accumulate=True)
+    return ratios
+
+
+@dataclasses.dataclass
+class MixParams:
+    """The parameters of one mixed batch: what :meth:`Mixer.sample_params` draws and
+    :meth:`Mixer.apply` uses (and what ``return_info=True`` returns).
+
+    Every mixer returns a subclass with its own fields (the mixing weights, permutations,
+    boxes, masks, transport plans or labelings, documented with the mixer); all of them have
+
+    Attributes:
+        ratios: ``(B', B)`` tensor (float32 or float64, on ``x``'s device): row ``j`` is the
+            share of every input in output ``j`` (its pixel mass for the cut-and-paste and
+            saliency-guided methods; the mixing weights for the interpolating ones). Rows sum
+            to 1, and the soft targets are ``ratios @ y`` up to rounding. A batch of one has
+            ``ratios = [[1]]``.
+
+    The fields can be read as attributes (``params.ratios``) or as items (``params["ratios"]``,
+    ``"ratios" in params``, ``params.keys()``), so code written for the dictionaries that
+    ``return_info`` used to return keeps working.
+    """
+
+    ratios: torch.Tensor
+
+    def keys(self) -> list[str]:
+        """The field names, in declaration order."""
+        return [f.name for f in dataclasses.fields(self)]
+
+    def __getitem__(self, key: str):
+        if key not in self.keys():
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def __contains__(self, key) -> bool:
+        return key in self.keys()
+
+    def get(self, key: str, default=None):
+        """``params[key]`` if it is a field, else ``default`` (as :meth:`dict.get`)."""
+        return getattr(self, key) if key in self else default
+
+
+class Mixer:
+    """Base class of the mixing methods; see the module docstring for the protocol.
+
+    Subclasses set :attr:`uses_saliency`, implement :meth:`sample_params` and :meth:`apply`,
+    and may override :meth:`check_batch` (checks of ``x`` against their configuration) and
+    :meth:`unmixed_params` (the parameters reported for a batch of one). :meth:`__call__` is
+    shared. The methods that mix inside a network (Manifold Mixup, Verma et al., ICML 2019) set
+    :attr:`mixes_in_model` and implement :meth:`apply_model`.
+
+    Args:
+        num_classes: number of classes of the soft targets, an int >= 1.
+        generator: CPU :class:`torch.Generator` for every random draw; ``None`` uses torch's
+            default generator (seeded by :func:`torch.manual_seed`).
+    """
+
+    #: Whether the call takes a saliency map ``(B, H, W)`` (Puzzle Mix, Co-Mixup).
+    uses_saliency = False
+    #: Whether the call can mix inside a network (``model=...``; Manifold Mixup).
+    mixes_in_model = False
+    #: The attributes shown by ``repr``.
+    _repr_keys: tuple[str, ...] = ("num_classes",)
+
+    def __init__(self, num_classes: int, *, generator: torch.Generator | None = None) -> None:
+        self.num_classes = check_num_classes(num_classes)
+        self.generator = check_generator(generator)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={getattr(self, k)!r}" for k in self._repr_keys)
+        return f"{type(self).__name__}({args})"
+
+    # -- the protocol -------------------------------------------------------------------------
+
+    def sample_params(self, x: torch.Tensor, targets: torch.Tensor,
+                      saliency: torch.Tensor | None = None) -> MixParams:
+        """Make every random draw for the batch ``x`` (B >= 2) and return its parameters.
+
+        Args:
+            x: checked images ``(B, C, H, W)``.
+            targets: their soft targets ``(B, num_classes)`` (mixing dtype).
+            saliency: checked saliency ``(B, H, W)`` for the saliency-guided methods, else None.
+        """
+        raise NotImplementedError
+
+    def apply(self, x: torch.Tensor, targets: torch.Tensor | None, params: MixParams
+              ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Mix ``x`` and ``targets`` with ``params``, deterministically.
+
+        Args:
+            x: ``(B, C', H, W)`` floating tensor with the batch size and image size the
+                parameters were drawn for; any channel count ``C'`` (e.g. a stack of object
+                masks).
+            targets: ``(B, K)`` soft targets, or None when only ``x`` is wanted.
+            params: what :meth:`sample_params` returned.
+
+        Returns:
+            ``(x_mix, y_mix)`` (``y_mix`` None when ``targets`` is None); ``x_mix`` has ``x``'s
+            dtype, ``y_mix`` ``targets``'s.
+        """
+        raise NotImplementedError
+
+    def apply_model(self, model, x: torch.Tensor, targets: torch.Tensor, params: MixParams):
+        """Run ``model`` on ``x`` mixing inside it with ``params``; mixers with
+        :attr:`mixes_in_model` only. Returns ``(logits, y_mix)``."""
+        raise TypeError(f"{type(self).__name__} does not mix inside a model")
+
+    def check_batch(self, x: torch.Tensor, model=None) -> None:
+        """Checks of ``x`` (and ``model``) against the mixer's configuration, made before a
+        batch of one is returned; nothing by default."""
+
+    def _sample(self, x, targets, saliency, model) -> MixParams:
+        """:meth:`sample_params`; the mixers that mix inside a model also read ``model``."""
+        return self.sample_params(x, targets, saliency)
+
+    def unmixed_params(self, x: torch.Tensor) -> MixParams:
+        """The parameters reported for a batch of one (returned unmixed)."""
+        return MixParams(ratios=torch.ones(1, 1, dtype=target_dtype(x.dtype), device=x.device))
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor, saliency: torch.Tensor | None = None, *,
+                 model=None, return_info: bool = False):
+        """Mix the batch ``x`` with labels ``y`` (and ``saliency``); see the module docstring.
+
+        Args:
+            x: images ``(B, C, H, W)`` of any floating dtype, on any device.
+            y: integer labels ``(B,)`` or soft targets ``(B, num_classes)``.
+            saliency: non-negative ``(B, H, W)``, for the saliency-guided methods only.
+            model: for the mixers that mix inside a network only (:attr:`mixes_in_model`):
+                the network, called as ``model(x, mix_depth=d, mix_fn=f)``; the result is then
+                ``(logits, y_mix)``.
+            return_info: also return the :class:`MixParams`.
+
+        Returns:
+            ``(x_mix, y_mix)`` or ``(x_mix, y_mix, params)``. A batch of one is returned
+            unmixed (a copy; ``model(x)`` with a model) with its target, one-hot for integer
+            labels, and no random number is drawn for it.
+        """
+        if model is not None:
+            if not self.mixes_in_model:
+                raise TypeError(f"{type(self).__name__} does not take a model")
+            if not callable(model):
+                raise TypeError(f"model must be callable, got {type(model).__name__}")
+        x = check_images(x)
+        batch = x.shape[0]
+        targets = soft_targets(y, self.num_classes, batch, target_dtype(x.dtype), x.device)
+        if self.uses_saliency:
+            if saliency is None:
+                raise TypeError(f"{type(self).__name__} needs a saliency map (B, H, W)")
+            saliency = check_saliency(saliency, x)
+        elif saliency is not None:
+            raise TypeError(f"{type(self).__name__} takes no saliency map")
+        self.check_batch(x, model)
+        if batch == 1:
+            params = self.unmixed_params(x)
+            out = x.clone() if model is None else model(x)
+            y_mix = targets
+        else:
+            params = self._sample(x, targets, saliency, model)
+            if model is None:
+                out, y_mix = self.apply(x, targets, params)
+            else:
+                out, y_mix = self.apply_model(model, x, targets, params)
+        y_mix = y_mix.to(x.dtype)
+        return (out, y_mix, params) if return_info else (out, y_mix)

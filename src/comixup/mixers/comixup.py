@@ -21,24 +21,16 @@ Call convention (shared by every mixer of this package)::
 
 from __future__ import annotations
 
+import dataclasses
 
 import numpy as np
 import torch
 
 from ..saliency import compatibility, pooled_unary, salient_location
 from ..solver import LEVELS, PAIRWISE, THRESHOLDS, solve
-from .base import (
-    check_generator,
-    check_images,
-    check_int,
-    check_num_classes,
-    check_number,
-    check_saliency,
-    soft_targets,
-    ThreadedMixer,
-)
+from .base import MixParams, Mixer, ThreadedMixer, check_int, check_number
 
-__all__ = ["CoMixup", "grid_index", "mix", "top_sources"]
+__all__ = ["CoMixup", "CoMixupParams", "grid_index", "mix", "top_sources"]
 
 
 def grid_index(size: int, grid: int, device=None) -> torch.Tensor:
@@ -81,15 +73,50 @@ def mix(x: torch.Tensor, y: torch.Tensor, index: torch.Tensor, weight: torch.Ten
     Returns:
         ``(x_mix (B', C, H, W), y_mix (B', K), ratios (B', B))``: ``x_mix[j]`` at a pixel of cell
         ``k`` is ``sum_s weight[j, k, s] x[index[j, k, s]]``; ``ratios[j, i]`` is the pixel mass
-        of input ``i`` in output ``j`` and ``y_mix = ratios @ y``. When the grid divides the image
-        the ratios equal the notes' ``(1/n) sum_k z[j, k]``; otherwise cells have unequal areas
-        and the pixel mass keeps the targets exact.
+        of input ``i`` in output ``j`` (:func:`source_ratios`) and ``y_mix = ratios @ y``. When
+        the grid divides the image the ratios equal the notes' ``(1/n) sum_k z[j, k]``;
+        otherwise cells have unequal areas and the pixel mass keeps the targets exact.
+    """
+    compute = _compute_dtype(x.dtype)
+    ratios = source_ratios(index, weight, x.shape[0], x.shape[-2:], compute, x.device)
+    y_mix = ratios @ y.to(compute)
+    return mix_images(x, index, weight), y_mix.to(y.dtype), ratios
+
+
+def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    return dtype if dtype in (torch.float32, torch.float64) else torch.float32
+
+
+def source_ratios(index: torch.Tensor, weight: torch.Tensor, batch: int, size, dtype: torch.dtype,
+                  device) -> torch.Tensor:
+    """The ``(B', B)`` pixel mass of every input in every output of a per-cell mixture.
+
+    Args:
+        index, weight: ``(B', g1, g2, S)`` sources and weights of every cell (as :func:`mix`).
+        batch: the number of inputs ``B``.
+        size: the image size ``(H, W)``; cell areas follow :func:`grid_index`.
+        dtype, device: of the result.
+    """
+    h, w = size
+    n_out, g1, g2, _ = index.shape
+    rows = grid_index(h, g1, device)
+    cols = grid_index(w, g2, device)
+    area = torch.outer(torch.bincount(rows, minlength=g1), torch.bincount(cols, minlength=g2))
+    mass = weight.to(dtype) * (area.to(dtype) / (h * w))[None, :, :, None]
+    ratios = torch.zeros(n_out, batch, dtype=dtype, device=device)
+    ratios.scatter_add_(1, index.reshape(n_out, -1), mass.reshape(n_out, -1))
+    return ratios
+
+
+def mix_images(x: torch.Tensor, index: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """The images of :func:`mix`: ``x_mix[j]`` at a pixel of cell ``k`` is
+    ``sum_s weight[j, k, s] x[index[j, k, s]]`` (nearest-neighbour upsampling of the cells).
+
+    ``x`` is any ``(B, C, H, W)`` floating tensor (any channel count); the result has its dtype.
     """
     batch, channels, h, w = x.shape
     n_out, g1, g2, n_src = index.shape
-    rows = grid_index(h, g1, x.device)
-    cols = grid_index(w, g2, x.device)
-    compute = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
+    compute = _compute_dtype(x.dtype)
     weight = weight.to(compute)
     xc = x.to(compute)
     if h % g1 == 0 and w % g2 == 0:
@@ -106,6 +133,8 @@ def mix(x: torch.Tensor, y: torch.Tensor, index: torch.Tensor, weight: torch.Ten
         x_mix = x_mix.reshape(n_out, channels, h, w)
     else:
         # Unequal cells: gather pixels (rows of a pixel-major copy of x).
+        rows = grid_index(h, g1, x.device)
+        cols = grid_index(w, g2, x.device)
         table = xc.permute(0, 2, 3, 1).reshape(batch * h * w, channels)
         pixel = torch.arange(h * w, device=x.device).view(1, h, w)
         pix_index = index[:, rows][:, :, cols]
@@ -115,15 +144,32 @@ def mix(x: torch.Tensor, y: torch.Tensor, index: torch.Tensor, weight: torch.Ten
             rows_of = (pix_index[..., s] * (h * w) + pixel).reshape(-1)
             x_mix = x_mix + table.index_select(0, rows_of).view(n_out, h, w, channels) * pix_weight[..., s, None]
         x_mix = x_mix.permute(0, 3, 1, 2)
-    area = torch.outer(torch.bincount(rows, minlength=g1), torch.bincount(cols, minlength=g2))
-    mass = weight * (area.to(compute) / (h * w))[None, :, :, None]
-    ratios = torch.zeros(n_out, batch, dtype=compute, device=x.device)
-    ratios.scatter_add_(1, index.reshape(n_out, -1), mass.reshape(n_out, -1))
-    y_mix = ratios @ y.to(compute)
-    return x_mix.to(x.dtype).contiguous(), y_mix.to(y.dtype), ratios
+    return x_mix.to(x.dtype).contiguous()
 
 
-class CoMixup(ThreadedMixer):
+@dataclasses.dataclass
+class CoMixupParams(MixParams):
+    """Parameters of Co-Mixup (Kim et al., ICLR 2021): Algorithm 1's labelings of every
+    partition and the per-cell sources they give.
+
+    Attributes:
+        ratios: ``(B, B)`` tensor whose row ``j`` is output ``j``'s pixel mass per input; the
+            soft targets are ``ratios @ y`` (notes 1.8; :class:`~comixup.mixers.base.MixParams`).
+        grid: the labeling grid side ``g``.
+        partitions: the ``(start, stop)`` input range of every partition.
+        labelings: one ``(m, g, g, m)`` NumPy array per partition (Algorithm 1's ``z``).
+        index, weight: ``(B, g, g, 2)`` global source indices and weights of every cell
+            (:func:`top_sources`), on ``x``'s device.
+    """
+
+    grid: int | None = None
+    partitions: list[tuple[int, int]] | None = None
+    labelings: list[np.ndarray] | None = None
+    index: torch.Tensor | None = None
+    weight: torch.Tensor | None = None
+
+
+class CoMixup(Mixer, ThreadedMixer):
     """Co-Mixup batch transform: ``x_mix, y_mix = CoMixup(num_classes)(x, y, saliency)``.
 
     Args:
@@ -158,11 +204,19 @@ class CoMixup(ThreadedMixer):
         dtype on any device, ``y`` integer labels ``(B,)`` or soft targets ``(B, K)``, and
         ``saliency`` ``(B, H, W)`` non-negative (an all-zero map is legal: uniform). Returns
         ``(x_mix, y_mix)`` with ``y_mix`` ``(B, K)`` in ``x``'s dtype, rows summing to 1; with
-        ``return_info=True`` also a dict with ``grid``, ``partitions`` (start, stop) pairs,
-        ``labelings`` (one ``(m, g, g, m)`` NumPy array per partition) and ``ratios``, a
-        ``(B, B)`` tensor whose row ``j`` is output ``j``'s pixel mass per input. A batch of one
-        comes back unmixed with its one-hot target.
+        ``return_info=True`` also the :class:`CoMixupParams` (``grid``, ``partitions`` (start,
+        stop) pairs, ``labelings`` (one ``(m, g, g, m)`` NumPy array per partition) and
+        ``ratios``, a ``(B, B)`` tensor whose row ``j`` is output ``j``'s pixel mass per
+        input), readable as attributes or as ``info["ratios"]``. :meth:`sample_params` draws
+        the grid and the solver seeds and solves every partition; :meth:`apply` mixes any
+        ``(B, C', H, W)`` tensor with the labelings (e.g. object masks). A batch of one comes
+        back unmixed with its one-hot target.
     """
+
+    uses_saliency = True
+    _repr_keys = ("num_classes", "beta", "gamma", "eta", "tau", "omega", "alpha", "grid",
+                  "partition", "n_iter", "levels", "threshold", "resolve", "restarts", "pairwise",
+                  "location_stride", "workers")
 
     def __init__(
         self,
@@ -186,7 +240,7 @@ class CoMixup(ThreadedMixer):
         workers: int | None = None,
         generator: torch.Generator | None = None,
     ):
-        self.num_classes = check_num_classes(num_classes)
+        super().__init__(num_classes, generator=generator)
         self.beta = check_number("beta", beta)
         self.gamma = check_number("gamma", gamma)
         self.eta = check_number("eta", eta)
@@ -213,29 +267,19 @@ class CoMixup(ThreadedMixer):
         if workers is not None:
             check_int("workers", workers, 1)
         self.workers = workers
-        self.generator = check_generator(generator)
-
-    def __repr__(self) -> str:
-        keys = ("num_classes", "beta", "gamma", "eta", "tau", "omega", "alpha", "grid",
-                "partition", "n_iter", "levels", "threshold", "resolve", "restarts", "pairwise",
-                "location_stride", "workers")
-        return f"CoMixup({', '.join(f'{k}={getattr(self, k)!r}' for k in keys)})"
 
     def _randint(self, high: int, size: int) -> torch.Tensor:
         return torch.randint(0, high, (size,), generator=self.generator)
 
-    def __call__(self, x, y, saliency, *, return_info: bool = False):
-        x = check_images(x)
-        batch = x.shape[0]
-        targets = soft_targets(y, self.num_classes, batch, x.dtype, x.device)
-        saliency = check_saliency(saliency, x)
-        if batch == 1:
-            out = (x.clone(), targets)
-            if return_info:
-                info = dict(grid=None, partitions=[(0, 1)], labelings=[],
-                            ratios=torch.ones(1, 1, device=x.device))
-                return (*out, info)
-            return out
+    def unmixed_params(self, x) -> CoMixupParams:
+        """A batch of one: no grid, one partition ``(0, 1)``, no labeling, ``ratios = [[1]]``."""
+        return CoMixupParams(ratios=torch.ones(1, 1, dtype=_compute_dtype(x.dtype), device=x.device),
+                             partitions=[(0, 1)], labelings=[])
+
+    def sample_params(self, x, targets, saliency=None) -> CoMixupParams:
+        """Draw the grid side (``grid=-1``) and one solver seed per partition, then solve every
+        partition with Algorithm 1 (in parallel threads) and collect each cell's sources."""
+        batch, _, h, w = x.shape
         grid = self.grid if self.grid > 0 else 2 ** int(self._randint(4, 1).item() + 1)
         bounds = [(s, min(s + self.partition, batch)) for s in range(0, batch, self.partition)]
         seeds = self._randint(2**62, len(bounds)).tolist()
@@ -254,10 +298,20 @@ class CoMixup(ThreadedMixer):
         sources = [top_sources(z, a) for (a, _), z in zip(bounds, labelings)]
         index = torch.from_numpy(np.concatenate([s[0] for s in sources])).to(x.device)
         weight = torch.from_numpy(np.concatenate([s[1] for s in sources])).to(x.device)
-        x_mix, y_mix, ratios = mix(x, targets, index, weight)
-        if return_info:
-            return x_mix, y_mix, dict(grid=grid, partitions=bounds, labelings=labelings, ratios=ratios)
-        return x_mix, y_mix
+        ratios = source_ratios(index, weight, batch, (h, w), _compute_dtype(x.dtype), x.device)
+        return CoMixupParams(ratios=ratios, grid=grid, partitions=bounds, labelings=labelings,
+                             index=index, weight=weight)
+
+    def apply(self, x, targets, params: CoMixupParams):
+        """Mix ``x`` (any ``(B, C', H, W)`` floating tensor) cell by cell with the labelings and
+        the targets by the pixel masses: ``y_mix = ratios @ y``."""
+        index = params.index.to(x.device)
+        x_mix = mix_images(x, index, params.weight.to(x.device))
+        if targets is None:
+            return x_mix, None
+        compute = _compute_dtype(targets.dtype)
+        y_mix = params.ratios.to(device=targets.device, dtype=compute) @ targets.to(compute)
+        return x_mix, y_mix.to(targets.dtype)
 
     def _solve(self, problem) -> np.ndarray:
         cost, A, seed = problem

@@ -22,15 +22,16 @@ row ``cy`` and the centre column ``cx``.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 
 import torch
 
-from .base import check_generator
-from .mixup import _PairMixer
+from .base import check_generator, permutation_ratios
+from .mixup import WeightedMixer, WeightParams, _check_params_batch, _identity
 
-__all__ = ["CutMix", "rand_box"]
+__all__ = ["BoxMixer", "BoxParams", "CutMix", "rand_box"]
 
 
 def _check_size(v, name: str) -> int:
@@ -88,7 +89,74 @@ def rand_box(
     return _box_from_area(h, w, 1.0 - lam, generator)
 
 
-class CutMix(_PairMixer):
+@dataclasses.dataclass
+class BoxParams(WeightParams):
+    """Parameters of CutMix and its ``k``-input variant: the drawn weights and permutations of
+    :class:`~comixup.mixers.mixup.WeightParams`, plus the boxes.
+
+    Attributes:
+        ratios: ``(B, B)`` share of every input in every output: the pixel shares ``shares``
+            of the sources (:class:`~comixup.mixers.base.MixParams`).
+        weights: the ``k`` drawn weights; box ``s`` has nominal area ratio ``weights[s]``.
+        perms: the ``k - 1`` permutations (CPU long tensors ``(B,)``).
+        boxes: the ``k - 1`` clipped boxes ``(y0, y1, x0, x1)`` of sources ``1 .. k-1``,
+            pasted in this order (later boxes on top).
+        shares: the ``k`` exact pixel shares of the sources in the final image (the target
+            weights).
+        size: the image size ``(H, W)`` the boxes were drawn for.
+    """
+
+    boxes: list[tuple[int, int, int, int]] | None = None
+    shares: list[float] | None = None
+    size: tuple[int, int] | None = None
+
+
+class BoxMixer(WeightedMixer):
+    """``k - 1`` boxes of ``x[perm_1] .. x[perm_{k-1}]`` pasted into ``x`` (Yun et al., ICCV
+    2019; Co-Mixup Table 4): the shared implementation of :class:`CutMix` (``k = 2``) and
+    :class:`~comixup.mixers.multimix.MultiCutMix`.
+
+    :meth:`sample_params` draws the weights and the permutations as
+    :class:`~comixup.mixers.mixup.WeightedMixer`, then one box per source ``s >= 1`` of nominal
+    area ratio ``w_s`` (centre row, then column; :func:`rand_box` with ``lam = 1 - w_s``), and
+    counts the exact pixel share of every source in the final mask. :meth:`apply` pastes the
+    boxes (any channel count) and mixes the targets by those shares.
+    """
+
+    def sample_params(self, x, targets, saliency=None) -> BoxParams:
+        """Draw the weights, the permutations, then the boxes (see the class docstring)."""
+        b, _, h, w_img = x.shape
+        weights, perms = self._draw(b)
+        boxes = [_box_from_area(h, w_img, wj, self.generator) for wj in weights[1:]]
+        # integer source map for the exact pixel counts; later boxes overwrite earlier ones
+        src = torch.zeros(h, w_img, dtype=torch.long)
+        for j, (y0, y1, x0, x1) in enumerate(boxes, start=1):
+            src[y0:y1, x0:x1] = j
+        counts = torch.bincount(src.flatten(), minlength=self.k).tolist()
+        shares = [c / (h * w_img) for c in counts]
+        ratios = permutation_ratios([_identity(b), *perms], shares, targets.dtype, x.device)
+        return BoxParams(ratios=ratios, weights=weights, perms=perms, boxes=boxes, shares=shares,
+                         size=(h, w_img))
+
+    def apply(self, x, targets, params: BoxParams):
+        """Paste the boxes into a copy of ``x`` (``(B, C', H, W)``, the drawn ``H, W``) and mix
+        the targets by the pixel shares."""
+        _check_params_batch(x, params)
+        if tuple(x.shape[-2:]) != params.size:
+            raise ValueError(f"x has image size {tuple(x.shape[-2:])} but the boxes were drawn "
+                             f"for {params.size}")
+        x_mix = x.clone()
+        for (y0, y1, x0, x1), perm in zip(params.boxes, params.perms):
+            x_mix[:, :, y0:y1, x0:x1] = x[perm.to(x.device), :, y0:y1, x0:x1]
+        if targets is None:
+            return x_mix, None
+        y_mix = params.shares[0] * targets
+        for share, perm in zip(params.shares[1:], params.perms):
+            y_mix = y_mix + share * targets[perm.to(targets.device)]
+        return x_mix, y_mix
+
+
+class CutMix(BoxMixer):
     """CutMix batch transform (Yun et al., ICCV 2019; notes 4).
 
     ``x_mix, y_mix = CutMix(num_classes)(x, y)`` draws one ``lambda ~ Beta(alpha, alpha)``,
@@ -108,6 +176,8 @@ class CutMix(_PairMixer):
     Call:
         x: images ``(B, C, H, W)`` of any floating dtype, on any device; ``H != W`` is fine.
         y: integer labels ``(B,)`` or soft targets ``(B, num_classes)``.
+        return_info: also return the :class:`BoxParams` (``lam``, ``perm``, ``boxes``,
+            ``shares``, ``ratios``).
 
     Returns:
         ``(x_mix, y_mix)``: the mixed batch (shape, dtype and device of ``x``) and soft
@@ -116,19 +186,9 @@ class CutMix(_PairMixer):
         target, one-hot for integer labels; no random numbers are drawn for it.
     """
 
-    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mix the batch ``x`` with labels ``y``; see the class docstring."""
-        x, t = self._targets(x, y)
-        b, _, h, w = x.shape
-        if b == 1:
-            return x.clone(), t.to(x.dtype)
-        lam, perm = self._draw(b, x.device)
-        y0, y1, x0, x1 = _box_from_area(h, w, 1.0 - lam, self.generator)
-        x_mix = x.clone()
-        x_mix[:, :, y0:y1, x0:x1] = x[perm, :, y0:y1, x0:x1]
-        total = h * w
-        pasted = (y1 - y0) * (x1 - x0)
-        w_keep = (total - pasted) / total
-        w_paste = pasted / total
-        y_mix = w_keep * t + w_paste * t[perm]
-        return x_mix, y_mix.to(x.dtype)
+    _repr_keys = ("num_classes", "alpha")
+
+    def __init__(
+        self, num_classes: int, *, alpha: float = 1.0, generator: torch.Generator | None = None
+    ) -> None:
+        super().__init__(num_classes, k=2, alpha=alpha, generator=generator)

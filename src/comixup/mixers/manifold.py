@@ -23,26 +23,44 @@ of Verma et al.'s code: the depth (uniform over the usable depths, sorted), ``la
 (:func:`comixup.mixers.mixup.sample_lambda`), then the permutation; for ``k > 2`` the depth,
 the ``k`` weights (:func:`comixup.mixers.multimix.sample_weights`), then the ``k - 1``
 permutations.
+
+Protocol (:class:`comixup.mixers.base.Mixer`): :meth:`ManifoldMixup.sample_params` draws the
+depth, the weights and the permutations (:class:`ManifoldParams`); :meth:`ManifoldMixup.apply`
+mixes any tensor whose first dimension is the batch (a hidden state, or the input) with them.
+To mix inside a network, call ``mixer(x, y, model=model)`` (or ``mixer.forward(model, x, y)``):
+it draws the depth among the depths the model supports and runs
+``model(x, mix_depth=params.depth, mix_fn=lambda h: mixer.apply(h, None, params)[0])``
+(:meth:`ManifoldMixup.apply_model`). Called without a model, ``mixer(x, y)`` mixes ``x``
+itself, i.e. treats the input as the hidden state (Manifold Mixup restricted to depth 0 when
+``depths=(0,)``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
 
 import torch
 
-from .base import (
-    check_generator,
-    check_images,
-    check_int,
-    check_num_classes,
-    check_number,
-    soft_targets,
-)
-from .mixup import _target_dtype, mix_pair, sample_lambda
-from .multimix import sample_weights
+from .base import check_int, check_number
+from .mixup import WeightedMixer, WeightParams, _weighted_sum
 
-__all__ = ["ManifoldMixup"]
+__all__ = ["ManifoldMixup", "ManifoldParams"]
+
+
+@dataclasses.dataclass
+class ManifoldParams(WeightParams):
+    """Parameters of Manifold Mixup: the weights and permutations of
+    :class:`~comixup.mixers.mixup.WeightParams` and the depth.
+
+    Attributes:
+        ratios: ``(B, B)`` share of every input in every output.
+        weights: the ``k`` drawn weights (``[lambda, 1 - lambda]`` for ``k = 2``).
+        perms: the ``k - 1`` permutations (CPU long tensors ``(B,)``).
+        depth: the depth at which the hidden state is mixed (0: the input).
+    """
+
+    depth: int | None = None
 
 
 def _check_depths(depths) -> tuple[int, ...]:
@@ -62,16 +80,18 @@ def _check_depths(depths) -> tuple[int, ...]:
     return tuple(out)
 
 
-class ManifoldMixup:
+class ManifoldMixup(WeightedMixer):
     """Manifold Mixup training step (Verma et al., ICML 2019; notes 4).
 
     ``logits, y_mix = ManifoldMixup(num_classes).forward(model, x, y)`` picks a depth ``d``
     uniformly from ``depths`` intersected with ``model.mix_depths``, draws
     ``lambda ~ Beta(alpha, alpha)`` and a random permutation ``perm``, and runs
-    ``model(x, mix_depth=d, mix_fn=f)`` where ``f(h) = mix_pair(h, perm, lambda)`` mixes the
-    hidden state at depth ``d`` (:func:`comixup.mixers.mixup.mix_pair`). The targets are
-    ``lambda * y + (1 - lambda) * y[perm]``. It is the Manifold Mixup baseline of Co-Mixup
-    Table 1 (``k = 2``).
+    ``model(x, mix_depth=d, mix_fn=f)`` where ``f(h) = lambda * h + (1 - lambda) * h[perm]``
+    mixes the hidden state at depth ``d`` (as :func:`comixup.mixers.mixup.mix_pair`). The
+    targets are ``lambda * y + (1 - lambda) * y[perm]``. It is the Manifold Mixup baseline of
+    Co-Mixup Table 1 (``k = 2``); ``k > 2`` mixes ``k`` hidden states (Table 4). See the
+    module docstring for the protocol (:meth:`sample_params`, :meth:`apply`,
+    :meth:`apply_model`).
 
     Args:
         num_classes: number of classes of the soft targets, an int >= 1.
@@ -85,10 +105,14 @@ class ManifoldMixup:
             the permutation); ``None`` uses torch's default generator.
 
     Attributes:
-        last_depth: the depth used by the latest :meth:`forward` (``None`` before the first
+        last_depth: the depth used by the latest call with a model (``None`` before the first
             call and after a batch of one), for logging.
-        last_weights: the ``k`` mixing weights of the latest :meth:`forward` (``None`` before).
+        last_weights: the ``k`` mixing weights of the latest call with a model (``None``
+            before).
     """
+
+    mixes_in_model = True
+    _repr_keys = ("num_classes", "alpha", "depths", "k")
 
     def __init__(
         self,
@@ -99,19 +123,10 @@ class ManifoldMixup:
         k: int = 2,
         generator: torch.Generator | None = None,
     ) -> None:
-        self.num_classes = check_num_classes(num_classes)
-        self.alpha = check_number("alpha", alpha, low_open=True)
+        super().__init__(num_classes, k=k, alpha=alpha, generator=generator)
         self.depths = _check_depths(depths)
-        self.k = check_int("k", k, 2, 8)
-        self.generator = check_generator(generator)
         self.last_depth: int | None = None
         self.last_weights: list[float] | None = None
-
-    def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(num_classes={self.num_classes}, alpha={self.alpha}, "
-            f"depths={self.depths}, k={self.k})"
-        )
 
     def usable_depths(self, model) -> tuple[int, ...]:
         """The sorted depths of ``depths`` that ``model.mix_depths`` supports.
@@ -133,8 +148,69 @@ class ManifoldMixup:
             )
         return usable
 
+    def check_batch(self, x, model=None) -> None:
+        """With a model, check that it supports one of ``depths`` (:meth:`usable_depths`)."""
+        if model is not None:
+            self.usable_depths(model)
+
+    def unmixed_params(self, x):
+        """A batch of one is not mixed: ``ratios = [[1]]``, no depth (``last_depth`` reset)."""
+        self.last_depth = None
+        return ManifoldParams(ratios=super().unmixed_params(x).ratios)
+
+    def sample_params(self, x, targets, saliency=None, *, depths=None) -> ManifoldParams:
+        """Draw the depth (uniformly from ``depths``, default the sorted ``self.depths``), then
+        the weights and the permutations.
+
+        Args:
+            x: the batch ``(B, ...)`` (only its size and device are read).
+            targets: its soft targets ``(B, num_classes)``.
+            saliency: unused.
+            depths: the candidate depths, e.g. :meth:`usable_depths` of a model.
+        """
+        depths = tuple(sorted(self.depths)) if depths is None else tuple(depths)
+        depth = depths[int(torch.randint(0, len(depths), (1,), generator=self.generator))]
+        base = super().sample_params(x, targets)
+        return ManifoldParams(ratios=base.ratios, weights=base.weights, perms=base.perms,
+                              depth=depth)
+
+    def _sample(self, x, targets, saliency, model) -> ManifoldParams:
+        depths = None if model is None else self.usable_depths(model)
+        return self.sample_params(x, targets, saliency, depths=depths)
+
+    def apply_model(self, model, x, targets, params: ManifoldParams):
+        """Run ``model(x, mix_depth=params.depth, mix_fn=f)`` with ``f(h)`` the mixture of the
+        hidden state ``h`` (:meth:`apply`); return ``(logits, y_mix)``.
+
+        Raises:
+            ValueError: the hidden state does not have the batch size.
+            RuntimeError: the model did not call ``mix_fn`` exactly once.
+        """
+        b = x.shape[0]
+        depth = params.depth
+        calls = []
+
+        def mix_fn(h: torch.Tensor) -> torch.Tensor:
+            if not isinstance(h, torch.Tensor) or h.dim() < 1 or h.shape[0] != b:
+                shape = tuple(h.shape) if isinstance(h, torch.Tensor) else type(h).__name__
+                raise ValueError(f"mix_fn expects a hidden state with batch size {b}, got {shape}")
+            calls.append(depth)
+            return _weighted_sum(h, params)
+
+        logits = model(x, mix_depth=depth, mix_fn=mix_fn)
+        if len(calls) != 1:
+            raise RuntimeError(
+                f"model called mix_fn {len(calls)} times at mix_depth={depth}; the Manifold "
+                f"Mixup contract needs exactly one call"
+            )
+        self.last_depth = depth
+        self.last_weights = params.weights
+        return logits, _weighted_sum(targets, params)
+
     def forward(self, model, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Run ``model`` on ``x`` with Manifold Mixup; return ``(logits, soft_targets)``.
+
+        The same as ``self(x, y, model=model)``.
 
         Args:
             model: a callable following the contract in the module docstring.
@@ -151,45 +227,4 @@ class ManifoldMixup:
         """
         if not callable(model):
             raise TypeError(f"model must be callable, got {type(model).__name__}")
-        x = check_images(x)
-        b = x.shape[0]
-        t = soft_targets(y, self.num_classes, b, _target_dtype(x.dtype), x.device)
-        usable = self.usable_depths(model)
-        if b == 1:
-            self.last_depth = None
-            return model(x), t.to(x.dtype)
-        depth = usable[int(torch.randint(0, len(usable), (1,), generator=self.generator))]
-        if self.k == 2:
-            lam = sample_lambda(self.alpha, self.generator)
-            weights = [lam, 1.0 - lam]
-            perms = [torch.randperm(b, generator=self.generator).to(x.device)]
-        else:
-            weights = sample_weights(self.k, self.alpha, self.generator).tolist()
-            perms = [torch.randperm(b, generator=self.generator).to(x.device)
-                     for _ in range(self.k - 1)]
-        calls = []
-
-        def mix_fn(h: torch.Tensor) -> torch.Tensor:
-            if not isinstance(h, torch.Tensor) or h.dim() < 1 or h.shape[0] != b:
-                shape = tuple(h.shape) if isinstance(h, torch.Tensor) else type(h).__name__
-                raise ValueError(f"mix_fn expects a hidden state with batch size {b}, got {shape}")
-            calls.append(depth)
-            if self.k == 2:
-                return mix_pair(h, perms[0], weights[0])
-            out = h * weights[0]
-            for weight, perm in zip(weights[1:], perms):
-                out = out + h[perm] * weight
-            return out
-
-        logits = model(x, mix_depth=depth, mix_fn=mix_fn)
-        if len(calls) != 1:
-            raise RuntimeError(
-                f"model called mix_fn {len(calls)} times at mix_depth={depth}; the Manifold "
-                f"Mixup contract needs exactly one call"
-            )
-        self.last_depth = depth
-        self.last_weights = weights
-        y_mix = weights[0] * t
-        for weight, perm in zip(weights[1:], perms):
-            y_mix = y_mix + weight * t[perm]
-        return logits, y_mix.to(x.dtype)
+        return self(x, y, model=model)

@@ -8,8 +8,12 @@ Co-Mixup (Kim et al., ICLR 2021) compares against it with ``alpha`` tuned over
 CIFAR and of the Co-Mixup reference for its Input Mixup baseline.
 
 Written in the style of timm's ``data/mixup.py``: small pure functions
-(:func:`sample_lambda`, :func:`mix_pair`) and a batch transform (:class:`InputMixup`) called
-as ``x_mix, y_mix = mixer(x, y)`` following :mod:`comixup.mixers.base`.
+(:func:`sample_lambda`, :func:`sample_weights`, :func:`mix_pair`) and a batch transform
+(:class:`InputMixup`) called as ``x_mix, y_mix = mixer(x, y)`` following the protocol of
+:class:`comixup.mixers.base.Mixer`. Input Mixup is the ``k = 2`` case of the ``k``-input
+interpolation of Co-Mixup Table 4 (:class:`~comixup.mixers.multimix.MultiInputMixup`), and
+both share one implementation here, :class:`WeightedMixer`, with the parameters
+:class:`WeightParams`.
 
 Randomness: every draw comes from one CPU :class:`torch.Generator` (``None`` means torch's
 default CPU generator, seeded by :func:`torch.manual_seed`), in the order of the reference
@@ -20,30 +24,19 @@ float64 would draw it from the default generator (both go through the Dirichlet 
 so ``torch.manual_seed(s)`` followed by that call reproduces the ``lambda`` of a generator
 seeded with ``s``.
 
-The private argument checks (``_check_alpha``, ``_check_generator``, ``_check_k``) are shared
-by :mod:`comixup.mixers.cutmix`, :mod:`comixup.mixers.multimix` and
-:mod:`comixup.mixers.manifold`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
 
 import torch
 
-from .base import check_generator, check_images, check_num_classes, check_number, soft_targets
+from .base import MixParams, Mixer, check_generator, check_int, check_number, permutation_ratios
 
-__all__ = ["InputMixup", "mix_pair", "sample_lambda"]
-
-
-# ----------------------------------------------------------------------------------------------
-# argument checks shared by the baseline mixers
-# ----------------------------------------------------------------------------------------------
-
-
-def _target_dtype(dtype: torch.dtype) -> torch.dtype:
-    """The dtype in which targets are mixed: at least float32, then cast to ``x``'s dtype."""
-    return torch.promote_types(dtype, torch.float32)
+__all__ = ["InputMixup", "WeightParams", "WeightedMixer", "mix_pair", "sample_lambda",
+           "sample_weights"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -68,6 +61,33 @@ def sample_lambda(alpha: float, generator: torch.Generator | None = None) -> flo
     generator = check_generator(generator)
     conc = torch.full((2,), alpha, dtype=torch.float64)
     return float(torch._sample_dirichlet(conc, generator=generator)[0])
+
+
+def sample_weights(k: int, alpha: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Draw ``k`` mixing weights from the isotropic ``Dirichlet(alpha * 1_k)``.
+
+    Co-Mixup Section 5.5 / Table 4; notes 4.
+
+    Args:
+        k: number of inputs, an int in ``2..8``.
+        alpha: the Dirichlet concentration, a finite number > 0.
+        generator: CPU :class:`torch.Generator`; ``None`` uses torch's default generator.
+
+    Returns:
+        A float64 CPU tensor ``(k,)`` of non-negative weights. The first ``k - 1`` entries are
+        exactly ``torch.distributions.Dirichlet(torch.full((k,), alpha, dtype=torch.float64))
+        .sample()`` taken from a default generator in the same state; the last is recomputed as
+        ``1 - sum(others)`` (clamped at 0), a change of a few ulp, so that the weights sum to 1
+        and ``k = 2`` draws ``(lambda, 1 - lambda)`` with the ``lambda`` of
+        :func:`sample_lambda`.
+    """
+    k = check_int("k", k, 2, 8)
+    alpha = check_number("alpha", alpha, low_open=True)
+    generator = check_generator(generator)
+    conc = torch.full((k,), alpha, dtype=torch.float64)
+    w = torch._sample_dirichlet(conc, generator=generator)
+    w[-1] = (1.0 - w[:-1].sum()).clamp_min(0.0)
+    return w
 
 
 def mix_pair(x: torch.Tensor, perm: torch.Tensor, lam: float) -> torch.Tensor:
@@ -109,35 +129,105 @@ def mix_pair(x: torch.Tensor, perm: torch.Tensor, lam: float) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------------------------
-# batch transform
+# batch transforms
 # ----------------------------------------------------------------------------------------------
 
 
-class _PairMixer:
-    """Shared part of the pairwise mixers: arguments, targets and the (lambda, perm) draw."""
+@dataclasses.dataclass
+class WeightParams(MixParams):
+    """Parameters of the mixers that combine ``k`` whole sources (Input Mixup, CutMix, their
+    ``k``-input variants, Manifold Mixup): source 0 is the batch itself, source ``s >= 1`` is
+    ``x[perms[s - 1]]``.
 
-    def __init__(
-        self, num_classes: int, *, alpha: float = 1.0, generator: torch.Generator | None = None
-    ) -> None:
-        self.num_classes = check_num_classes(num_classes)
+    Attributes:
+        ratios: ``(B, B)`` share of every input in every output (:class:`MixParams`).
+        weights: the ``k`` drawn weights, ``[lambda, 1 - lambda]`` for ``k = 2``.
+        perms: the ``k - 1`` permutations (CPU long tensors ``(B,)``), in the order drawn.
+    """
+
+    weights: list[float] | None = None
+    perms: list[torch.Tensor] | None = None
+
+    @property
+    def lam(self) -> float | None:
+        """The weight of the batch itself, ``weights[0]`` (``lambda`` for ``k = 2``)."""
+        return None if self.weights is None else self.weights[0]
+
+    @property
+    def perm(self) -> torch.Tensor | None:
+        """The first permutation, ``perms[0]`` (the only one for ``k = 2``)."""
+        return None if self.perms is None else self.perms[0]
+
+
+def _identity(batch: int) -> torch.Tensor:
+    return torch.arange(batch)
+
+
+def _check_params_batch(x: torch.Tensor, params: WeightParams) -> None:
+    if x.shape[0] != params.perms[0].numel():
+        raise ValueError(
+            f"x has batch size {x.shape[0]} but the parameters were drawn for "
+            f"{params.perms[0].numel()}"
+        )
+
+
+class WeightedMixer(Mixer):
+    """``k`` whole sources mixed with Dirichlet weights: ``sum_s w_s x[perm_s]``.
+
+    The shared implementation of :class:`InputMixup` (``k = 2``, Zhang et al., ICLR 2018) and
+    :class:`~comixup.mixers.multimix.MultiInputMixup` (Co-Mixup Table 4), and the draw of
+    :class:`~comixup.mixers.cutmix.CutMix` and of Manifold Mixup. :meth:`sample_params` draws
+    ``w ~ Dirichlet(alpha 1_k)`` (:func:`sample_weights`; for ``k = 2`` the same
+    ``(lambda, 1 - lambda)`` as :func:`sample_lambda`), then ``k - 1`` permutations, all from
+    the generator. :meth:`apply` returns ``w_0 x + w_1 x[perm_1] + ...`` and the targets mixed
+    by the same weights; it accepts any tensor whose first dimension is the batch.
+
+    Args:
+        num_classes: number of classes of the soft targets, an int >= 1.
+        k: number of mixed inputs, an int in ``2..8``.
+        alpha: the concentration, a finite number > 0.
+        generator: CPU :class:`torch.Generator` for every draw; ``None`` uses torch's default.
+    """
+
+    _repr_keys = ("num_classes", "k", "alpha")
+
+    def __init__(self, num_classes: int, *, k: int = 2, alpha: float = 1.0,
+                 generator: torch.Generator | None = None) -> None:
+        super().__init__(num_classes, generator=generator)
+        self.k = check_int("k", k, 2, 8)
         self.alpha = check_number("alpha", alpha, low_open=True)
-        self.generator = check_generator(generator)
 
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(num_classes={self.num_classes}, alpha={self.alpha})"
+    def _draw(self, batch: int) -> tuple[list[float], list[torch.Tensor]]:
+        """The weights, then the ``k - 1`` permutations (CPU)."""
+        weights = sample_weights(self.k, self.alpha, self.generator).tolist()
+        perms = [torch.randperm(batch, generator=self.generator) for _ in range(self.k - 1)]
+        return weights, perms
 
-    def _targets(self, x, y) -> tuple[torch.Tensor, torch.Tensor]:
-        """Checked ``x`` and its soft targets in the mixing dtype (at least float32)."""
-        x = check_images(x)
-        return x, soft_targets(y, self.num_classes, x.shape[0], _target_dtype(x.dtype), x.device)
+    def sample_params(self, x, targets, saliency=None) -> WeightParams:
+        """Draw the weights and the permutations (see the class docstring)."""
+        weights, perms = self._draw(x.shape[0])
+        ratios = permutation_ratios([_identity(x.shape[0]), *perms], weights, targets.dtype,
+                                    x.device)
+        return WeightParams(ratios=ratios, weights=weights, perms=perms)
 
-    def _draw(self, batch: int, device) -> tuple[float, torch.Tensor]:
-        """``lambda ~ Beta(alpha, alpha)`` first, then the permutation (moved to ``device``)."""
-        lam = sample_lambda(self.alpha, self.generator)
-        return lam, torch.randperm(batch, generator=self.generator).to(device)
+    def apply(self, x, targets, params: WeightParams):
+        """``sum_s w_s x[perm_s]`` and the same mixture of the targets (any tensor ``(B, ...)``)."""
+        _check_params_batch(x, params)
+        return _weighted_sum(x, params), _weighted_sum(targets, params)
 
 
-class InputMixup(_PairMixer):
+def _weighted_sum(t: torch.Tensor | None, params: WeightParams) -> torch.Tensor | None:
+    """``w_0 t + w_1 t[perm_1] + ...`` in this order (``None`` stays ``None``)."""
+    if t is None:
+        return None
+    w = params.weights
+    out = w[0] * t
+    for wj, perm in zip(w[1:], params.perms):
+        out = out + wj * t[perm.to(t.device)]
+    return out
+
+
+class InputMixup(WeightedMixer):
     """Input Mixup batch transform (Zhang et al., ICLR 2018; notes 4).
 
     ``x_mix, y_mix = InputMixup(num_classes)(x, y)`` draws one ``lambda ~ Beta(alpha, alpha)``
@@ -156,6 +246,7 @@ class InputMixup(_PairMixer):
     Call:
         x: images ``(B, C, H, W)`` of any floating dtype, on any device.
         y: integer labels ``(B,)`` or soft targets ``(B, num_classes)``.
+        return_info: also return the :class:`WeightParams` (``lam``, ``perm``, ``ratios``).
 
     Returns:
         ``(x_mix, y_mix)``: the mixed batch (shape, dtype and device of ``x``) and soft
@@ -164,12 +255,9 @@ class InputMixup(_PairMixer):
         target, one-hot for integer labels; no random numbers are drawn for it.
     """
 
-    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mix the batch ``x`` with labels ``y``; see the class docstring."""
-        x, t = self._targets(x, y)
-        if x.shape[0] == 1:
-            return x.clone(), t.to(x.dtype)
-        lam, perm = self._draw(x.shape[0], x.device)
-        x_mix = mix_pair(x, perm, lam)
-        y_mix = lam * t + (1.0 - lam) * t[perm]
-        return x_mix, y_mix.to(x.dtype)
+    _repr_keys = ("num_classes", "alpha")
+
+    def __init__(
+        self, num_classes: int, *, alpha: float = 1.0, generator: torch.Generator | None = None
+    ) -> None:
+        super().__init__(num_classes, k=2, alpha=alpha, generator=generator)

@@ -22,69 +22,13 @@ from __future__ import annotations
 
 import torch
 
-from .base import check_generator, check_images, check_int, check_num_classes, check_number, soft_targets
-from .cutmix import _box_from_area
-from .mixup import _target_dtype
+from .cutmix import BoxMixer
+from .mixup import WeightedMixer, sample_weights
 
 __all__ = ["MultiCutMix", "MultiInputMixup", "sample_weights"]
 
 
-def sample_weights(k: int, alpha: float, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Draw ``k`` mixing weights from the isotropic ``Dirichlet(alpha * 1_k)``.
-
-    Co-Mixup Section 5.5 / Table 4; notes 4.
-
-    Args:
-        k: number of inputs, an int in ``2..8``.
-        alpha: the Dirichlet concentration, a finite number > 0.
-        generator: CPU :class:`torch.Generator`; ``None`` uses torch's default generator.
-
-    Returns:
-        A float64 CPU tensor ``(k,)`` of non-negative weights. The first ``k - 1`` entries are
-        exactly ``torch.distributions.Dirichlet(torch.full((k,), alpha, dtype=torch.float64))
-        .sample()`` taken from a default generator in the same state; the last is recomputed as
-        ``1 - sum(others)`` (clamped at 0), a change of a few ulp, so that the weights sum to 1
-        and ``k = 2`` draws ``(lambda, 1 - lambda)`` with the ``lambda`` of
-        :func:`comixup.mixers.mixup.sample_lambda`.
-    """
-    k = check_int("k", k, 2, 8)
-    alpha = check_number("alpha", alpha, low_open=True)
-    generator = check_generator(generator)
-    conc = torch.full((k,), alpha, dtype=torch.float64)
-    w = torch._sample_dirichlet(conc, generator=generator)
-    w[-1] = (1.0 - w[:-1].sum()).clamp_min(0.0)
-    return w
-
-
-class _MultiBase:
-    """Argument handling shared by the multi-input mixers."""
-
-    def __init__(
-        self,
-        num_classes: int,
-        *,
-        k: int = 3,
-        alpha: float = 1.0,
-        generator: torch.Generator | None = None,
-    ) -> None:
-        self.num_classes = check_num_classes(num_classes)
-        self.k = check_int("k", k, 2, 8)
-        self.alpha = check_number("alpha", alpha, low_open=True)
-        self.generator = check_generator(generator)
-
-    def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(num_classes={self.num_classes}, k={self.k}, alpha={self.alpha})"
-        )
-
-    def _draw(self, b: int) -> tuple[list[float], list[torch.Tensor]]:
-        """Weights, then the ``k - 1`` permutations (CPU)."""
-        w = sample_weights(self.k, self.alpha, self.generator).tolist()
-        perms = [torch.randperm(b, generator=self.generator) for _ in range(self.k - 1)]
-        return w, perms
-
-
-class MultiInputMixup(_MultiBase):
+class MultiInputMixup(WeightedMixer):
     """Input Mixup of ``k`` inputs with Dirichlet weights (Co-Mixup Table 4; notes 4).
 
     ``x_mix, y_mix = MultiInputMixup(num_classes, k=3)(x, y)`` draws one weight vector
@@ -105,6 +49,8 @@ class MultiInputMixup(_MultiBase):
     Call:
         x: images ``(B, C, H, W)`` of any floating dtype, on any device.
         y: integer labels ``(B,)`` or soft targets ``(B, num_classes)``.
+        return_info: also return the :class:`~comixup.mixers.mixup.WeightParams`
+            (``weights``, ``perms``, ``ratios``).
 
     Returns:
         ``(x_mix, y_mix)``: the mixed batch (shape, dtype and device of ``x``) and soft
@@ -113,24 +59,18 @@ class MultiInputMixup(_MultiBase):
         target, one-hot for integer labels; no random numbers are drawn for it.
     """
 
-    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mix the batch ``x`` with labels ``y``; see the class docstring."""
-        x = check_images(x)
-        b = x.shape[0]
-        t = soft_targets(y, self.num_classes, b, _target_dtype(x.dtype), x.device)
-        if b == 1:
-            return x.clone(), t.to(x.dtype)
-        w, perms = self._draw(b)
-        x_mix = w[0] * x
-        y_mix = w[0] * t
-        for wj, p in zip(w[1:], perms):
-            p = p.to(x.device)
-            x_mix = x_mix + wj * x[p]
-            y_mix = y_mix + wj * t[p]
-        return x_mix, y_mix.to(x.dtype)
+    def __init__(
+        self,
+        num_classes: int,
+        *,
+        k: int = 3,
+        alpha: float = 1.0,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__(num_classes, k=k, alpha=alpha, generator=generator)
 
 
-class MultiCutMix(_MultiBase):
+class MultiCutMix(BoxMixer):
     """CutMix of ``k`` inputs with ``k - 1`` overlaid boxes (Co-Mixup Table 4; notes 4).
 
     ``x_mix, y_mix = MultiCutMix(num_classes, k=3)(x, y)`` draws one weight vector
@@ -156,6 +96,8 @@ class MultiCutMix(_MultiBase):
     Call:
         x: images ``(B, C, H, W)`` of any floating dtype, on any device; ``H != W`` is fine.
         y: integer labels ``(B,)`` or soft targets ``(B, num_classes)``.
+        return_info: also return the :class:`~comixup.mixers.cutmix.BoxParams`
+            (``weights``, ``perms``, ``boxes``, ``shares``, ``ratios``).
 
     Returns:
         ``(x_mix, y_mix)``: the mixed batch (shape, dtype and device of ``x``) and soft
@@ -164,24 +106,12 @@ class MultiCutMix(_MultiBase):
         target, one-hot for integer labels; no random numbers are drawn for it.
     """
 
-    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mix the batch ``x`` with labels ``y``; see the class docstring."""
-        x = check_images(x)
-        b, _, h, w_img = x.shape
-        t = soft_targets(y, self.num_classes, b, _target_dtype(x.dtype), x.device)
-        if b == 1:
-            return x.clone(), t.to(x.dtype)
-        w, perms = self._draw(b)
-        boxes = [_box_from_area(h, w_img, wj, self.generator) for wj in w[1:]]
-        # integer source map (CPU) for the exact pixel counts; later boxes overwrite earlier ones
-        src = torch.zeros(h, w_img, dtype=torch.long)
-        x_mix = x.clone()
-        for j, ((y0, y1, x0, x1), p) in enumerate(zip(boxes, perms), start=1):
-            src[y0:y1, x0:x1] = j
-            x_mix[:, :, y0:y1, x0:x1] = x[p.to(x.device), :, y0:y1, x0:x1]
-        counts = torch.bincount(src.flatten(), minlength=self.k).tolist()
-        total = h * w_img
-        y_mix = (counts[0] / total) * t
-        for c, p in zip(counts[1:], perms):
-            y_mix = y_mix + (c / total) * t[p.to(x.device)]
-        return x_mix, y_mix.to(x.dtype)
+    def __init__(
+        self,
+        num_classes: int,
+        *,
+        k: int = 3,
+        alpha: float = 1.0,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__(num_classes, k=k, alpha=alpha, generator=generator)

@@ -57,6 +57,7 @@ Call convention (shared by every mixer of this package)::
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from concurrent.futures import ThreadPoolExecutor
@@ -68,12 +69,13 @@ import torch.nn.functional as F
 
 from ..saliency import pooled_unary
 from ..solver.graphcut import swap_inplace
-from .base import ThreadedMixer, check_generator, check_images, check_int, check_num_classes, check_number, check_saliency, soft_targets
+from .base import MixParams, Mixer, ThreadedMixer, check_int, check_number, permutation_ratios
 from .mixup import sample_lambda
 
 __all__ = [
     "GRIDS",
     "PuzzleMix",
+    "PuzzleParams",
     "apply_transport",
     "graphcut_masks",
     "graphcut_terms",
@@ -500,7 +502,39 @@ def apply_transport(x: torch.Tensor, src: torch.Tensor, t_size: int, *, out: tor
 # ----------------------------------------------------------------------------------------------
 
 
-class PuzzleMix(ThreadedMixer):
+@dataclasses.dataclass
+class PuzzleParams(MixParams):
+    """Parameters of Puzzle Mix (Kim, Choo and Song, ICML 2020): output ``i`` mixes
+    ``x1 = x[i]`` and ``x2 = x[perm[i]]``.
+
+    Attributes:
+        ratios: ``(B, B)`` share of every input in every output: ``ratio[i]`` at ``i``,
+            ``1 - ratio[i]`` at ``perm[i]`` (:class:`~comixup.mixers.base.MixParams`).
+        grid: the labeling grid side ``g``.
+        lam: the drawn ``lambda`` of the prior.
+        perm: the permutation (CPU long tensor ``(B,)``).
+        mask: ``(B, g, g)`` the graph cut's mixing levels, the weight of ``x1``.
+        ratio: ``(B,)`` the mean mask, the weight of ``y`` in the targets.
+        src1, src2: the transport plans of ``x1`` and ``x2`` (:func:`transport_plan`, ``(B, t*t)``),
+            None without transport.
+        t_size: side of the transported pixel blocks; neigh_size: the smoothness pooling size
+            (both after clipping to the block).
+        block: side of a grid cell in pixels (``H / g``).
+    """
+
+    grid: int | None = None
+    lam: float | None = None
+    perm: torch.Tensor | None = None
+    mask: torch.Tensor | None = None
+    ratio: torch.Tensor | None = None
+    src1: torch.Tensor | None = None
+    src2: torch.Tensor | None = None
+    t_size: int | None = None
+    neigh_size: int | None = None
+    block: int | None = None
+
+
+class PuzzleMix(Mixer, ThreadedMixer):
     """Puzzle Mix batch transform (Kim, Choo and Song, ICML 2020; notes 4).
 
     ``x_mix, y_mix = PuzzleMix(num_classes)(x, y, saliency)`` draws the grid side (when
@@ -537,13 +571,20 @@ class PuzzleMix(ThreadedMixer):
         ``puzzle(x, y, saliency, return_info=False)`` with ``x`` ``(B, C, H, H)`` of any float
         dtype on any device, ``y`` integer labels ``(B,)`` or soft targets ``(B, K)``, and
         ``saliency`` ``(B, H, H)`` non-negative. Returns ``(x_mix, y_mix)``, ``y_mix`` in ``x``'s
-        dtype with rows summing to 1; with ``return_info=True`` also a dict with ``grid``,
-        ``lam``, ``perm``, ``mask`` (``(B, g, g)`` levels, the weight of ``x1``), ``ratio``
-        (``(B,)``), ``t_size``, ``neigh_size`` and the transport plans ``src1``, ``src2`` (None
-        without transport). A batch of one comes back unmixed with its target; no random
-        numbers are drawn for it. Non-square images, or sides that the grid (or the clipped
+        dtype with rows summing to 1; with ``return_info=True`` also the :class:`PuzzleParams`
+        (``ratios``, ``grid``, ``lam``, ``perm``, ``mask`` (``(B, g, g)`` levels, the weight of
+        ``x1``), ``ratio`` (``(B,)``), ``t_size``, ``neigh_size`` and the transport plans
+        ``src1``, ``src2`` (None without transport)). :meth:`sample_params` draws and solves
+        the graph cuts and the transport plans (they depend on the images and the saliency);
+        :meth:`apply` moves the blocks and mixes, so the same cut and transport apply to any
+        other ``(B, C', H, H)`` tensor (e.g. object masks). A batch of one comes back unmixed
+        with its target; no random numbers are drawn for it. Non-square images, or sides that the grid (or the clipped
         ``neigh_size``/``t_size``) do not divide, raise ``ValueError``.
     """
+
+    uses_saliency = True
+    _repr_keys = ("num_classes", "grid", "alpha", "beta", "gamma", "eta", "n_labels", "neigh_size",
+                  "transport", "t_eps", "t_size", "workers")
 
     def __init__(
         self,
@@ -564,7 +605,7 @@ class PuzzleMix(ThreadedMixer):
         workers: int | None = None,
         generator: torch.Generator | None = None,
     ):
-        self.num_classes = check_num_classes(num_classes)
+        super().__init__(num_classes, generator=generator)
         self.grid = check_int("grid", grid, -1)
         if self.grid == 0:
             raise ValueError("grid must be >= 1, or -1 to draw g = 2^U{1..4} per call")
@@ -586,12 +627,6 @@ class PuzzleMix(ThreadedMixer):
         if workers is not None:
             check_int("workers", workers, 1)
         self.workers = workers
-        self.generator = check_generator(generator)
-
-    def __repr__(self) -> str:
-        keys = ("num_classes", "grid", "alpha", "beta", "gamma", "eta", "n_labels", "neigh_size",
-                "transport", "t_eps", "t_size", "workers")
-        return f"PuzzleMix({', '.join(f'{k}={getattr(self, k)!r}' for k in keys)})"
 
     def _unnormalize(self, x: torch.Tensor) -> torch.Tensor:
         ch = x.shape[1]
@@ -604,20 +639,23 @@ class PuzzleMix(ThreadedMixer):
             x = x + self.mean.to(device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
         return x
 
-    def __call__(self, x, y, saliency, *, return_info: bool = False):
-        x = check_images(x)
-        bsz, _, h, w = x.shape
-        targets = soft_targets(y, self.num_classes, bsz, x.dtype, x.device)
-        saliency = check_saliency(saliency, x)
+    def check_batch(self, x, model=None) -> None:
+        """The images must be square and every grid side must divide them (ValueError)."""
+        _, _, h, w = x.shape
         for g in (GRIDS if self.grid == -1 else (self.grid,)):
             _geometry(h, w, g, self.neigh_size, self.t_size, self.transport)
-        if bsz == 1:
-            if return_info:
-                info = {"grid": None, "lam": None, "perm": torch.zeros(1, dtype=torch.long),
-                            "mask": None, "ratio": torch.ones(1, device=x.device), "src1": None, "src2": None,
-                            "t_size": None, "neigh_size": None}
-                return x.clone(), targets, info
-            return x.clone(), targets
+
+    def unmixed_params(self, x) -> PuzzleParams:
+        """A batch of one: ``ratios = [[1]]``, ``ratio = [1]``, the identity permutation."""
+        compute = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
+        return PuzzleParams(ratios=torch.ones(1, 1, dtype=compute, device=x.device),
+                            perm=torch.zeros(1, dtype=torch.long),
+                            ratio=torch.ones(1, device=x.device))
+
+    def sample_params(self, x, targets, saliency=None) -> PuzzleParams:
+        """Draw the grid side (``grid=-1``), ``lambda`` and the permutation, then solve every
+        pair's graph cut and (with ``transport``) the transport plans."""
+        bsz, _, h, w = x.shape
         gen = self.generator
         if self.grid == -1:
             grid = GRIDS[int(torch.randint(0, len(GRIDS), (1,), generator=gen))]
@@ -628,13 +666,12 @@ class PuzzleMix(ThreadedMixer):
         block, neigh, ts, t_grid = _geometry(h, w, grid, self.neigh_size, self.t_size, self.transport)
         dev_perm = perm.to(x.device)
         compute = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
-        xc = x.to(compute).contiguous()  # autograd flows to x_mix, not to the mask
         sal = saliency.detach()
 
         # Graph cut of every pair.
         s1 = pooled_unary(sal, grid)
         s2 = s1[dev_perm]
-        p1 = F.avg_pool2d(self._unnormalize(xc.detach()), neigh)
+        p1 = F.avg_pool2d(self._unnormalize(x.detach().to(compute).contiguous()), neigh)
         down, right = _pooled_smoothness(p1, p1[dev_perm], block // neigh)
         unary, w_right, w_down = graphcut_terms(
             s1, s2, down, right, lam=lam, n_labels=self.n_labels, beta=self.beta,
@@ -645,9 +682,7 @@ class PuzzleMix(ThreadedMixer):
                                 executor=self._executor(workers))
         mask = torch.from_numpy(labels).to(device=x.device, dtype=compute) / (self.n_labels - 1)
 
-        # Transport inside the mask regions, then mask * x1' + (1 - mask) * x2'.
-        x2 = xc[dev_perm]
-        x1 = xc
+        # Transport plans inside the mask regions.
         src1 = src2 = None
         if self.transport:
             rep = t_grid // grid
@@ -655,15 +690,29 @@ class PuzzleMix(ThreadedMixer):
             st = s1 if t_grid == grid else pooled_unary(sal, t_grid)
             src1 = transport_plan(mask_t > 0, st, self.t_eps)
             src2 = transport_plan(mask_t < 1, st[dev_perm], self.t_eps)
-            x1 = apply_transport(xc, src1, ts)
-            x2 = apply_transport(x2, src2, ts, out=x2)
+        ratio = mask.mean((1, 2))
+        ratios = permutation_ratios([torch.arange(bsz), perm], [ratio, 1 - ratio], compute,
+                                    x.device)
+        return PuzzleParams(ratios=ratios, grid=grid, lam=lam, perm=perm, mask=mask, ratio=ratio,
+                            src1=src1, src2=src2, t_size=ts, neigh_size=neigh, block=block)
+
+    def apply(self, x, targets, params: PuzzleParams):
+        """Transport the blocks of ``x1 = x`` and ``x2 = x[perm]`` and return
+        ``mask * x1' + (1 - mask) * x2'`` and ``ratio * y + (1 - ratio) * y[perm]``; ``x`` is any
+        ``(B, C', H, H)`` floating tensor of the drawn size."""
+        compute = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
+        xc = x.to(compute).contiguous()  # autograd flows to x_mix, not to the mask
+        dev_perm = params.perm.to(x.device)
+        mask = params.mask.to(device=x.device, dtype=compute)
+        x2 = xc[dev_perm]
+        x1 = xc
+        if params.src1 is not None:
+            x1 = apply_transport(xc, params.src1, params.t_size)
+            x2 = apply_transport(x2, params.src2, params.t_size, out=x2)
+        block = params.block
         mask_px = mask.repeat_interleave(block, 1).repeat_interleave(block, 2)[:, None]
         x_mix = torch.lerp(x2, x1, mask_px).to(x.dtype)  # exact at levels 0 and 1
-        ratio = mask.mean((1, 2))
-        tc = targets.to(compute)
-        y_mix = (ratio[:, None] * tc + (1 - ratio[:, None]) * tc[dev_perm]).to(x.dtype)
-        if return_info:
-            info = {"grid": grid, "lam": lam, "perm": perm, "mask": mask, "ratio": ratio, "src1": src1,
-                        "src2": src2, "t_size": ts, "neigh_size": neigh}
-            return x_mix, y_mix, info
-        return x_mix, y_mix
+        if targets is None:
+            return x_mix, None
+        ratio = params.ratio.to(device=targets.device, dtype=targets.dtype)[:, None]
+        return x_mix, ratio * targets + (1 - ratio) * targets[dev_perm.to(targets.device)]

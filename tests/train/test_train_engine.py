@@ -135,3 +135,16 @@ def test_puzzlemix_gets_the_dataset_normalization(tiny, monkeypatch):
                          **tiny()["data_options"]).info
     assert seen["mean"] == list(info.mean) and seen["std"] == list(info.std)
 
+
+
+def test_autocast_dtype_is_one_choice_for_training_and_eval():
+    from comixup.train.engine import autocast_dtype
+
+    cpu = torch.device("cpu")
+    assert autocast_dtype(TrainConfig(amp=True, amp_dtype="bf16"), cpu) is None
+    assert autocast_dtype(TrainConfig(amp=False), cpu) is None
+    if torch.cuda.is_available():  # pragma: no cover - no GPU in CI
+        cuda = torch.device("cuda")
+        expected = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        assert autocast_dtype(TrainConfig(amp=True, amp_dtype="bf16"), cuda) is expected
+        assert autocast_dtype(TrainConfig(amp=True, amp_dtype="fp16"), cuda) is torch.float16

@@ -237,7 +237,7 @@ def evaluate_checkpoint(
     from ..data import dataset_info
     from ..train import checkpoint as ckpt_io
     from ..train.config import resolve_config
-    from ..train.engine import build_data, build_model, resolve_device
+    from ..train.engine import autocast_dtype, build_data, build_model, resolve_device
 
     state = ckpt_io.load(checkpoint)
     overrides = {}
@@ -252,9 +252,7 @@ def evaluate_checkpoint(
     model = build_model(cfg, info.num_classes, info.channels)
     model.load_state_dict(state["model"])
     model.to(dev)
-    amp_dtype = None
-    if dev.type == "cuda" and cfg.amp:
-        amp_dtype = torch.bfloat16 if cfg.amp_dtype == "bf16" else torch.float16
+    amp_dtype = autocast_dtype(cfg, dev)  # the same choice as training
     seed = cfg.seed if seed is None else seed
     result = run_evaluation(
         model, dataset, info.num_classes, dev, tasks=tasks, corruptions=corruptions,

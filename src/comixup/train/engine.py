@@ -43,6 +43,7 @@ from .schedule import EpochSchedule
 __all__ = [
     "METRIC_FIELDS",
     "TrainResult",
+    "autocast_dtype",
     "build_data",
     "build_model",
     "default_out_dir",
@@ -207,9 +208,320 @@ def _final_eval_line(result: dict) -> str:
     return " | ".join(parts) or "nothing to evaluate"
 
 
+def autocast_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:
+    """The mixed-precision dtype of a run on ``device``, shared by training and ``comixup eval``.
+
+    ``None`` (full precision) unless ``cfg.amp`` and the device is CUDA; then bfloat16 when
+    ``cfg.amp_dtype == "bf16"`` and the GPU supports it, else float16 (with a gradient scaler).
+    """
+    if not cfg.amp or device.type != "cuda":
+        return None
+    if cfg.amp_dtype == "bf16" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float16
+
+
 # ----------------------------------------------------------------------------------------------
-# the loop
+# the loop: build, restore, train one epoch, evaluate, checkpoint, finish
 # ----------------------------------------------------------------------------------------------
+
+
+class _Run:
+    """Everything one call of :func:`train` holds; each step of the loop is a method."""
+
+    def __init__(self, cfg: TrainConfig, world, device: torch.device):
+        from tqdm.auto import tqdm
+
+        self.cfg, self.world, self.device = cfg, world, device
+        self.amp_dtype = autocast_dtype(cfg, device)
+        self.channels_last = cfg.channels_last and device.type == "cuda"
+        self.show = world.is_main and cfg.progress
+        self.log = (lambda text: tqdm.write(text, file=sys.stdout)) if world.is_main \
+            else (lambda text: None)
+        self.history: list = []
+        self.images_total = self.train_seconds_total = 0.0
+        self.early = {"best": -1.0, "bad_epochs": 0}
+        self.phase_index, self.train_loader, self.writer = None, None, None
+
+    # -- build -----------------------------------------------------------------------------------
+
+    def build(self) -> None:
+        """Data, training method, model (DDP-wrapped under torchrun), optimizer, schedule and
+        gradient scaler, in this order (the order of the random draws)."""
+        from ..data import dataset_info
+
+        cfg, world, device = self.cfg, self.world, self.device
+        self.test_set = build_data(cfg, "test", train_transform=False, limit=cfg.limit_test)
+        self.info = getattr(self.test_set, "info", None) or dataset_info(cfg.data)
+        self.num_classes = self.info.num_classes
+        options = cfg.effective_method_options()
+        if getattr(METHODS[cfg.method], "uses_normalization", False):  # Puzzle Mix, VAT
+            options.setdefault("mean", list(self.info.mean))
+            options.setdefault("std", list(self.info.std))
+        self.method = create_method(cfg.method, self.num_classes,
+                                    seed=_method_seed(cfg.seed, world.rank), **options)
+        self.method.memory_format = (torch.channels_last if self.channels_last
+                                     else torch.contiguous_format)
+        self.test_bs = cfg.test_batch_size or max(1, cfg.batch_size // world.world_size)
+        self.test_loader = self._eval_loader(self.test_set)
+        self.val_loader = None
+        if cfg.early_stop_patience:
+            self.val_loader = self._eval_loader(build_data(
+                cfg, cfg.early_stop_split, train_transform=False, limit=cfg.limit_test))
+        net = build_model(cfg, self.num_classes, self.info.channels).to(device)
+        if self.channels_last:
+            net = net.to(memory_format=torch.channels_last)
+        self.net = self.model = net
+        if world.enabled:
+            self.model = torch.nn.parallel.DistributedDataParallel(
+                net, device_ids=[device.index] if device.type == "cuda" else None)
+        self.optimizer = build_optimizer(cfg, net)
+        self.schedule = EpochSchedule(self.optimizer, schedule=cfg.schedule, lr=cfg.lr,
+                                      epochs=cfg.epochs, milestones=cfg.milestones,
+                                      gamma=cfg.gamma, lr_points=cfg.lr_points)
+        self.scaler = torch.amp.GradScaler(device.type,
+                                           enabled=self.amp_dtype == torch.float16)
+
+    def _eval_loader(self, dataset):
+        from ..data import make_loader
+
+        sampler = ddp.ShardSampler(len(dataset), self.world) if self.world.enabled else None
+        return make_loader(dataset, batch_size=self.test_bs, shuffle=False,
+                           workers=self.cfg.workers, seed=self.cfg.seed, drop_last=False,
+                           device=self.device, sampler=sampler)
+
+    def _train_loader(self, phase: dict):
+        """The training loader of a phase (its batch size and data options)."""
+        from ..data import make_loader
+
+        cfg, world = self.cfg, self.world
+        batch = phase["batch_size"]
+        if batch % world.world_size:
+            raise ValueError(f"batch_size {batch} must be divisible by the number of "
+                             f"processes ({world.world_size})")
+        train_set = build_data(cfg, "train", train_transform=True, limit=cfg.limit_train,
+                               data_options=phase["data_options"], data_dir=phase["data_dir"])
+        sampler = None
+        if world.enabled:
+            sampler = torch.utils.data.DistributedSampler(
+                train_set, num_replicas=world.world_size, rank=world.rank, shuffle=True,
+                seed=cfg.seed, drop_last=False)
+        loader = make_loader(train_set, batch_size=batch // world.world_size, shuffle=True,
+                             workers=cfg.workers, seed=cfg.seed, drop_last=True,
+                             device=self.device, sampler=sampler)
+        if len(loader) == 0:
+            raise ValueError(f"no training batch: {len(train_set)} training samples "
+                             f"(limit_train={cfg.limit_train}) for batch_size {batch}")
+        return loader
+
+    # -- restore ---------------------------------------------------------------------------------
+
+    def restore(self, resume) -> int:
+        """Load every state of checkpoint ``resume`` (None: nothing); return the first epoch."""
+        if resume is None:
+            return 0
+        state = ckpt_io.load(resume, map_location="cpu")
+        self.net.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        self.early = dict(state.get("early_stop", self.early))
+        methods_state, rngs = state["method"], state["rng"]
+        world = self.world
+        if len(rngs) == world.world_size and len(methods_state) == world.world_size:
+            self.method.load_state_dict(methods_state[world.rank])
+            ckpt_io.set_rng_state(rngs[world.rank])
+        else:
+            self.log(f"warning: checkpoint from {len(rngs)} process(es), running on "
+                     f"{world.world_size}: random streams restart (results will differ from an "
+                     "uninterrupted run)")
+            self.method.load_state_dict(methods_state[0])
+        epoch = int(state["epoch"])
+        self.log(f"resumed from {resume} after epoch {epoch}")
+        return epoch
+
+    def open_run_dir(self, resume_epoch: int | None) -> None:
+        """Create the run directory: ``config.json``, ``metrics.csv`` (rows after a resumed
+        checkpoint dropped) and the TensorBoard writer."""
+        cfg = self.cfg
+        self.out_dir = Path(cfg.out) if cfg.out else default_out_dir(cfg)
+        cfg.out = str(self.out_dir)
+        self.csv_path = self.out_dir / "metrics.csv"
+        if self.world.is_main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            (self.out_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+            _open_csv(self.csv_path, resume_epoch)
+            if cfg.tensorboard:
+                self.writer = _tensorboard(self.out_dir)
+        self.log(f"run {self.out_dir} | {cfg.method} | {cfg.arch} on {cfg.data} | {self.device} "
+                 f"| {self.world.world_size} process(es) | amp {self.amp_dtype or 'off'}")
+
+    # -- one epoch ---------------------------------------------------------------------------------
+
+    def _backward(self, loss: torch.Tensor) -> None:
+        """Accumulate the gradients of ``loss`` (scaled for fp16 AMP), outside autocast."""
+        with torch.autocast(self.device.type, enabled=False) if self.amp_dtype \
+                else contextlib.nullcontext():
+            self.scaler.scale(loss).backward()
+
+    def train_one_epoch(self, epoch: int) -> dict:
+        """One pass over the training set: per batch the method's step (its losses call
+        :meth:`_backward`) and one optimizer step. Returns the row's training fields."""
+        from tqdm.auto import tqdm
+
+        from ..data import set_epoch
+
+        cfg, device = self.cfg, self.device
+        start = time.perf_counter()
+        phase = cfg.phase_at(epoch)
+        if phase["index"] != self.phase_index:
+            self.phase_index, self.train_loader = phase["index"], self._train_loader(phase)
+        set_epoch(self.train_loader, epoch)
+        self.model.train()
+        steps = len(self.train_loader)
+        autocast = (lambda: torch.autocast(device.type, dtype=self.amp_dtype)) \
+            if self.amp_dtype else contextlib.nullcontext
+        loss_sum, seen = 0.0, 0
+        bar = tqdm(self.train_loader, total=steps, disable=not self.show, leave=False,
+                   unit="batch", desc=f"epoch {epoch + 1}/{cfg.epochs}", dynamic_ncols=True)
+        for i, (x, y) in enumerate(bar):
+            self.schedule.set(epoch + i / steps)
+            x = x.to(device, non_blocking=True)
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            y = y.to(device, non_blocking=True).long()
+            self.optimizer.zero_grad(set_to_none=True)
+            with autocast():
+                loss = self.method.step(self.model, x, y, self._backward)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            loss_sum += loss * x.shape[0]
+            seen += x.shape[0]
+            if self.show and (i % 5 == 0 or i == steps - 1):
+                rate = seen * self.world.world_size / max(time.perf_counter() - start, 1e-9)
+                bar.set_postfix(loss=f"{loss:.4f}", img_s=f"{rate:.0f}", refresh=False)
+        bar.close()
+        seconds = time.perf_counter() - start
+        loss_sum, seen_all = ddp.all_reduce_sum([loss_sum, seen], self.world, device)
+        ddp.broadcast_buffers(self.net, self.world)  # identical BN statistics on every rank
+        self.images_total += seen_all
+        self.train_seconds_total += seconds
+        return {"epoch": epoch + 1, "train_loss": loss_sum / max(seen_all, 1),
+                "lr": self.schedule.last_lr, "train_seconds": seconds,
+                "images_per_s": seen_all / max(seconds, 1e-9)}
+
+    # -- evaluate ----------------------------------------------------------------------------------
+
+    def evaluate(self, loader=None) -> dict:
+        """Top-1 / top-5 error, ECE and loss on ``loader`` (the test set by default)."""
+        from ..evaluate import evaluate
+
+        return evaluate(self.model, loader or self.test_loader, self.num_classes, self.device,
+                        autocast_dtype=self.amp_dtype, channels_last=self.channels_last)
+
+    def evaluate_epoch(self, row: dict) -> dict:
+        """Fill ``row`` with the test metrics (and the validation error with early stopping,
+        updating its state); return the test metrics."""
+        metrics = self.evaluate()
+        row.update(test_loss=metrics["loss"], test_error=metrics["error"],
+                   test_error_top5=metrics["error_top5"], ece=metrics["ece"], val_error="")
+        if self.val_loader is not None:
+            row["val_error"] = self.evaluate(self.val_loader)["error"]
+            accuracy = 100.0 - row["val_error"]
+            if accuracy > self.early["best"]:
+                self.early = {"best": accuracy, "bad_epochs": 0}
+            else:
+                self.early = {"best": self.early["best"],
+                              "bad_epochs": self.early["bad_epochs"] + 1}
+        return metrics
+
+    # -- checkpoint --------------------------------------------------------------------------------
+
+    def checkpoint(self, row: dict) -> None:
+        """Log the row (CSV, TensorBoard, console) and save ``last.pt`` atomically (rank 0
+        writes; every rank contributes its RNG and method states)."""
+        rngs = ddp.all_gather_objects(ckpt_io.rng_state(), self.world)
+        method_states = ddp.all_gather_objects(self.method.state_dict(), self.world)
+        if self.world.is_main:
+            _append_csv(self.csv_path, row)
+            if self.writer is not None:
+                for key in ("train_loss", "test_loss", "test_error", "test_error_top5", "ece",
+                            "lr", "images_per_s"):
+                    self.writer.add_scalar(key, row[key], row["epoch"])
+                if row["val_error"] != "":
+                    self.writer.add_scalar("val_error", row["val_error"], row["epoch"])
+                self.writer.flush()
+            ckpt_io.save_atomic({
+                "format": ckpt_io.FORMAT,
+                "epoch": row["epoch"],
+                "config": self.cfg.to_dict(),
+                "model": self.net.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "schedule": self.schedule.state_dict(),
+                "scaler": self.scaler.state_dict(),
+                "method": method_states,
+                "rng": rngs,
+                "early_stop": self.early,
+                "metrics": {k: v for k, v in row.items() if v != ""},
+                "world_size": self.world.world_size,
+            }, self.out_dir / "last.pt")
+        self.history.append(row)
+        self.log(_fmt(row))
+
+    def should_stop(self) -> bool:
+        """Early stopping: no validation improvement for ``early_stop_patience`` epochs."""
+        patience = self.cfg.early_stop_patience
+        if patience and self.early["bad_epochs"] >= patience:
+            self.log(f"early stop: no validation improvement for {patience} epochs")
+            return True
+        return False
+
+    # -- finish ------------------------------------------------------------------------------------
+
+    def finish(self, metrics: dict | None, stopped_early: bool, wall_start: float) -> TrainResult:
+        """The final metrics (and, with ``final_eval`` and boxes, localization and robustness),
+        ``summary.json``, ``reliability.png`` and the final log lines."""
+        from ..evaluate import plot_reliability
+
+        cfg, log = self.cfg, self.log
+        if metrics is None:  # nothing left to train (resumed a finished run): just evaluate
+            metrics = self.evaluate()
+        metrics = dict(metrics)
+        metrics["images_per_s"] = (self.images_total / self.train_seconds_total
+                                   if self.train_seconds_total else None)
+        if cfg.final_eval and self.world.is_main and getattr(self.test_set, "has_boxes", False):
+            # rank 0 alone, on the whole test set (no collective): Tables 2 and 3
+            from ..evaluate.suite import run_evaluation
+
+            metrics["final_eval"] = run_evaluation(
+                self.net, self.test_set, self.num_classes, self.device,
+                tasks=("localization", "robustness"), clean=metrics, seed=cfg.seed,
+                batch_size=self.test_bs, workers=cfg.workers, autocast_dtype=self.amp_dtype,
+                progress=self.show, strict=False, log=log)
+        metrics["wall_seconds"] = time.perf_counter() - wall_start
+        if self.world.is_main:
+            summary = dict(metrics)  # with the reliability bins, for `comixup report`
+            summary.update(epochs_trained=len(self.history), stopped_early=stopped_early,
+                           method=cfg.method, arch=cfg.arch, data=cfg.data, preset=cfg.preset,
+                           seed=cfg.seed)
+            (self.out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+            if cfg.plot:
+                try:
+                    fig = plot_reliability(metrics["bins"], self.out_dir / "reliability.png",
+                                           title=f"{cfg.method}")
+                    import matplotlib.pyplot as plt
+
+                    plt.close(fig)
+                except Exception as exc:  # noqa: BLE001 - plotting must never lose a finished run
+                    log(f"warning: could not draw reliability.png: {exc}")
+            if self.writer is not None:
+                self.writer.close()
+            log(f"final: {summary_line(metrics)} | out {self.out_dir}")
+            if metrics.get("final_eval"):
+                log(f"final eval: {_final_eval_line(metrics['final_eval'])}")
+        return TrainResult(model=self.net, metrics=metrics, history=self.history,
+                           out_dir=self.out_dir, config=cfg, stopped_early=stopped_early)
 
 
 def train(config: TrainConfig | dict, *, resume: str | os.PathLike | None = None) -> TrainResult:
@@ -227,274 +539,33 @@ def train(config: TrainConfig | dict, *, resume: str | os.PathLike | None = None
     Returns:
         A :class:`TrainResult`.
     """
-    from tqdm.auto import tqdm
-
-    from ..data import dataset_info, make_loader, set_epoch
-    from ..evaluate import evaluate, plot_reliability
-
     cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
     cfg.validate()
     wall_start = time.perf_counter()
-
-    # -- devices, process group, seeds -------------------------------------------------------
-    device_type = resolve_device(cfg.device).type
-    world = ddp.setup(device_type)
+    world = ddp.setup(resolve_device(cfg.device).type)
     device = resolve_device(cfg.device, world.local_rank)
     saved_flags = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
                    torch.is_deterministic_algorithms_warn_only_enabled())
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    _set_determinism(cfg, device)
-    _seed_everything(cfg.seed + world.rank)
-    on_cuda = device.type == "cuda"
-    use_amp = cfg.amp and on_cuda
-    amp_dtype = None
-    if use_amp:
-        amp_dtype = torch.bfloat16 if (cfg.amp_dtype == "bf16" and torch.cuda.is_bf16_supported()) \
-            else torch.float16
-    channels_last = cfg.channels_last and on_cuda
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    show = world.is_main and cfg.progress
-    log = (lambda text: tqdm.write(text, file=sys.stdout)) if world.is_main else (lambda text: None)
-
     try:
-        # -- data ----------------------------------------------------------------------------
-        test_set = build_data(cfg, "test", train_transform=False, limit=cfg.limit_test)
-        info = getattr(test_set, "info", None) or dataset_info(cfg.data)  # options may change it
-        num_classes = info.num_classes
-        method_options = cfg.effective_method_options()
-        if getattr(METHODS[cfg.method], "uses_normalization", False):  # Puzzle Mix
-            method_options.setdefault("mean", list(info.mean))
-            method_options.setdefault("std", list(info.std))
-        method = create_method(cfg.method, num_classes, seed=_method_seed(cfg.seed, world.rank),
-                               **method_options)  # early: bad options fail fast
-        method.memory_format = memory_format
-        test_bs = cfg.test_batch_size or max(1, cfg.batch_size // world.world_size)
-        test_sampler = ddp.ShardSampler(len(test_set), world) if world.enabled else None
-        test_loader = make_loader(test_set, batch_size=test_bs, shuffle=False,
-                                  workers=cfg.workers, seed=cfg.seed, drop_last=False,
-                                  device=device, sampler=test_sampler)
-        val_loader = None
-        if cfg.early_stop_patience:
-            val_set = build_data(cfg, cfg.early_stop_split, train_transform=False,
-                                 limit=cfg.limit_test)
-            val_sampler = ddp.ShardSampler(len(val_set), world) if world.enabled else None
-            val_loader = make_loader(val_set, batch_size=test_bs, shuffle=False,
-                                     workers=cfg.workers, seed=cfg.seed, drop_last=False,
-                                     device=device, sampler=val_sampler)
-
-        def make_train_loader(phase: dict):
-            """The training loader of a phase (its batch size and data options)."""
-            batch = phase["batch_size"]
-            if batch % world.world_size:
-                raise ValueError(f"batch_size {batch} must be divisible by the number of "
-                                 f"processes ({world.world_size})")
-            local = batch // world.world_size
-            train_set = build_data(cfg, "train", train_transform=True, limit=cfg.limit_train,
-                                   data_options=phase["data_options"], data_dir=phase["data_dir"])
-            sampler = None
-            if world.enabled:
-                sampler = torch.utils.data.DistributedSampler(
-                    train_set, num_replicas=world.world_size, rank=world.rank, shuffle=True,
-                    seed=cfg.seed, drop_last=False)
-            loader = make_loader(train_set, batch_size=local, shuffle=True, workers=cfg.workers,
-                                 seed=cfg.seed, drop_last=True, device=device, sampler=sampler)
-            if len(loader) == 0:
-                raise ValueError(f"no training batch: {len(train_set)} training samples "
-                                 f"(limit_train={cfg.limit_train}) for batch_size {batch}")
-            return loader
-
-        # -- model, optimizer, schedule, scaler ---------------------------------------------
-        model = build_model(cfg, num_classes, info.channels).to(device)
-        if channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        net = model
-        if world.enabled:
-            model = torch.nn.parallel.DistributedDataParallel(
-                net, device_ids=[device.index] if on_cuda else None)
-        optimizer = build_optimizer(cfg, net)
-        schedule = EpochSchedule(optimizer, schedule=cfg.schedule, lr=cfg.lr, epochs=cfg.epochs,
-                                 milestones=cfg.milestones, gamma=cfg.gamma,
-                                 lr_points=cfg.lr_points)
-        scaler = torch.amp.GradScaler(device.type, enabled=use_amp and amp_dtype == torch.float16)
-        autocast = (lambda: torch.autocast(device.type, dtype=amp_dtype)) if use_amp \
-            else contextlib.nullcontext
-
-        def backward(loss: torch.Tensor) -> None:
-            """Accumulate the gradients of ``loss`` (scaled for fp16 AMP)."""
-            with torch.autocast(device.type, enabled=False) if use_amp else contextlib.nullcontext():
-                scaler.scale(loss).backward()
-
-        # -- resume ----------------------------------------------------------------------------
-        start_epoch, early = 0, {"best": -1.0, "bad_epochs": 0}
-        if resume is not None:
-            state = ckpt_io.load(resume, map_location="cpu")
-            net.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            schedule.load_state_dict(state["schedule"])
-            if state.get("scaler"):
-                scaler.load_state_dict(state["scaler"])
-            start_epoch = int(state["epoch"])
-            early = dict(state.get("early_stop", early))
-            methods_state = state["method"]
-            rngs = state["rng"]
-            if len(rngs) == world.world_size and len(methods_state) == world.world_size:
-                method.load_state_dict(methods_state[world.rank])
-                ckpt_io.set_rng_state(rngs[world.rank])
-            else:
-                log(f"warning: checkpoint from {len(rngs)} process(es), running on "
-                    f"{world.world_size}: random streams restart (results will differ from an "
-                    "uninterrupted run)")
-                method.load_state_dict(methods_state[0])
-            log(f"resumed from {resume} after epoch {start_epoch}")
-
-        # -- run directory -----------------------------------------------------------------
-        out_dir = Path(cfg.out) if cfg.out else default_out_dir(cfg)
-        cfg.out = str(out_dir)
-        csv_path = out_dir / "metrics.csv"
-        writer = None
-        if world.is_main:
-            out_dir.mkdir(parents=True, exist_ok=True)
-            (out_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
-            _open_csv(csv_path, start_epoch if resume is not None else None)
-            if cfg.tensorboard:
-                writer = _tensorboard(out_dir)
-        log(f"run {out_dir} | {cfg.method} | {cfg.arch} on {cfg.data} | {device} | "
-            f"{world.world_size} process(es) | amp {amp_dtype if use_amp else 'off'}")
-
-        # -- epochs --------------------------------------------------------------------------
-        history, metrics, stopped_early = [], None, False
-        images_total, train_seconds_total = 0.0, 0.0
-        phase_index, train_loader = None, None
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        _set_determinism(cfg, device)
+        _seed_everything(cfg.seed + world.rank)
+        run = _Run(cfg, world, device)
+        run.build()
+        start_epoch = run.restore(resume)
+        run.open_run_dir(start_epoch if resume is not None else None)
+        metrics, stopped_early = None, False
         for epoch in range(start_epoch, cfg.epochs):
             epoch_start = time.perf_counter()
-            phase = cfg.phase_at(epoch)
-            if phase["index"] != phase_index:
-                phase_index, train_loader = phase["index"], make_train_loader(phase)
-            set_epoch(train_loader, epoch)
-            model.train()
-            steps = len(train_loader)
-            loss_sum, seen = 0.0, 0
-            bar = tqdm(train_loader, total=steps, disable=not show, leave=False, unit="batch",
-                       desc=f"epoch {epoch + 1}/{cfg.epochs}", dynamic_ncols=True)
-            for i, (x, y) in enumerate(bar):
-                schedule.set(epoch + i / steps)
-                x = x.to(device, non_blocking=True)
-                if channels_last:
-                    x = x.contiguous(memory_format=torch.channels_last)
-                y = y.to(device, non_blocking=True).long()
-                optimizer.zero_grad(set_to_none=True)
-                with autocast():
-                    loss = method.step(model, x, y, backward)
-                scaler.step(optimizer)
-                scaler.update()
-                loss_sum += loss * x.shape[0]
-                seen += x.shape[0]
-                if show and (i % 5 == 0 or i == steps - 1):
-                    rate = seen * world.world_size / max(time.perf_counter() - epoch_start, 1e-9)
-                    bar.set_postfix(loss=f"{loss:.4f}", img_s=f"{rate:.0f}", refresh=False)
-            bar.close()
-            train_seconds = time.perf_counter() - epoch_start
-            loss_sum, seen_all = ddp.all_reduce_sum([loss_sum, seen], world, device)
-            ddp.broadcast_buffers(net, world)  # identical BN statistics on every rank
-
-            metrics = evaluate(model, test_loader, num_classes, device, autocast_dtype=amp_dtype,
-                               channels_last=channels_last)
-            row = {
-                "epoch": epoch + 1,
-                "train_loss": loss_sum / max(seen_all, 1),
-                "test_loss": metrics["loss"],
-                "test_error": metrics["error"],
-                "test_error_top5": metrics["error_top5"],
-                "ece": metrics["ece"],
-                "val_error": "",
-                "lr": schedule.last_lr,
-                "train_seconds": train_seconds,
-                "images_per_s": seen_all / max(train_seconds, 1e-9),
-            }
-            if val_loader is not None:
-                val = evaluate(model, val_loader, num_classes, device, autocast_dtype=amp_dtype,
-                               channels_last=channels_last)
-                row["val_error"] = val["error"]
-                accuracy = 100.0 - val["error"]
-                if accuracy > early["best"]:
-                    early = {"best": accuracy, "bad_epochs": 0}
-                else:
-                    early = {"best": early["best"], "bad_epochs": early["bad_epochs"] + 1}
+            row = run.train_one_epoch(epoch)
+            metrics = run.evaluate_epoch(row)
             row["seconds"] = time.perf_counter() - epoch_start
-            images_total += seen_all
-            train_seconds_total += train_seconds
-
-            # -- log and checkpoint (rank 0 writes; every rank contributes its RNG state) ----
-            rngs = ddp.all_gather_objects(ckpt_io.rng_state(), world)
-            method_states = ddp.all_gather_objects(method.state_dict(), world)
-            if world.is_main:
-                _append_csv(csv_path, row)
-                if writer is not None:
-                    for key in ("train_loss", "test_loss", "test_error", "test_error_top5", "ece",
-                                "lr", "images_per_s"):
-                        writer.add_scalar(key, row[key], epoch + 1)
-                    if row["val_error"] != "":
-                        writer.add_scalar("val_error", row["val_error"], epoch + 1)
-                    writer.flush()
-                ckpt_io.save_atomic({
-                    "format": ckpt_io.FORMAT,
-                    "epoch": epoch + 1,
-                    "config": cfg.to_dict(),
-                    "model": net.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "schedule": schedule.state_dict(),
-                    "scaler": scaler.state_dict(),
-                    "method": method_states,
-                    "rng": rngs,
-                    "early_stop": early,
-                    "metrics": {k: v for k, v in row.items() if v != ""},
-                    "world_size": world.world_size,
-                }, out_dir / "last.pt")
-            history.append(row)
-            log(_fmt(row))
-            if cfg.early_stop_patience and early["bad_epochs"] >= cfg.early_stop_patience:
-                log(f"early stop: no validation improvement for {cfg.early_stop_patience} epochs")
+            run.checkpoint(row)
+            if run.should_stop():
                 stopped_early = True
                 break
-
-        # -- summary -------------------------------------------------------------------------
-        if metrics is None:  # nothing left to train (resumed a finished run): just evaluate
-            metrics = evaluate(model, test_loader, num_classes, device, autocast_dtype=amp_dtype,
-                               channels_last=channels_last)
-        metrics = dict(metrics)
-        metrics["images_per_s"] = images_total / train_seconds_total if train_seconds_total else None
-        if cfg.final_eval and world.is_main and getattr(test_set, "has_boxes", False):
-            # rank 0 alone, on the whole test set (no collective): Tables 2 and 3
-            from ..evaluate.suite import run_evaluation
-
-            metrics["final_eval"] = run_evaluation(
-                net, test_set, num_classes, device, tasks=("localization", "robustness"),
-                clean=metrics, seed=cfg.seed, batch_size=test_bs, workers=cfg.workers,
-                autocast_dtype=amp_dtype, progress=show, strict=False, log=log)
-        metrics["wall_seconds"] = time.perf_counter() - wall_start
-        if world.is_main:
-            summary = dict(metrics)  # with the reliability bins, for `comixup report`
-            summary.update(epochs_trained=len(history), stopped_early=stopped_early,
-                           method=cfg.method, arch=cfg.arch, data=cfg.data, preset=cfg.preset,
-                           seed=cfg.seed)
-            (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-            if cfg.plot:
-                try:
-                    fig = plot_reliability(metrics["bins"], out_dir / "reliability.png",
-                                           title=f"{cfg.method}")
-                    import matplotlib.pyplot as plt
-
-                    plt.close(fig)
-                except Exception as exc:  # noqa: BLE001 - plotting must never lose a finished run
-                    log(f"warning: could not draw reliability.png: {exc}")
-            if writer is not None:
-                writer.close()
-            log(f"final: {summary_line(metrics)} | out {out_dir}")
-            if metrics.get("final_eval"):
-                log(f"final eval: {_final_eval_line(metrics['final_eval'])}")
-        return TrainResult(model=net, metrics=metrics, history=history, out_dir=out_dir,
-                           config=cfg, stopped_early=stopped_early)
+        return run.finish(metrics, stopped_early, wall_start)
     finally:
         ddp.cleanup(world)
         # leave the process as we found it (train() may be called from a larger program)

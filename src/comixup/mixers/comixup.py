@@ -27,8 +27,8 @@ import numpy as np
 import torch
 
 from ..saliency import compatibility, pooled_unary, salient_location
-from ..solver import LEVELS, PAIRWISE, THRESHOLDS, solve
-from .base import MixParams, Mixer, ThreadedMixer, check_int, check_number
+from ..solver import LEVELS, PAIRWISE, THRESHOLDS, Hyperparameters, solve
+from .base import MixParams, Mixer, ThreadedMixer, check_int
 
 __all__ = ["CoMixup", "CoMixupParams", "grid_index", "mix", "top_sources"]
 
@@ -180,6 +180,9 @@ class CoMixup(Mixer, ThreadedMixer):
         tau: clipping level of the diversity term (paper 0.83).
         omega: weight of the saliency-distance compatibility ``A_c`` in ``A`` (paper 0.001).
         alpha: Dirichlet concentration of the prior (paper 2.0).
+            These six are held (checked, with their defaults) by one frozen
+            :class:`~comixup.solver.Hyperparameters`, the ``hyperparameters`` attribute; the
+            attributes ``beta`` ... ``alpha`` read it.
         grid: labeling grid ``g`` per side (paper 4); ``-1`` draws ``g = 2^U{1..4}`` per call.
         partition: inputs per partition ``m`` (paper 20); the last partition may be smaller.
         n_iter: sweeps of Algorithm 1 (paper 4).
@@ -222,12 +225,12 @@ class CoMixup(Mixer, ThreadedMixer):
         self,
         num_classes: int,
         *,
-        beta: float = 0.32,
-        gamma: float = 1.0,
-        eta: float = 0.05,
-        tau: float = 0.83,
-        omega: float = 0.001,
-        alpha: float = 2.0,
+        beta: float = Hyperparameters.beta,
+        gamma: float = Hyperparameters.gamma,
+        eta: float = Hyperparameters.eta,
+        tau: float = Hyperparameters.tau,
+        omega: float = Hyperparameters.omega,
+        alpha: float = Hyperparameters.alpha,
         grid: int = 4,
         partition: int = 20,
         n_iter: int = 4,
@@ -241,12 +244,8 @@ class CoMixup(Mixer, ThreadedMixer):
         generator: torch.Generator | None = None,
     ):
         super().__init__(num_classes, generator=generator)
-        self.beta = check_number("beta", beta)
-        self.gamma = check_number("gamma", gamma)
-        self.eta = check_number("eta", eta)
-        self.tau = check_number("tau", tau)
-        self.omega = check_number("omega", omega, high=1.0)
-        self.alpha = check_number("alpha", alpha, low_open=True)
+        self.hyperparameters = Hyperparameters(beta=beta, gamma=gamma, eta=eta, tau=tau,
+                                               omega=omega, alpha=alpha)
         self.grid = check_int("grid", grid, -1)
         if self.grid == 0:
             raise ValueError("grid must be >= 1, or -1 to draw g = 2^U{1..4} per call")
@@ -267,6 +266,15 @@ class CoMixup(Mixer, ThreadedMixer):
         if workers is not None:
             check_int("workers", workers, 1)
         self.workers = workers
+
+    beta = property(lambda self: self.hyperparameters.beta, doc="Eq. (1)'s smoothness weight.")
+    gamma = property(lambda self: self.hyperparameters.gamma, doc="Eq. (1)'s diversity weight.")
+    eta = property(lambda self: self.hyperparameters.eta, doc="Eq. (1)'s prior weight.")
+    tau = property(lambda self: self.hyperparameters.tau, doc="The diversity clipping level.")
+    omega = property(lambda self: self.hyperparameters.omega,
+                     doc="The weight of the saliency-distance compatibility in ``A``.")
+    alpha = property(lambda self: self.hyperparameters.alpha,
+                     doc="The Dirichlet concentration of the prior.")
 
     def _randint(self, high: int, size: int) -> torch.Tensor:
         return torch.randint(0, high, (size,), generator=self.generator)
@@ -316,8 +324,7 @@ class CoMixup(Mixer, ThreadedMixer):
     def _solve(self, problem) -> np.ndarray:
         cost, A, seed = problem
         return solve(
-            cost, A, beta=self.beta, gamma=self.gamma, eta=self.eta, tau=self.tau,
-            alpha=self.alpha, n_iter=self.n_iter, levels=self.levels,
+            cost, A, **self.hyperparameters.solver_arguments(), n_iter=self.n_iter, levels=self.levels,
             threshold=self.threshold, resolve=self.resolve, restarts=self.restarts,
             pairwise=self.pairwise, rng=np.random.default_rng(seed),
         )

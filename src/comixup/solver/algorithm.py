@@ -32,7 +32,12 @@ least two inputs get ``gamma_eff`` added to the first input of the set (for ``j1
 second (for ``j2``) in later sweeps. Early stop when the objective's relative change between
 sweeps falls below ``1e-6``.
 
-The whole algorithm runs in one numba kernel (``nogil``), so partitions solve in parallel threads.
+The whole algorithm runs in compiled numba code (``nogil``), so partitions solve in parallel
+threads: :func:`algorithm1_kernel` sweeps over the outputs and calls one small helper per step,
+as :mod:`comixup.solver.graphcut` does: the modular penalty (:func:`_modular_penalty`, with the
+clipped diversity of :mod:`comixup.solver.objective`), the label set (:func:`_label_set`), the
+unaries, the warm start (:func:`_warm_start`, :func:`_uniform_start`), the graph cut, the commit
+of the new labeling (:func:`_commit`) and the resolve step (:func:`_resolve_step`).
 """
 
 from __future__ import annotations
@@ -40,9 +45,17 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .._checks import check_int, check_number
+from .._checks import check_int
 from .graphcut import labeling_energy, swap_inplace
-from .objective import check_compatibility, check_cost, objective_kernel, threshold_mode
+from .hyperparameters import Hyperparameters
+from .objective import (
+    check_compatibility,
+    check_cost,
+    clip_diversity,
+    objective_kernel,
+    others_compatibility,
+    threshold_mode,
+)
 
 __all__ = ["solve", "dirichlet_prior", "label_pair_costs", "LEVELS", "PAIRWISE"]
 
@@ -101,6 +114,222 @@ def _write_cell(z, j, k, i1, i2, w1):
 
 
 @numba.njit(cache=True, nogil=True)
+def _initial_state(init, m):
+    """Algorithm 1's state from the one-hot labels ``init`` ``(n_out, n)``.
+
+    Returns ``(cur_i1, cur_i2, cur_w, z, o, total)``: every cell's label as the mix
+    ``cur_w e_cur_i1 + (1 - cur_w) e_cur_i2``, the dense labelings ``z`` ``(n_out, n, m)``, the
+    source vectors ``o`` ``(n_out, m)`` and their sum ``total`` over the outputs.
+    """
+    n_out, n = init.shape
+    cur_i1 = init.copy()
+    cur_i2 = init.copy()
+    cur_w = np.ones((n_out, n))
+    z = np.zeros((n_out, n, m))
+    o = np.zeros((n_out, m))
+    total = np.zeros(m)
+    for j in range(n_out):
+        for k in range(n):
+            z[j, k, init[j, k]] = 1.0
+            o[j, init[j, k]] += 1.0
+            total[init[j, k]] += 1.0
+    return cur_i1, cur_i2, cur_w, z, o, total
+
+
+@numba.njit(cache=True, nogil=True)
+def _grid_weights(h, w, beta_eff):
+    """Uniform edge weights ``beta_eff`` of the ``h x w`` grid, stored at the left/top cell."""
+    n = h * w
+    w_right = np.zeros(n)
+    w_down = np.zeros(n)
+    for k in range(n):
+        if (k % w) + 1 < w:
+            w_right[k] = beta_eff
+        if k // w + 1 < h:
+            w_down[k] = beta_eff
+    return w_right, w_down
+
+
+@numba.njit(cache=True, nogil=True)
+def _modular_penalty(pen, a_mat, total, o, j, gamma_eff, tau_eff, mode):
+    """Eq. (2): ``pen[i] = 2 gamma_eff clip(v[i])`` with ``v = A (sum_{j' != j} o_j')``, the
+    modular approximation of the clipped diversity for output ``j``
+    (:func:`comixup.solver.objective.clip_diversity`)."""
+    for i in range(pen.shape[0]):
+        v = others_compatibility(a_mat, total, o, j, i)
+        pen[i] = 2.0 * gamma_eff * clip_diversity(v, tau_eff, mode)
+
+
+@numba.njit(cache=True, nogil=True)
+def _most_used(o, j, n_top, top):
+    """Write the ``n_top`` inputs that output ``j`` uses most into ``top`` (lower index on
+    ties)."""
+    m = o.shape[1]
+    for s in range(n_top):
+        best = -1
+        for i in range(m):
+            taken = False
+            for s2 in range(s):
+                if top[s2] == i:
+                    taken = True
+            if not taken and (best < 0 or o[j, i] > o[j, best]):
+                best = i
+        top[s] = best
+
+
+@numba.njit(cache=True, nogil=True)
+def _label_set(o, j, t, levels, lab_i1, lab_i2, lab_w, pair, top, squared):
+    """Output ``j``'s label set in sweep ``t``; returns its size.
+
+    Labels ``0 .. m-1`` are the one-hot labels. With ``levels > 2`` and after the first sweep,
+    the mixes of the pair (output ``j`` uses 2 inputs) or of the three pairs among its three
+    most used inputs (3 or more) follow, at ratio 1/2 (``levels = 3``) or 1/3 and 2/3
+    (``levels = 4``), written to ``lab_i1, lab_i2, lab_w`` (the mix ``w e_i1 + (1 - w) e_i2``);
+    their rows and columns of ``pair`` are updated (:func:`_label_pair_cost`).
+    """
+    m = o.shape[1]
+    n_labels = m
+    if levels <= 2 or t == 0:
+        return n_labels
+    n_used = 0
+    for i in range(m):
+        if o[j, i] > 0:
+            n_used += 1
+    if n_used < 2:
+        return n_labels
+    n_top = 3 if n_used >= 3 else 2
+    _most_used(o, j, n_top, top)
+    for s in range(n_top):
+        for s2 in range(s + 1, n_top):
+            if levels == 3:
+                lab_i1[n_labels] = top[s]
+                lab_i2[n_labels] = top[s2]
+                lab_w[n_labels] = 0.5
+                n_labels += 1
+            else:
+                for frac in (1.0 / 3.0, 2.0 / 3.0):
+                    lab_i1[n_labels] = top[s]
+                    lab_i2[n_labels] = top[s2]
+                    lab_w[n_labels] = frac
+                    n_labels += 1
+    for a in range(m, n_labels):
+        for b in range(n_labels):
+            d = 0.0
+            if a != b:
+                d = _label_pair_cost(lab_i1[a], lab_i2[a], lab_w[a], True,
+                                     lab_i1[b], lab_i2[b], lab_w[b], b >= m, squared)
+            pair[a, b] = d
+            pair[b, a] = d
+    return n_labels
+
+
+@numba.njit(cache=True, nogil=True)
+def _unaries(cost, pen, add_cost_j, gamma_eff, lab_i1, lab_i2, lab_w, n_labels, mix_bonus):
+    """``(n, n_labels)`` unaries of one output's cut: input ``i`` costs ``cost[i] + pen[i] +
+    gamma_eff add_cost_j[i]``; a mix costs the same mix of its parts' unaries minus
+    ``mix_bonus``."""
+    m, n = cost.shape
+    unary = np.empty((n, n_labels))
+    for k in range(n):
+        for i in range(m):
+            unary[k, i] = cost[i, k] + pen[i] + gamma_eff * add_cost_j[i]
+        for a in range(m, n_labels):
+            unary[k, a] = (lab_w[a] * unary[k, lab_i1[a]]
+                           + (1.0 - lab_w[a]) * unary[k, lab_i2[a]] - mix_bonus)
+    return unary
+
+
+@numba.njit(cache=True, nogil=True)
+def _warm_start(labels, cur_i1, cur_i2, cur_w, j, m, lab_i1, lab_i2, lab_w, n_labels):
+    """Output ``j``'s current labeling in the new label set; a mix missing from the set falls
+    back to its larger part."""
+    for k in range(labels.shape[0]):
+        i1 = cur_i1[j, k]
+        i2 = cur_i2[j, k]
+        wk = cur_w[j, k]
+        if i1 == i2:
+            labels[k] = i1
+            continue
+        found = -1
+        for a in range(m, n_labels):
+            if ((lab_i1[a] == i1 and lab_i2[a] == i2 and abs(lab_w[a] - wk) < 1e-9)
+                    or (lab_i1[a] == i2 and lab_i2[a] == i1 and abs(lab_w[a] - (1.0 - wk)) < 1e-9)):
+                found = a
+        if found >= 0:
+            labels[k] = found
+        else:
+            labels[k] = i1 if wk >= 0.5 else i2
+
+
+@numba.njit(cache=True, nogil=True)
+def _uniform_start(unary, pair, w_right, w_down, h, w, labels):
+    """Replace ``labels`` by the best uniform labeling when its energy is lower (it has no
+    boundaries, so the swap starts from few labels: faster, and better on average)."""
+    n, n_labels = unary.shape
+    best_l = 0
+    best_e = np.inf
+    for a in range(n_labels):
+        e = 0.0
+        for k in range(n):
+            e += unary[k, a]
+        if e < best_e:
+            best_e = e
+            best_l = a
+    if best_e < labeling_energy(unary, pair, w_right, w_down, h, w, labels):
+        for k in range(n):
+            labels[k] = best_l
+
+
+@numba.njit(cache=True, nogil=True)
+def _commit(labels, j, m, lab_i1, lab_i2, lab_w, cur_i1, cur_i2, cur_w, z, o, total):
+    """Make ``labels`` (indices into the label set) output ``j``'s labeling: update its
+    current labels, ``z[j]``, ``o[j]`` and ``total``."""
+    for i in range(m):
+        total[i] -= o[j, i]
+        o[j, i] = 0.0
+    for k in range(labels.shape[0]):
+        a = labels[k]
+        i1 = lab_i1[a]
+        i2 = lab_i2[a]
+        wk = lab_w[a] if a >= m else 1.0
+        cur_i1[j, k] = i1
+        cur_i2[j, k] = i2 if a >= m else i1
+        cur_w[j, k] = wk
+        _write_cell(z, j, k, cur_i1[j, k], cur_i2[j, k], wk)
+        o[j, cur_i1[j, k]] += wk
+        o[j, cur_i2[j, k]] += 1.0 - wk
+    for i in range(m):
+        total[i] += o[j, i]
+
+
+@numba.njit(cache=True, nogil=True)
+def _resolve_step(o, add_cost):
+    """Outputs ``j1 < j2`` that use exactly the same set of at least two inputs drift apart:
+    the first input of the set costs ``j1`` one more ``gamma_eff``, the second ``j2``."""
+    n_out, m = o.shape
+    for j1 in range(n_out):
+        for j2 in range(j1 + 1, n_out):
+            same = True
+            n_set = 0
+            for i in range(m):
+                u1 = o[j1, i] > 0
+                if u1 != (o[j2, i] > 0):
+                    same = False
+                    break
+                if u1:
+                    n_set += 1
+            if same and n_set >= 2:
+                rank = 0
+                for i in range(m):
+                    if o[j1, i] > 0:
+                        if rank == 0:
+                            add_cost[j1, i] = 1.0
+                        elif rank == 1:
+                            add_cost[j2, i] = 1.0
+                        rank += 1
+
+
+@numba.njit(cache=True, nogil=True)
 def algorithm1_kernel(cost, a_mat, init, h, w, beta_eff, gamma_eff, tau_eff,
                       n_iter, levels, mode, resolve, squared, mix_bonus):
     """Algorithm 1 on one partition.
@@ -120,34 +349,16 @@ def algorithm1_kernel(cost, a_mat, init, h, w, beta_eff, gamma_eff, tau_eff,
     """
     m, n = cost.shape
     n_out = init.shape[0]
-    # Current labels as (i1, i2, w1): the mix w1 e_i1 + (1 - w1) e_i2.
-    cur_i1 = init.copy()
-    cur_i2 = init.copy()
-    cur_w = np.ones((n_out, n))
-    z = np.zeros((n_out, n, m))
-    o = np.zeros((n_out, m))
-    total = np.zeros(m)
-    for j in range(n_out):
-        for k in range(n):
-            z[j, k, init[j, k]] = 1.0
-            o[j, init[j, k]] += 1.0
-            total[init[j, k]] += 1.0
-    w_right = np.zeros(n)
-    w_down = np.zeros(n)
-    for k in range(n):
-        if (k % w) + 1 < w:
-            w_right[k] = beta_eff
-        if k // w + 1 < h:
-            w_down[k] = beta_eff
-    n_extra_max = 6 if levels == 4 else 3
-    l_max = m + n_extra_max
+    cur_i1, cur_i2, cur_w, z, o, total = _initial_state(init, m)
+    w_right, w_down = _grid_weights(h, w, beta_eff)
+    l_max = m + (6 if levels == 4 else 3)
     lab_i1 = np.empty(l_max, np.int64)
     lab_i2 = np.empty(l_max, np.int64)
     lab_w = np.ones(l_max)
     for i in range(m):
         lab_i1[i] = i
         lab_i2[i] = i
-    pair = np.ones((l_max, l_max))  # ||e_i - e_i'||^2 / 2 = 1 between one-hot labels
+    pair = np.ones((l_max, l_max))  # cost 1 between two distinct one-hot labels
     for i in range(l_max):
         pair[i, i] = 0.0
     add_cost = np.zeros((n_out, m))
@@ -158,138 +369,16 @@ def algorithm1_kernel(cost, a_mat, init, h, w, beta_eff, gamma_eff, tau_eff,
     f = f_prev
     for t in range(n_iter):
         for j in range(n_out):
-            # Eq. (2): modular penalty from the other outputs.
-            for i in range(m):
-                v = 0.0
-                for i2 in range(m):
-                    v += a_mat[i, i2] * (total[i2] - o[j, i2])
-                if mode == 0:
-                    pen[i] = 2.0 * gamma_eff * v if v > tau_eff else 0.0
-                elif mode == 1:
-                    pen[i] = 2.0 * gamma_eff * (v - tau_eff) if v > tau_eff else 0.0
-                else:
-                    pen[i] = 2.0 * gamma_eff * v
-            # Label set: one-hot labels, plus mixes after the first sweep.
-            n_labels = m
-            if levels > 2 and t > 0:
-                n_used = 0
-                for i in range(m):
-                    if o[j, i] > 0:
-                        n_used += 1
-                if n_used >= 2:
-                    n_top = 3 if n_used >= 3 else 2
-                    for s in range(n_top):  # the most used inputs, lower index on ties
-                        best = -1
-                        for i in range(m):
-                            taken = False
-                            for s2 in range(s):
-                                if top[s2] == i:
-                                    taken = True
-                            if not taken and (best < 0 or o[j, i] > o[j, best]):
-                                best = i
-                        top[s] = best
-                    for s in range(n_top):
-                        for s2 in range(s + 1, n_top):
-                            if levels == 3:
-                                lab_i1[n_labels] = top[s]
-                                lab_i2[n_labels] = top[s2]
-                                lab_w[n_labels] = 0.5
-                                n_labels += 1
-                            else:
-                                for frac in (1.0 / 3.0, 2.0 / 3.0):
-                                    lab_i1[n_labels] = top[s]
-                                    lab_i2[n_labels] = top[s2]
-                                    lab_w[n_labels] = frac
-                                    n_labels += 1
-                    for a in range(m, n_labels):
-                        for b in range(n_labels):
-                            d = 0.0
-                            if a != b:
-                                d = _label_pair_cost(lab_i1[a], lab_i2[a], lab_w[a], True,
-                                                     lab_i1[b], lab_i2[b], lab_w[b], b >= m,
-                                                     squared)
-                            pair[a, b] = d
-                            pair[b, a] = d
-            unary = np.empty((n, n_labels))
-            for k in range(n):
-                for i in range(m):
-                    unary[k, i] = cost[i, k] + pen[i] + gamma_eff * add_cost[j, i]
-                for a in range(m, n_labels):
-                    unary[k, a] = (lab_w[a] * unary[k, lab_i1[a]]
-                                   + (1.0 - lab_w[a]) * unary[k, lab_i2[a]] - mix_bonus)
-            # Warm start from the current labeling (a mix missing from the new set falls back
-            # to its larger part).
-            for k in range(n):
-                i1 = cur_i1[j, k]
-                i2 = cur_i2[j, k]
-                wk = cur_w[j, k]
-                if i1 == i2:
-                    labels[k] = i1
-                else:
-                    found = -1
-                    for a in range(m, n_labels):
-                        if ((lab_i1[a] == i1 and lab_i2[a] == i2 and abs(lab_w[a] - wk) < 1e-9)
-                                or (lab_i1[a] == i2 and lab_i2[a] == i1
-                                    and abs(lab_w[a] - (1.0 - wk)) < 1e-9)):
-                            found = a
-                    if found >= 0:
-                        labels[k] = found
-                    else:
-                        labels[k] = i1 if wk >= 0.5 else i2
-            # ... or from the best uniform labeling when that is lower (it has no boundaries,
-            # so the swap starts from few labels: faster, and better on average).
-            best_l = 0
-            best_e = np.inf
-            for a in range(n_labels):
-                e = 0.0
-                for k in range(n):
-                    e += unary[k, a]
-                if e < best_e:
-                    best_e = e
-                    best_l = a
-            if best_e < labeling_energy(unary, pair, w_right, w_down, h, w, labels):
-                for k in range(n):
-                    labels[k] = best_l
+            _modular_penalty(pen, a_mat, total, o, j, gamma_eff, tau_eff, mode)
+            n_labels = _label_set(o, j, t, levels, lab_i1, lab_i2, lab_w, pair, top, squared)
+            unary = _unaries(cost, pen, add_cost[j], gamma_eff, lab_i1, lab_i2, lab_w, n_labels,
+                             mix_bonus)
+            _warm_start(labels, cur_i1, cur_i2, cur_w, j, m, lab_i1, lab_i2, lab_w, n_labels)
+            _uniform_start(unary, pair, w_right, w_down, h, w, labels)
             swap_inplace(unary, pair, w_right, w_down, h, w, labels, _MAX_CYCLES)
-            # Commit output j.
-            for i in range(m):
-                total[i] -= o[j, i]
-                o[j, i] = 0.0
-            for k in range(n):
-                a = labels[k]
-                i1 = lab_i1[a]
-                i2 = lab_i2[a]
-                wk = lab_w[a] if a >= m else 1.0
-                cur_i1[j, k] = i1
-                cur_i2[j, k] = i2 if a >= m else i1
-                cur_w[j, k] = wk
-                _write_cell(z, j, k, cur_i1[j, k], cur_i2[j, k], wk)
-                o[j, cur_i1[j, k]] += wk
-                o[j, cur_i2[j, k]] += 1.0 - wk
-            for i in range(m):
-                total[i] += o[j, i]
+            _commit(labels, j, m, lab_i1, lab_i2, lab_w, cur_i1, cur_i2, cur_w, z, o, total)
         if resolve and t == n_iter - 2:
-            # Resolve step: identical input sets drift apart.
-            for j1 in range(n_out):
-                for j2 in range(j1 + 1, n_out):
-                    same = True
-                    n_set = 0
-                    for i in range(m):
-                        u1 = o[j1, i] > 0
-                        if u1 != (o[j2, i] > 0):
-                            same = False
-                            break
-                        if u1:
-                            n_set += 1
-                    if same and n_set >= 2:
-                        rank = 0
-                        for i in range(m):
-                            if o[j1, i] > 0:
-                                if rank == 0:
-                                    add_cost[j1, i] = 1.0
-                                elif rank == 1:
-                                    add_cost[j2, i] = 1.0
-                                rank += 1
+            _resolve_step(o, add_cost)
         f = objective_kernel(cost, z, a_mat, h, w, beta_eff, gamma_eff, tau_eff, mode)
         denom = abs(f) if f != 0.0 else 1.0
         if abs(f_prev - f) / denom < _STOP_TOL:
@@ -392,11 +481,11 @@ def solve(
     A,
     *,
     n_out: int | None = None,
-    beta: float = 0.32,
-    gamma: float = 1.0,
-    eta: float = 0.05,
-    tau: float = 0.83,
-    alpha: float = 2.0,
+    beta: float = Hyperparameters.beta,
+    gamma: float = Hyperparameters.gamma,
+    eta: float = Hyperparameters.eta,
+    tau: float = Hyperparameters.tau,
+    alpha: float = Hyperparameters.alpha,
     n_iter: int = 4,
     levels: int = 3,
     threshold: str = "hard",
@@ -417,7 +506,9 @@ def solve(
         gamma: diversity weight (paper 1.0); scaled to ``gamma / n``.
         eta: prior weight (paper 0.05); scaled to ``eta / n``; 0 disables the prior.
         tau: clipping level (paper 0.83); scaled to ``tau * n``.
-        alpha: Dirichlet concentration of the prior's mixing ratio (paper 2.0).
+        alpha: Dirichlet concentration of the prior's mixing ratio (paper 2.0), > 0.
+            The five weights are checked and scaled by :class:`~comixup.solver.Hyperparameters`,
+            which holds their defaults.
         n_iter: number of sweeps ``T`` (paper 4).
         levels: |L|, the number of mixing levels per cell: 2 (one-hot), 3 ({0, 1/2, 1}, the
             paper's) or 4 ({0, 1/3, 2/3, 1}).
@@ -455,22 +546,18 @@ def solve(
     mode = threshold_mode(threshold)
     if pairwise not in PAIRWISE:
         raise ValueError(f"pairwise must be one of {PAIRWISE}, got {pairwise!r}")
-    beta, gamma, eta, tau, alpha = (
-        check_number(name, val)
-        for name, val in (("beta", beta), ("gamma", gamma), ("eta", eta), ("tau", tau), ("alpha", alpha))
-    )
-    if alpha == 0:
-        raise ValueError("alpha must be positive")
+    hp = Hyperparameters(beta=beta, gamma=gamma, eta=eta, tau=tau, alpha=alpha)
     if rng is None:
         rng = np.random.default_rng()
     elif not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
     flat = cost.reshape(m, n)
-    if eta > 0:
-        flat = flat + dirichlet_prior(m, n, eta=eta, alpha=alpha, rng=rng)[:, None]
+    if hp.eta > 0:
+        flat = flat + dirichlet_prior(m, n, eta=hp.eta, alpha=hp.alpha, rng=rng)[:, None]
     flat = np.ascontiguousarray(flat)
     polish = check_int("polish", polish, 0)
-    scaled = (beta / n, gamma / n, tau * n)
+    eff = hp.effective(n)
+    scaled = (eff.beta, eff.gamma, eff.tau)
     best_z, best_f = None, np.inf
     for _ in range(restarts):
         init = rng.integers(m, size=(n_out, n), dtype=np.int64)

@@ -14,7 +14,8 @@ import numba
 import numpy as np
 
 from .._checks import check_int
-from .objective import check_compatibility, check_cost, threshold_mode
+from .hyperparameters import Hyperparameters
+from .objective import check_compatibility, check_cost, diversity, threshold_mode
 
 __all__ = ["solve_exact", "level_labels"]
 
@@ -34,6 +35,12 @@ def level_labels(m: int, levels: int) -> np.ndarray:
 
 @numba.njit(cache=True, nogil=True)
 def _enumerate(cost, labels, a_mat, h, w, n_out, beta_eff, gamma_eff, tau_eff, mode):
+    """The best of all ``(#labels^n)^n_out`` labelings: ``(objective, per-output index)``.
+
+    Each output's labeling is indexed in base ``#labels`` (cell 0 the lowest digit); the
+    unary and smoothness part of every output's labeling is tabulated once, the diversity
+    (:func:`comixup.solver.objective.diversity`) is added only where it can still win.
+    """
     m, n = cost.shape
     n_lab = labels.shape[0]
     # Per-output labelings: unary + smoothness, and their source vector o.
@@ -71,6 +78,7 @@ def _enumerate(cost, labels, a_mat, h, w, n_out, beta_eff, gamma_eff, tau_eff, m
     best_idx = np.zeros(n_out, np.int64)
     idx = np.zeros(n_out, np.int64)
     total = np.zeros(m)
+    o = np.empty((n_out, m))
     n_total = n_single ** n_out
     for flat in range(n_total):
         rem = flat
@@ -85,21 +93,10 @@ def _enumerate(cost, labels, a_mat, h, w, n_out, beta_eff, gamma_eff, tau_eff, m
                 total[i] += o_all[idx[j], i]
         if f >= best:
             continue  # the diversity term is non-negative for non-negative A
-        div = 0.0
         for j in range(n_out):
             for i in range(m):
-                p = 0.0
-                for i2 in range(m):
-                    p += a_mat[i, i2] * (total[i2] - o_all[idx[j], i2])
-                if mode == 0:
-                    if p > tau_eff:
-                        div += p * o_all[idx[j], i]
-                elif mode == 1:
-                    if p > tau_eff:
-                        div += (p - tau_eff) * o_all[idx[j], i]
-                else:
-                    div += p * o_all[idx[j], i]
-        f += gamma_eff * div
+                o[j, i] = o_all[idx[j], i]
+        f += gamma_eff * diversity(o, total, a_mat, tau_eff, mode)
         if f < best:
             best = f
             best_idx[:] = idx
@@ -111,9 +108,9 @@ def solve_exact(
     A,
     *,
     n_out: int | None = None,
-    beta: float = 0.32,
-    gamma: float = 1.0,
-    tau: float = 0.83,
+    beta: float = Hyperparameters.beta,
+    gamma: float = Hyperparameters.gamma,
+    tau: float = Hyperparameters.tau,
     levels: int = 2,
     threshold: str = "hard",
 ) -> tuple[np.ndarray, float]:
@@ -123,7 +120,8 @@ def solve_exact(
         cost: ``(m, g1, g2)`` unary cost (fold any prior in beforehand).
         A: ``(m, m)`` compatibility; must be non-negative (the search prunes on it).
         n_out: number of outputs (default ``m``).
-        beta, gamma, tau, threshold: as in :func:`comixup.solver.objective`.
+        beta, gamma, tau, threshold: as in :func:`comixup.solver.objective` (defaults: the
+            paper's, :class:`~comixup.solver.Hyperparameters`).
         levels: |L|; 2 enumerates one-hot labelings only.
 
     Returns:
@@ -139,12 +137,13 @@ def solve_exact(
     if levels not in (2, 3, 4):
         raise ValueError(f"levels must be one of (2, 3, 4), got {levels!r}")
     mode = threshold_mode(threshold)
+    eff = Hyperparameters(beta=beta, gamma=gamma, tau=tau).effective(n)
     labels = level_labels(m, levels)
     points = float(len(labels)) ** (n * n_out)
     if points > _MAX_POINTS:
         raise ValueError(f"problem too large for brute force: {points:.3g} labelings")
     flat = np.ascontiguousarray(cost.reshape(m, n))
-    best, best_idx = _enumerate(flat, labels, A, h, w, n_out, beta / n, gamma / n, tau * n, mode)
+    best, best_idx = _enumerate(flat, labels, A, h, w, n_out, eff.beta, eff.gamma, eff.tau, mode)
     z = np.zeros((n_out, n, m))
     n_lab = len(labels)
     for j in range(n_out):

@@ -16,8 +16,13 @@ with ``p_j = A (sum_{j' != j} o_j')`` and (notes 2)
 
 The smoothness term in squared-distance form equals ``beta (1 - z^T z')`` of Eq. (1) for one-hot
 labels and stays a metric distance for mixed labels (notes 2). Hyperparameters are given in the
-paper's units and scaled inside (notes 1.4): ``beta_eff = beta / n``, ``gamma_eff = gamma / n``,
-``tau_eff = tau * n``.
+paper's units and scaled inside (notes 1.4; :meth:`~comixup.solver.Hyperparameters.effective`):
+``beta_eff = beta / n``, ``gamma_eff = gamma / n``, ``tau_eff = tau * n``.
+
+The clipped diversity is written once, in the numba helpers :func:`clip_diversity` (the clipping
+of one input's compatibility with the other outputs), :func:`others_compatibility` and
+:func:`diversity`; Algorithm 1 (:mod:`comixup.solver.algorithm`) modularizes it with the same
+helpers and brute force (:mod:`comixup.solver.exact`) evaluates it with them.
 """
 
 from __future__ import annotations
@@ -25,9 +30,47 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from .hyperparameters import Hyperparameters
+
 __all__ = ["objective", "THRESHOLDS"]
 
+#: The clipping modes of the diversity term, in the order of their numeric codes 0, 1, 2.
 THRESHOLDS = ("hard", "soft", "none")
+
+
+@numba.njit(cache=True, nogil=True)
+def clip_diversity(v, tau_eff, mode):
+    """The clipped compatibility ``v`` of one input with the other outputs (notes 2).
+
+    ``mode`` 0 (hard, the paper): ``v [v > tau_eff]``; 1 (soft): ``max(v - tau_eff, 0)``;
+    2 (none): ``v``. The diversity term is ``sum_j sum_i clip(p_j[i]) o_j[i]`` and its
+    modularization, Eq. (2), charges ``2 gamma_eff clip(v[i])`` per cell of input ``i``.
+    """
+    if mode == 0:
+        return v if v > tau_eff else 0.0
+    if mode == 1:
+        return v - tau_eff if v > tau_eff else 0.0
+    return v
+
+
+@numba.njit(cache=True, nogil=True)
+def others_compatibility(a_mat, total, o, j, i):
+    """``p_j[i] = (A (sum_{j' != j} o_j'))[i]``, with ``total = sum_j' o_j'``."""
+    p = 0.0
+    for i2 in range(a_mat.shape[1]):
+        p += a_mat[i, i2] * (total[i2] - o[j, i2])
+    return p
+
+
+@numba.njit(cache=True, nogil=True)
+def diversity(o, total, a_mat, tau_eff, mode):
+    """The clipped diversity ``D = sum_j sum_i clip(p_j[i]) o_j[i]`` (before ``gamma_eff``)
+    of the source vectors ``o`` ``(n_out, m)`` whose sum over outputs is ``total``."""
+    div = 0.0
+    for j in range(o.shape[0]):
+        for i in range(o.shape[1]):
+            div += clip_diversity(others_compatibility(a_mat, total, o, j, i), tau_eff, mode) * o[j, i]
+    return div
 
 
 @numba.njit(cache=True, nogil=True)
@@ -55,21 +98,7 @@ def objective_kernel(cost, z, a_mat, h, w, beta_eff, gamma_eff, tau_eff, mode):
     for j in range(n_out):
         for i in range(m):
             total[i] += o[j, i]
-    div = 0.0
-    for j in range(n_out):
-        for i in range(m):
-            p = 0.0
-            for i2 in range(m):
-                p += a_mat[i, i2] * (total[i2] - o[j, i2])
-            if mode == 0:
-                if p > tau_eff:
-                    div += p * o[j, i]
-            elif mode == 1:
-                if p > tau_eff:
-                    div += (p - tau_eff) * o[j, i]
-            else:
-                div += p * o[j, i]
-    return unary + 0.5 * beta_eff * smooth + gamma_eff * div
+    return unary + 0.5 * beta_eff * smooth + gamma_eff * diversity(o, total, a_mat, tau_eff, mode)
 
 
 def threshold_mode(threshold: str) -> int:
@@ -107,7 +136,8 @@ def objective(cost, z, A, *, beta: float, gamma: float, tau: float, threshold: s
             prior the caller folded in).
         z: ``(n_out, g, g, m)`` labelings; each cell's vector should sum to 1.
         A: ``(m, m)`` compatibility matrix.
-        beta, gamma, tau: hyperparameters in the paper's units (scaled by ``n`` inside).
+        beta, gamma, tau: hyperparameters in the paper's units (scaled by ``n`` inside;
+            :class:`~comixup.solver.Hyperparameters`), finite and >= 0.
         threshold: ``"hard"``, ``"soft"`` or ``"none"``.
 
     Returns:
@@ -120,10 +150,11 @@ def objective(cost, z, A, *, beta: float, gamma: float, tau: float, threshold: s
         raise ValueError(f"z must have shape (n_out, {h}, {w}, {m}), got {z.shape}")
     A = check_compatibility(A, m)
     n = h * w
+    eff = Hyperparameters(beta=beta, gamma=gamma, tau=tau).effective(n)
     flat_z = np.ascontiguousarray(z.reshape(z.shape[0], n, m))
     return float(
         objective_kernel(
             np.ascontiguousarray(cost.reshape(m, n)), flat_z, A, h, w,
-            beta / n, gamma / n, tau * n, threshold_mode(threshold),
+            eff.beta, eff.gamma, eff.tau, threshold_mode(threshold),
         )
     )

@@ -54,11 +54,7 @@ __all__ = [
 
 def check_num_classes(num_classes) -> int:
     """Return ``num_classes`` as an int, or raise if it is not an integer >= 1."""
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int):
-        raise TypeError(f"num_classes must be an int, got {type(num_classes).__name__}")
-    if num_classes < 1:
-        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
-    return num_classes
+    return check_int("num_classes", num_classes, 1)
 
 
 def check_images(x, name: str = "x") -> torch.Tensor:

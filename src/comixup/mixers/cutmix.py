@@ -29,7 +29,7 @@ import numbers
 import torch
 
 from .base import check_generator, permutation_ratios
-from .mixup import WeightedMixer, WeightParams, _check_params_batch, _identity
+from .mixup import Pairwise, WeightedMixer, WeightParams, _check_params_batch, _identity
 
 __all__ = ["BoxMixer", "BoxParams", "CutMix", "rand_box"]
 
@@ -156,7 +156,7 @@ class BoxMixer(WeightedMixer):
         return x_mix, y_mix
 
 
-class CutMix(BoxMixer):
+class CutMix(Pairwise, BoxMixer):
     """CutMix batch transform (Yun et al., ICCV 2019; notes 4).
 
     ``x_mix, y_mix = CutMix(num_classes)(x, y)`` draws one ``lambda ~ Beta(alpha, alpha)``,
@@ -180,15 +180,6 @@ class CutMix(BoxMixer):
             ``shares``, ``ratios``).
 
     Returns:
-        ``(x_mix, y_mix)``: the mixed batch (shape, dtype and device of ``x``) and soft
-        targets ``(B, num_classes)`` in ``x``'s dtype whose rows sum to 1 (mixed in at least
-        float32, then cast). A batch of one image is returned unmixed (a copy) with its
-        target, one-hot for integer labels; no random numbers are drawn for it.
+        ``(x_mix, y_mix)`` as every :class:`~comixup.mixers.base.Mixer`: soft targets
+        ``(B, num_classes)`` in ``x``'s dtype; a batch of one comes back unmixed, with no draw.
     """
-
-    _repr_keys = ("num_classes", "alpha")
-
-    def __init__(
-        self, num_classes: int, *, alpha: float = 1.0, generator: torch.Generator | None = None
-    ) -> None:
-        super().__init__(num_classes, k=2, alpha=alpha, generator=generator)

@@ -184,14 +184,15 @@ class WeightedMixer(Mixer):
 
     Args:
         num_classes: number of classes of the soft targets, an int >= 1.
-        k: number of mixed inputs, an int in ``2..8``.
+        k: number of mixed inputs, an int in ``2..8`` (default 3, as the ``k``-input
+            variants; the pairwise mixers fix 2).
         alpha: the concentration, a finite number > 0.
         generator: CPU :class:`torch.Generator` for every draw; ``None`` uses torch's default.
     """
 
     _repr_keys = ("num_classes", "k", "alpha")
 
-    def __init__(self, num_classes: int, *, k: int = 2, alpha: float = 1.0,
+    def __init__(self, num_classes: int, *, k: int = 3, alpha: float = 1.0,
                  generator: torch.Generator | None = None) -> None:
         super().__init__(num_classes, generator=generator)
         self.k = check_int("k", k, 2, 8)
@@ -227,7 +228,20 @@ def _weighted_sum(t: torch.Tensor | None, params: WeightParams) -> torch.Tensor 
     return out
 
 
-class InputMixup(WeightedMixer):
+class Pairwise:
+    """Mixin of the pairwise mixers (:class:`InputMixup`, :class:`~comixup.mixers.cutmix.CutMix`):
+    ``k = 2`` fixed, so the constructor takes only ``num_classes``, ``alpha`` and
+    ``generator``."""
+
+    _repr_keys = ("num_classes", "alpha")
+
+    def __init__(
+        self, num_classes: int, *, alpha: float = 1.0, generator: torch.Generator | None = None
+    ) -> None:
+        super().__init__(num_classes, k=2, alpha=alpha, generator=generator)
+
+
+class InputMixup(Pairwise, WeightedMixer):
     """Input Mixup batch transform (Zhang et al., ICLR 2018; notes 4).
 
     ``x_mix, y_mix = InputMixup(num_classes)(x, y)`` draws one ``lambda ~ Beta(alpha, alpha)``
@@ -249,15 +263,6 @@ class InputMixup(WeightedMixer):
         return_info: also return the :class:`WeightParams` (``lam``, ``perm``, ``ratios``).
 
     Returns:
-        ``(x_mix, y_mix)``: the mixed batch (shape, dtype and device of ``x``) and soft
-        targets ``(B, num_classes)`` in ``x``'s dtype whose rows sum to 1 (mixed in at least
-        float32, then cast). A batch of one image is returned unmixed (a copy) with its
-        target, one-hot for integer labels; no random numbers are drawn for it.
+        ``(x_mix, y_mix)`` as every :class:`~comixup.mixers.base.Mixer`: soft targets
+        ``(B, num_classes)`` in ``x``'s dtype; a batch of one comes back unmixed, with no draw.
     """
-
-    _repr_keys = ("num_classes", "alpha")
-
-    def __init__(
-        self, num_classes: int, *, alpha: float = 1.0, generator: torch.Generator | None = None
-    ) -> None:
-        super().__init__(num_classes, k=2, alpha=alpha, generator=generator)

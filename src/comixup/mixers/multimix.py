@@ -20,8 +20,6 @@ box centres, each row then column.
 
 from __future__ import annotations
 
-import torch
-
 from .cutmix import BoxMixer
 from .mixup import WeightedMixer, sample_weights
 
@@ -53,21 +51,9 @@ class MultiInputMixup(WeightedMixer):
             (``weights``, ``perms``, ``ratios``).
 
     Returns:
-        ``(x_mix, y_mix)``: the mixed batch (shape, dtype and device of ``x``) and soft
-        targets ``(B, num_classes)`` in ``x``'s dtype whose rows sum to 1 (mixed in at least
-        float32, then cast). A batch of one image is returned unmixed (a copy) with its
-        target, one-hot for integer labels; no random numbers are drawn for it.
+        ``(x_mix, y_mix)`` as every :class:`~comixup.mixers.base.Mixer`: soft targets
+        ``(B, num_classes)`` in ``x``'s dtype; a batch of one comes back unmixed, with no draw.
     """
-
-    def __init__(
-        self,
-        num_classes: int,
-        *,
-        k: int = 3,
-        alpha: float = 1.0,
-        generator: torch.Generator | None = None,
-    ) -> None:
-        super().__init__(num_classes, k=k, alpha=alpha, generator=generator)
 
 
 class MultiCutMix(BoxMixer):
@@ -85,11 +71,8 @@ class MultiCutMix(BoxMixer):
     docstring.
 
     Args:
-        num_classes: number of classes of the soft targets, an int >= 1.
-        k: number of mixed inputs, an int in ``2..8`` (Co-Mixup Table 4 uses 2, 3 and 4);
-            default 3.
-        alpha: Dirichlet concentration, a finite number > 0, tuned over ``{0.2, 1.0, 2.0}``
-            in Co-Mixup; default ``1.0``.
+        num_classes, k, alpha: as :class:`MultiInputMixup` (``k = 3`` and ``alpha = 1.0`` by
+            default).
         generator: CPU :class:`torch.Generator` for every draw (the weights, the
             permutations, then the box centres); ``None`` uses torch's default generator.
 
@@ -100,18 +83,6 @@ class MultiCutMix(BoxMixer):
             (``weights``, ``perms``, ``boxes``, ``shares``, ``ratios``).
 
     Returns:
-        ``(x_mix, y_mix)``: the mixed batch (shape, dtype and device of ``x``) and soft
-        targets ``(B, num_classes)`` in ``x``'s dtype whose rows sum to 1 (mixed in at least
-        float32, then cast). A batch of one image is returned unmixed (a copy) with its
-        target, one-hot for integer labels; no random numbers are drawn for it.
+        ``(x_mix, y_mix)`` as every :class:`~comixup.mixers.base.Mixer`: soft targets
+        ``(B, num_classes)`` in ``x``'s dtype; a batch of one comes back unmixed, with no draw.
     """
-
-    def __init__(
-        self,
-        num_classes: int,
-        *,
-        k: int = 3,
-        alpha: float = 1.0,
-        generator: torch.Generator | None = None,
-    ) -> None:
-        super().__init__(num_classes, k=k, alpha=alpha, generator=generator)

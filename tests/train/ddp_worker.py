@@ -1,4 +1,4 @@
-"""Worker of test_train_distributed.py, run by torchrun: train, then save this rank's weights.
+"""Worker of test_distributed.py, run by torchrun: train, then save this rank's weights.
 
 Usage: ``torchrun --standalone --nproc_per_node 2 ddp_worker.py CONFIG_JSON OUT_DIR``.
 """

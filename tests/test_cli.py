@@ -205,9 +205,24 @@ def test_bench_passes_quick_and_out(monkeypatch, tmp_path):
 
 
 def test_python_dash_m_comixup():
-    proc = subprocess.run([sys.executable, "-m", "comixup", "--help"], check=False,
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0 and "train" in proc.stdout and "bench" in proc.stdout
+    def run(*args):
+        proc = subprocess.run([sys.executable, "-m", "comixup", *args], check=False,
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    top = run("--help")
+    assert top.startswith("usage: comixup")
+    choices = top[top.index("{") + 1 : top.index("}")].split(",")
+    assert {"train", "eval", "report", "study", "bench"} <= set(choices)
+    train = run("train", "--help")
+    for flag in ("--preset", "--method", "--method-opt", "--arch", "--data", "--epochs",
+                 "--batch-size", "--lr", "--seed", "--device", "--out", "--resume"):
+        assert flag in train, flag
+    assert "{solver,mixers" in run("bench", "--help")
+    bad = subprocess.run([sys.executable, "-m", "comixup", "no-such-command"], check=False,
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "invalid choice" in bad.stderr
 
 
 @pytest.mark.parametrize("method", __import__("comixup.train.methods", fromlist=["x"]).method_names())

@@ -112,8 +112,22 @@ def test_default_cache_dir(monkeypatch, tmp_path):
 
 
 def test_save_sample_grid(tmp_path):
+    from PIL import Image
+
     path = save_sample_grid(tmp_path / "grid.png", SyntheticConfig(**SMALL), rows=2, cols=3)
-    assert path.exists() and path.stat().st_size > 1000
+    with Image.open(path) as img:
+        assert img.format == "PNG"
+        # figsize (1.6 * cols, 1.8 * rows) inches at dpi 100
+        assert img.size == (480, 360)
+        rgb = np.asarray(img.convert("RGB")).astype(np.int64)
+    assert rgb.std() > 20  # not blank: rendered scenes on a white figure
+    assert len(np.unique(rgb.reshape(-1, 3), axis=0)) > 100  # textured images, not flat fills
+    # the boxes are drawn in lime (0, 255, 0): enough pixels for six rectangle outlines
+    lime = (rgb[..., 0] < 60) & (rgb[..., 1] > 200) & (rgb[..., 2] < 60)
+    assert lime.sum() > 600
+    # and the six panels are not all the same image
+    panels = [rgb[r * 180:(r + 1) * 180, c * 160:(c + 1) * 160] for r in range(2) for c in range(3)]
+    assert len({p.tobytes() for p in panels}) == 6
 
 
 def test_registry_lists_every_dataset():

@@ -1,0 +1,118 @@
+"""Label fidelity: does a mixed image show what its soft target says it shows?
+
+Co-Mixup's argument (Sections 1 and 3 of the paper) is that saliency-guided mixing keeps the
+objects its targets name: a target that gives 40% to a class should come with an image in which
+that class's object is visible. This module measures it for any mixer of :mod:`comixup.mixers`
+with the benchmark's ground-truth boxes as object masks, through the mixer protocol: the
+parameters are sampled once on the real batch (:meth:`comixup.mixers.base.Mixer.sample_params`,
+with the graph cuts and transport of Puzzle Mix and Co-Mixup solved on the real saliency) and
+then applied (:meth:`~comixup.mixers.base.Mixer.apply`) to a ``(B, B, H, W)`` stack whose
+channel ``i`` holds source ``i``'s object mask and zeros elsewhere. Channel ``i`` of mixed
+output ``j`` is then the part of object ``i`` that output ``j`` shows, weighted by its mixing
+weight.
+
+For an output ``j`` and a source ``i`` with target share ``t_ji = ratios[j, i] > 0``:
+
+* ``coverage f_ji``: the fraction of object ``i``'s pixels at which output ``j`` shows source
+  ``i`` at all (weight > 0): 1 for Input Mixup, the part of the object inside the kept region
+  for the cut-and-paste methods;
+* ``object share v_ji``: the weighted object mass, ``sum(mixed mask) / sum(mask)``; for Input
+  Mixup ``v_ji = t_ji`` exactly.
+
+Reported over all outputs and sources (:func:`label_fidelity`):
+
+* ``visible``: the target-weighted mean coverage ``sum t f / sum t``: how much of the object a
+  unit of label mass points at is visible;
+* ``hidden_mass``: the share of the label mass on objects less than half visible
+  (``sum_{f < 1/2} t / sum t``);
+* ``hidden_pairs``: the fraction of (output, source) pairs with ``t > 0`` whose object is less
+  than half visible;
+* ``object_mass``: the mean over outputs of ``sum_i v_ji``: the object mass an output carries, in
+  units of one whole object (1 for Input Mixup; above 1 when a mix gathers several objects'
+  salient parts, below when it shows background).
+
+:func:`saliency_in_box` is the share of a model's input-gradient saliency inside the box: how well
+the saliency the guided methods rely on finds the object.
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["FIDELITY_KEYS", "fidelity_from_masks", "label_fidelity", "object_masks",
+           "saliency_in_box"]
+
+#: The keys of :func:`label_fidelity`'s result.
+FIDELITY_KEYS = ("visible", "hidden_mass", "hidden_pairs", "object_mass")
+
+
+def object_masks(masks: torch.Tensor) -> torch.Tensor:
+    """The ``(B, B, H, W)`` stack whose channel ``i`` of sample ``i`` is ``masks[i]`` (float),
+    zeros elsewhere: the input of :meth:`Mixer.apply` for label fidelity."""
+    if not isinstance(masks, torch.Tensor) or masks.dim() != 3:
+        raise ValueError(f"masks must be a (B, H, W) tensor, got {getattr(masks, 'shape', masks)}")
+    b = masks.shape[0]
+    out = torch.zeros(b, b, *masks.shape[1:], dtype=torch.float32, device=masks.device)
+    idx = torch.arange(b, device=masks.device)
+    out[idx, idx] = masks.float()
+    return out
+
+
+def fidelity_from_masks(mixed: torch.Tensor, masks: torch.Tensor, ratios: torch.Tensor) -> dict:
+    """The statistics of the module docstring from the mixed mask stack ``mixed`` ``(B', B, H,
+    W)``, the source masks ``masks`` ``(B, H, W)`` and the ``(B', B)`` target shares ``ratios``.
+    A pixel of object ``i`` counts as shown in output ``j`` where ``mixed[j, i] > 1e-6``."""
+    area = masks.float().flatten(1).sum(1)  # (B,)
+    if bool((area <= 0).any()):
+        raise ValueError("every source needs a non-empty object mask")
+    shown = mixed > 1e-6
+    coverage = shown.float().flatten(2).sum(2) / area[None, :]  # f (B', B)
+    share = mixed.float().flatten(2).sum(2) / area[None, :]  # v (B', B)
+    t = ratios.float().to(mixed.device)
+    pairs = t > 1e-9
+    mass = t[pairs].sum()
+    hidden = pairs & (coverage < 0.5)
+    return {
+        "visible": float((t * coverage)[pairs].sum() / mass),
+        "hidden_mass": float(t[hidden].sum() / mass),
+        "hidden_pairs": float(hidden.sum() / pairs.sum()),
+        "object_mass": float(share.sum(1).mean()),
+    }
+
+
+def label_fidelity(mixer, x: torch.Tensor, y: torch.Tensor, masks: torch.Tensor,
+                   saliency: torch.Tensor | None = None) -> dict:
+    """Label fidelity of one mixed batch (see the module docstring).
+
+    Args:
+        mixer: a :class:`comixup.mixers.base.Mixer` that mixes images (not inside a model).
+        x: images ``(B, C, H, W)``, B >= 2.
+        y: labels ``(B,)`` or soft targets.
+        masks: ``(B, H, W)`` object masks (e.g. :func:`comixup.evaluate.localization.box_mask`
+            of the ground-truth boxes), each non-empty.
+        saliency: ``(B, H, W)`` for the saliency-guided mixers.
+
+    Returns:
+        ``{"visible", "hidden_mass", "hidden_pairs", "object_mass"}`` as floats.
+    """
+    if getattr(mixer, "mixes_in_model", False):
+        raise TypeError(f"{type(mixer).__name__} mixes inside the model: its hidden mixes have "
+                        "no image-space label fidelity")
+    if x.shape[0] < 2:
+        raise ValueError("label fidelity needs a batch of at least 2 images")
+    if masks.shape != (x.shape[0], *x.shape[2:]):
+        raise ValueError(f"masks must have shape {(x.shape[0], *x.shape[2:])}, got "
+                         f"{tuple(masks.shape)}")
+    with torch.no_grad():
+        args = (x, y) if saliency is None else (x, y, saliency)
+        _, _, params = mixer(*args, return_info=True)
+        mixed, _ = mixer.apply(object_masks(masks.to(x.device)), None, params)
+    return fidelity_from_masks(mixed, masks, params.ratios)
+
+
+def saliency_in_box(saliency: torch.Tensor, masks: torch.Tensor) -> float:
+    """The mean over samples of the share of each saliency map inside its object mask."""
+    s = saliency.detach().float().flatten(1)
+    total = s.sum(1).clamp_min(1e-30)
+    inside = (s * masks.flatten(1).float().to(s.device)).sum(1)
+    return float((inside / total).mean())

@@ -78,6 +78,7 @@ _TRAIN_KEYS = {
     "amp_dtype": "amp_dtype", "channels_last": "channels_last",
     "deterministic": "deterministic", "progress": "progress", "tensorboard": "tensorboard",
     "plot": "plot", "early_stop_patience": "early_stop_patience", "label": "label",
+    "snapshots": "snapshots",
     "final_eval": "final_eval",
 }
 
@@ -89,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="comixup",
         description="Co-Mixup (Kim et al., ICLR 2021) and mixup baselines: train, evaluate, "
                     "benchmark.")
-    sub = parser.add_subparsers(dest="command", metavar="{train,eval,report,study,bench}")
+    sub = parser.add_subparsers(dest="command", metavar="{train,eval,report,study,bench,analyze,show}")
     sub.required = True
 
     # -- train -----------------------------------------------------------------------------
@@ -157,6 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--final-eval", action=argparse.BooleanOptionalAction, default=None,
                    help="at the end, evaluate localization and background robustness when the "
                         "dataset has boxes (Tables 2 and 3; default on)")
+    t.add_argument("--snapshots", type=_positive_int, nargs="*", metavar="EPOCH",
+                   help="also keep the model weights after these epochs (snapshots/epoch<N>.pt)")
     t.add_argument("--label", help="the run's column name in comixup report (default: the "
                                    "method)")
     t.add_argument("--print-config", action="store_true",
@@ -244,6 +247,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "mixing statistics of the two graph-cut pair costs")
     b.add_argument("--quick", action="store_true", help="a short run")
     b.add_argument("--out", help="write the results there")
+    from .analysis.commands import add_parsers as _add_analysis_parsers
+
+    _add_analysis_parsers(sub)  # analyze {table6,table7,mixing,timing}, show
     return parser
 
 
@@ -412,6 +418,18 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    from .analysis.commands import analyze
+
+    return analyze(args)
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    from .analysis.commands import show
+
+    return show(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``comixup`` / ``python -m comixup``; returns the exit status.
 
@@ -422,7 +440,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     commands = {"train": _cmd_train, "eval": _cmd_eval, "report": _cmd_report,
-                "study": _cmd_study, "bench": _cmd_bench}
+                "study": _cmd_study, "bench": _cmd_bench, "analyze": _cmd_analyze,
+                "show": _cmd_show}
     try:
         return commands[args.command](args)
     except (ValueError, TypeError, FileNotFoundError, ImportError) as exc:

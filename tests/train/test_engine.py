@@ -148,3 +148,13 @@ def test_autocast_dtype_is_one_choice_for_training_and_eval():
         expected = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         assert autocast_dtype(TrainConfig(amp=True, amp_dtype="bf16"), cuda) is expected
         assert autocast_dtype(TrainConfig(amp=True, amp_dtype="fp16"), cuda) is torch.float16
+
+def test_snapshots_keep_the_weights_of_the_listed_epochs(tiny, tmp_path):
+    result = train(tiny(epochs=2, snapshots=[1]))
+    snap = torch.load(result.out_dir / "snapshots" / "epoch1.pt", weights_only=True)
+    assert snap["epoch"] == 1 and set(snap["model"]) == set(result.model.state_dict())
+    assert not (result.out_dir / "snapshots" / "epoch2.pt").exists()
+    final = {k: v for k, v in result.model.state_dict().items() if v.is_floating_point()}
+    assert any(not torch.equal(snap["model"][k], v) for k, v in final.items())  # trained on
+    with pytest.raises(ValueError, match="snapshots"):
+        train(tiny(snapshots=[0]))

@@ -103,6 +103,8 @@ class TrainConfig:
         lr_points: ``[[epoch, lr], ...]`` for the ``piecewise`` schedule (epochs increasing;
             fractional epochs allowed).
         phases: list of :class:`Phase` dicts (``start``, ``batch_size``, ``data_options``).
+        snapshots: epochs after which the model's weights are also kept in
+            ``snapshots/epoch<N>.pt`` (for analyses over training, e.g. label fidelity).
         early_stop_patience: stop when the accuracy on ``early_stop_split`` has not improved for
             this many epochs (``None``: never).
         early_stop_split: the split watched by early stopping (``"val"``).
@@ -149,6 +151,7 @@ class TrainConfig:
     gamma: float = 0.1
     lr_points: list = field(default_factory=list)
     phases: list = field(default_factory=list)
+    snapshots: list = field(default_factory=list)
     early_stop_patience: int | None = None
     early_stop_split: str = "val"
     limit_train: int | None = None
@@ -248,6 +251,10 @@ class TrainConfig:
         for m in self.milestones:
             _int(m, "milestones[]", 0)
         _float(self.gamma, "gamma", 0.0)
+        if not isinstance(self.snapshots, list):
+            raise TypeError(f"snapshots must be a list of epochs, got {self.snapshots!r}")
+        for epoch in self.snapshots:
+            _int(epoch, "snapshots[]", 1)
         self._validate_lr_points()
         self._validate_phases()
         _opt_int(self.early_stop_patience, "early_stop_patience", 1)

@@ -15,7 +15,8 @@
    robustness (Table 3), see :mod:`comixup.evaluate.suite`.
 
 A run directory holds ``config.json`` (the resolved configuration), ``metrics.csv`` (one row
-per epoch), ``last.pt`` (the latest checkpoint), ``summary.json`` and ``reliability.png``.
+per epoch), ``last.pt`` (the latest checkpoint), ``summary.json`` and ``reliability.png``, and
+``snapshots/epoch<N>.pt`` (model weights) for the epochs listed in ``snapshots``.
 """
 
 from __future__ import annotations
@@ -466,6 +467,10 @@ class _Run:
                 "metrics": {k: v for k, v in row.items() if v != ""},
                 "world_size": self.world.world_size,
             }, self.out_dir / "last.pt")
+            if row["epoch"] in self.cfg.snapshots:
+                ckpt_io.save_atomic({"format": ckpt_io.FORMAT, "epoch": row["epoch"],
+                                     "config": self.cfg.to_dict(), "model": self.net.state_dict()},
+                                    self.out_dir / "snapshots" / f"epoch{row['epoch']}.pt")
         self.history.append(row)
         self.log(_fmt(row))
 

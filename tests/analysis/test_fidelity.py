@@ -75,3 +75,21 @@ def test_object_masks_and_saliency_in_box():
     assert stack.shape == (3, 3, 2, 2) and stack.sum() == 3 and stack[1, 1, 0, 0] == 1
     sal = torch.ones(3, 2, 2)
     assert saliency_in_box(sal, masks) == pytest.approx(0.25)
+
+
+def test_fidelity_over_training_reads_snapshots_and_last(tmp_path):
+    from comixup.analysis.fidelity import fidelity_over_training
+    from comixup.train import train
+
+    settings = {"method": "cutmix", "arch": "lenet", "data": "synthetic",
+                "data_dir": str(tmp_path / "data"),
+                "data_options": {"image_size": 16, "num_train": 64, "num_test": 32},
+                "epochs": 2, "batch_size": 16, "device": "cpu", "threads": 1, "progress": False,
+                "tensorboard": False, "plot": False, "final_eval": False, "snapshots": [1],
+                "out": str(tmp_path / "run")}
+    train(settings)
+    rows = fidelity_over_training([tmp_path / "run"], batches=2, batch_size=16, progress=False)
+    assert [r["epoch"] for r in rows] == [1, 2]
+    for r in rows:
+        assert r["method"] == "cutmix" and 0.0 <= r["saliency_in_box"] <= 1.0
+        assert 0.0 < r["visible"] <= 1.0 and 0.0 <= r["hidden_mass"] <= 1.0

@@ -116,3 +116,91 @@ def saliency_in_box(saliency: torch.Tensor, masks: torch.Tensor) -> float:
     total = s.sum(1).clamp_min(1e-30)
     inside = (s * masks.flatten(1).float().to(s.device)).sum(1)
     return float((inside / total).mean())
+
+
+def _checkpoints(run_dir) -> list:
+    """``[(epoch, path)]`` of a run's snapshots and its ``last.pt``, in epoch order."""
+    from pathlib import Path
+
+    from ..train import checkpoint as ckpt_io
+
+    run_dir = Path(run_dir)
+    found = {}
+    for path in sorted((run_dir / "snapshots").glob("epoch*.pt")):
+        found[int(path.stem[len("epoch"):])] = path
+    if (run_dir / "last.pt").is_file():
+        found.setdefault(int(ckpt_io.load(run_dir / "last.pt")["epoch"]), run_dir / "last.pt")
+    return sorted(found.items())
+
+
+def fidelity_over_training(run_dirs, *, batches: int = 5, batch_size: int = 100, seed: int = 0,
+                           device: str = "cpu", progress: bool = True) -> list[dict]:
+    """Label fidelity and saliency-in-box of each run at each of its snapshots (and last.pt).
+
+    For every run directory: its test set (which must have boxes), its method's mixer built
+    from the run's configuration (seeded with ``seed``), and for each checkpoint the model's
+    eval-mode input-gradient saliency (:func:`comixup.saliency.clean_loss_and_saliency` with
+    ``clean_lam=0``) on ``batches`` test batches of ``batch_size``. The mixer's parameters are
+    sampled with that saliency, so Co-Mixup's and Puzzle Mix's fidelity follows the model.
+
+    Returns:
+        One row per (run, epoch): ``label``, ``method``, ``seed``, ``epoch``,
+        ``saliency_in_box`` and the :data:`FIDELITY_KEYS` (None for methods without an
+        image-space mixer: Vanilla, Manifold Mixup, VAT).
+    """
+    import json
+    from pathlib import Path
+
+    from tqdm.auto import tqdm
+
+    from ..evaluate.localization import box_mask
+    from ..saliency import clean_loss_and_saliency
+    from ..train import checkpoint as ckpt_io
+    from ..train.config import TrainConfig
+    from ..train.engine import build_data, build_model, resolve_device
+    from ..train.methods import METHODS, create_method
+
+    dev = resolve_device(device)
+    rows = []
+    for run_dir in run_dirs:
+        run_dir = Path(run_dir)
+        cfg = TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
+        dataset = build_data(cfg, "test", train_transform=False, limit=cfg.limit_test)
+        if getattr(dataset, "all_boxes", None) is None:
+            raise ValueError(f"{run_dir}: the test set of {cfg.data!r} has no per-image boxes "
+                             "(label fidelity runs on the synthetic benchmark)")
+        info = dataset.info
+        options = cfg.effective_method_options()
+        if getattr(METHODS[cfg.method], "uses_normalization", False):
+            options.setdefault("mean", list(info.mean))
+            options.setdefault("std", list(info.std))
+        n = min(len(dataset), batches * batch_size)
+        order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[:n]
+        samples = [dataset[int(i)] for i in order]
+        images = torch.stack([s[0] for s in samples])
+        labels = torch.tensor([int(s[1]) for s in samples])
+        masks = box_mask(dataset.all_boxes[order], *images.shape[2:])
+        for epoch, path in tqdm(_checkpoints(run_dir), desc=run_dir.name, disable=not progress):
+            model = build_model(cfg, info.num_classes, info.channels)
+            model.load_state_dict(ckpt_io.load(path)["model"])
+            model.to(dev)
+            mixer = create_method(cfg.method, info.num_classes, seed=seed, **options).mixer
+            image_mixer = mixer is not None and hasattr(mixer, "apply") \
+                and not getattr(mixer, "mixes_in_model", False)
+            stats = {k: [] for k in ("saliency_in_box", *FIDELITY_KEYS)}
+            for start in range(0, n, batch_size):
+                x = images[start:start + batch_size].to(dev)
+                y = labels[start:start + batch_size].to(dev)
+                m = masks[start:start + batch_size]
+                _, sal = clean_loss_and_saliency(model, x, y, clean_lam=0)
+                stats["saliency_in_box"].append(saliency_in_box(sal, m))
+                if image_mixer and x.shape[0] >= 2:
+                    got = label_fidelity(mixer, x, y, m.to(dev),
+                                         sal if getattr(mixer, "uses_saliency", False) else None)
+                    for k in FIDELITY_KEYS:
+                        stats[k].append(got[k])
+            row = {"label": cfg.label or cfg.method, "method": cfg.method, "seed": cfg.seed,
+                   "epoch": epoch, "run": str(run_dir)}
+            row.update({k: (sum(v) / len(v) if v else None) for k, v in stats.items()})
+            rows.append(row)
+    return rows

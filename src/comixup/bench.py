@@ -25,72 +25,8 @@ __all__ = [
     "labeling_statistics",
 ]
 
-#: The brute-force configurations of Table 6 (Appendix D.1): (m = m', grid side), n = side^2.
-TABLE6_CONFIGS = ((2, 2), (2, 3), (3, 2))
-
-
-def realistic_saliency(batch: int, size: int = 32, *, rng: np.random.Generator) -> np.ndarray:
-    """Saliency maps with one Gaussian object per image plus weak noise, ``(batch, size, size)``.
-
-    Object centres are uniform in the image, widths uniform in ``[size/16, size/4]``, peak heights
-    uniform in ``[0.5, 1]``; the noise is ``|N(0, 0.05^2)|`` per pixel. This is the "realistic
-    saliency" of the solver benchmark (issue: one Gaussian object per 32x32 image plus weak noise).
-    """
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
-    centre = rng.uniform(0, size, size=(batch, 2))
-    width = rng.uniform(size / 16, size / 4, size=batch)
-    height = rng.uniform(0.5, 1.0, size=batch)
-    d2 = (yy[None] - centre[:, 0, None, None]) ** 2 + (xx[None] - centre[:, 1, None, None]) ** 2
-    sal = height[:, None, None] * np.exp(-d2 / (2 * width[:, None, None] ** 2))
-    return sal + np.abs(rng.normal(0, 0.05, size=sal.shape))
-
-
-def realistic_costs(m: int, grid: int = 4, size: int = 32, *, rng: np.random.Generator):
-    """Unary cost ``(m, grid, grid)`` and compatibility ``A`` of one partition of realistic saliency.
-
-    Builds the saliency with :func:`realistic_saliency`, then runs the same pooling,
-    normalization and compatibility code as :class:`comixup.CoMixup` (notes 1.3, 1.6).
-    """
-    from .saliency import compatibility, pooled_unary, salient_location
-
-    sal = torch.from_numpy(realistic_saliency(m, size, rng=rng)).float()
-    cost = -pooled_unary(sal, grid).double().numpy()
-    A = compatibility(salient_location(sal)).numpy()
-    return cost, A
-
-
-def table6_relative_error(m: int, side: int, *, seeds: int = 100, restarts: int = 4,
-                          polish: int = 100, levels: int = 2, random_samples: int = 500) -> dict:
-    """Appendix D.1 / Table 6: Algorithm 1 against brute force on a tiny problem.
-
-    For each seed: unary cost uniform on [0, 1] of shape ``(m, side, side)``, the Dirichlet prior
-    of the paper's hyperparameters folded into it, ``A = I``, hard clipping, ``m' = m``. Reports
-    the mean objective of :func:`comixup.solver.solve` (with the given ``restarts``/``polish``),
-    of the brute-force optimum, of uniformly random labelings (``random_samples`` draws), and the
-    mean relative error ``(f_solve - f_opt) / (f_random - f_opt)``.
-    """
-    from .solver import dirichlet_prior, objective, solve, solve_exact
-
-    n = side * side
-    kw = dict(beta=0.32, gamma=1.0, tau=0.83, threshold="hard")
-    f_solve, f_opt, f_rand, rel = [], [], [], []
-    for seed in range(seeds):
-        rng = np.random.default_rng(seed)
-        cost = rng.random((m, side, side))
-        cost = cost + dirichlet_prior(m, n, eta=0.05, alpha=2.0, rng=rng)[:, None, None]
-        A = np.eye(m)
-        z = solve(cost, A, eta=0.0, levels=levels, rng=rng, restarts=restarts, polish=polish, **kw)
-        fs = objective(cost, z, A, **kw)
-        _, fo = solve_exact(cost, A, levels=levels, **kw)
-        draws = np.eye(m)[rng.integers(m, size=(random_samples, m, side, side))]
-        fr = float(np.mean([objective(cost, d, A, **kw) for d in draws]))
-        f_solve.append(fs)
-        f_opt.append(fo)
-        f_rand.append(fr)
-        rel.append((fs - fo) / (fr - fo))
-    return dict(m=m, n=n, f_solve=float(np.mean(f_solve)), f_opt=float(np.mean(f_opt)),
-                f_random=float(np.mean(f_rand)), rel_error=float(np.mean(rel)),
-                max_rel_error=float(np.max(rel)))
+from .analysis.problems import realistic_costs, realistic_saliency  # noqa: E402  (shared)
+from .analysis.table6 import TABLE6_CONFIGS, table6_relative_error  # noqa: E402  (shared)
 
 
 def labeling_statistics(z: np.ndarray) -> dict:
@@ -151,7 +87,7 @@ def bench_solver(args: argparse.Namespace | None = None) -> list[dict]:
     thread, after warm-up) and the mean objective (Eq. (1) without prior) over the same problems;
     then ``CoMixup`` end to end on a batch of 100x3x32x32 with 1 and 2 workers.
     """
-    from .solver import objective, solve
+    from .analysis.timing import solver_timing
 
     quick = bool(getattr(args, "quick", False))
     ms = (2, 10, 20) if quick else (2, 10, 20, 50, 100)
@@ -160,24 +96,9 @@ def bench_solver(args: argparse.Namespace | None = None) -> list[dict]:
     rows = []
     print(f"# comixup bench solver  (cpus={os.cpu_count()}, torch threads=1, numba, 4x4 grid, n_iter=4)")
     print(f"{'m':>4} {'|L|':>4} {'median ms':>10} {'mean f':>10} {'std f':>8}")
-    warm_cost, warm_a = realistic_costs(4, rng=np.random.default_rng(0))
-    for levels in (2, 3, 4):
-        solve(warm_cost, warm_a, levels=levels, rng=np.random.default_rng(0))
-    for m in ms:
-        reps = problems if m <= 20 else max(5, problems // (m // 10))
-        cases = [realistic_costs(m, rng=np.random.default_rng(1000 + s)) for s in range(reps)]
-        for levels in (2, 3, 4):
-            times, values = [], []
-            for s, (cost, A) in enumerate(cases):
-                rng = np.random.default_rng(s)
-                t0 = time.perf_counter()
-                z = solve(cost, A, levels=levels, rng=rng)
-                times.append(time.perf_counter() - t0)
-                values.append(objective(cost, z, A, beta=0.32, gamma=1.0, tau=0.83))
-            row = dict(m=m, levels=levels, median_ms=1e3 * statistics.median(times),
-                       mean_f=float(np.mean(values)), std_f=float(np.std(values)))
-            rows.append(row)
-            print(f"{m:>4} {levels:>4} {row['median_ms']:>10.3f} {row['mean_f']:>10.3f} {row['std_f']:>8.3f}")
+    for row in solver_timing(ms, (2, 3, 4), problems=problems):  # shared with Figure 6
+        rows.append(row)
+        print(f"{row['m']:>4} {row['levels']:>4} {row['median_ms']:>10.3f} {row['mean_f']:>10.3f} {row['std_f']:>8.3f}")
     _bench_comixup_end_to_end(rows, quick)
     print("# Table 6 (|L| = 2, unary U[0, 1], hard clipping, 100 seeds)")
     print(f"{'m':>3} {'n':>3} {'settings':>22} {'f_solve':>8} {'f_opt':>8} {'f_random':>9} {'rel err':>8}")

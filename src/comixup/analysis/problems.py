@@ -1,0 +1,88 @@
+"""Test problems of the algorithm analysis (Appendix D) and of the solver benchmark.
+
+* :func:`uniform_problem`: the setting of Appendix D.1 / Table 6, reused for Table 7 (D.2): a
+  unary cost uniform on ``[0, 1]``, the Dirichlet prior of Eq. (1) with the paper's
+  hyperparameters (``eta = 0.05``, ``alpha = 2``, Appendix E) folded into it, and ``A = I``.
+* :func:`realistic_saliency`, :func:`realistic_costs`: one Gaussian object per image plus weak
+  noise, pooled and normalized as :class:`comixup.CoMixup` does (Section 4.1); the problems of
+  ``comixup bench solver`` and of Figure 6 (Appendix C).
+* :func:`random_labelings`: uniformly random one-hot labelings, the "random guess" of Tables 6
+  and 7.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .._checks import check_int
+
+__all__ = ["uniform_problem", "realistic_saliency", "realistic_costs", "random_labelings"]
+
+
+def _check_rng(rng) -> np.random.Generator:
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+    return rng
+
+
+def uniform_problem(m: int, side: int, *, rng: np.random.Generator, eta: float = 0.05,
+                    alpha: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
+    """Cost ``(m, side, side)`` and ``A = I`` of the setting of Appendix D.1 (Table 6).
+
+    The unary cost is drawn uniform on ``[0, 1]`` (first draw of ``rng``), then the prior term of
+    Eq. (1), ``-eta/n log(lambda_i + 1e-8)`` with ``lambda ~ Dirichlet(alpha 1_m)``, is added to
+    every cell of input ``i`` (second draw; :func:`comixup.solver.dirichlet_prior`). Solvers
+    are then run with ``eta = 0`` so that every method sees the same prior.
+    """
+    from ..solver import dirichlet_prior
+
+    m = check_int("m", m, 1)
+    side = check_int("side", side, 1)
+    rng = _check_rng(rng)
+    cost = rng.random((m, side, side))
+    cost = cost + dirichlet_prior(m, side * side, eta=eta, alpha=alpha, rng=rng)[:, None, None]
+    return cost, np.eye(m)
+
+
+def random_labelings(m: int, n_out: int, h: int, w: int, size: int, *,
+                     rng: np.random.Generator) -> np.ndarray:
+    """``size`` uniformly random one-hot labelings, ``(size, n_out, h, w, m)`` float64.
+
+    Every cell of every output takes one of the ``m`` inputs uniformly (the random guess of
+    Appendix D, Tables 6 and 7).
+    """
+    rng = _check_rng(rng)
+    size = check_int("size", size, 1)
+    return np.eye(m)[rng.integers(m, size=(size, n_out, h, w))]
+
+
+def realistic_saliency(batch: int, size: int = 32, *, rng: np.random.Generator) -> np.ndarray:
+    """Saliency maps with one Gaussian object per image plus weak noise, ``(batch, size, size)``.
+
+    Object centres are uniform in the image, widths uniform in ``[size/16, size/4]``, peak heights
+    uniform in ``[0.5, 1]``; the noise is ``|N(0, 0.05^2)|`` per pixel. This is the "realistic
+    saliency" of the solver benchmark (one Gaussian object per 32x32 image plus weak noise).
+    """
+    rng = _check_rng(rng)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
+    centre = rng.uniform(0, size, size=(batch, 2))
+    width = rng.uniform(size / 16, size / 4, size=batch)
+    height = rng.uniform(0.5, 1.0, size=batch)
+    d2 = (yy[None] - centre[:, 0, None, None]) ** 2 + (xx[None] - centre[:, 1, None, None]) ** 2
+    sal = height[:, None, None] * np.exp(-d2 / (2 * width[:, None, None] ** 2))
+    return sal + np.abs(rng.normal(0, 0.05, size=sal.shape))
+
+
+def realistic_costs(m: int, grid: int = 4, size: int = 32, *, rng: np.random.Generator):
+    """Unary cost ``(m, grid, grid)`` and compatibility ``A`` of one partition of realistic saliency.
+
+    Builds the saliency with :func:`realistic_saliency`, then runs the same pooling,
+    normalization and compatibility code as :class:`comixup.CoMixup` (Section 4.1, Appendix E).
+    """
+    from ..saliency import compatibility, pooled_unary, salient_location
+
+    sal = torch.from_numpy(realistic_saliency(m, size, rng=rng)).float()
+    cost = -pooled_unary(sal, grid).double().numpy()
+    A = compatibility(salient_location(sal)).numpy()
+    return cost, A

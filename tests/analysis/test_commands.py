@@ -1,0 +1,101 @@
+"""Every analysis command through ``comixup`` with tiny settings, and the shared code paths."""
+
+import csv
+
+import numpy as np
+import pytest
+
+from comixup import bench
+from comixup.analysis import table6, timing
+from comixup.cli import main
+
+
+def _csv(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def test_analyze_table6(tmp_path, capsys):
+    assert main(["analyze", "table6", "--seeds", "2", "--out", str(tmp_path), "--no-progress"]) == 0
+    rows = _csv(tmp_path / "table6.csv")
+    assert len(rows) == 6  # three configurations x two solve variants
+    for r in rows:
+        assert float(r["f_opt"]) <= float(r["f_solve"]) + 1e-9
+        assert float(r["f_opt"]) <= float(r["f_random"])
+    assert "0.004" in (tmp_path / "table6.md").read_text()  # the paper's value beside ours
+
+
+def test_bench_and_analysis_share_table6():
+    assert bench.table6_relative_error is table6.table6_relative_error
+    optima = {}
+    a = table6.table6_relative_error(2, 2, seeds=2, restarts=1, polish=0, optima=optima)
+    b = table6.table6_relative_error(2, 2, seeds=2, restarts=1, polish=0, optima=optima)
+    a.pop("solve_ms"), b.pop("solve_ms")
+    assert a == b and len(optima) == 2
+    # The cached optima are used, not recomputed.
+    c = table6.table6_relative_error(2, 2, seeds=2, restarts=1, polish=0,
+                                     optima={0: -100.0, 1: -100.0})
+    assert c["f_opt"] == -100.0
+
+
+def test_analyze_table7(tmp_path):
+    assert main(["analyze", "table7", "--seeds", "2", "--m", "3", "4", "--grid", "2",
+                 "--out", str(tmp_path), "--no-progress"]) == 0
+    summary = _csv(tmp_path / "table7.csv")
+    assert [(r["m"], r["method"]) for r in summary][:3] == [
+        ("3", "Algorithm 1"), ("3", "Narasimhan-Bilmes"), ("3", "Random")]
+    assert len(_csv(tmp_path / "table7_runs.csv")) == 2 * 2 * 3
+    assert "Table 8" in (tmp_path / "table7.md").read_text()
+
+
+def test_analyze_timing_shares_bench_code(tmp_path):
+    rows = list(timing.solver_timing((2, 3), (2, 3), problems=2))
+    assert [(r["m"], r["levels"]) for r in rows] == [(2, 2), (2, 3), (3, 2), (3, 3)]
+    assert main(["analyze", "timing", "--problems", "1", "--m", "2", "--out", str(tmp_path),
+                 "--no-progress"]) == 0
+    assert len(_csv(tmp_path / "timing.csv")) == 3
+    assert (tmp_path / "timing.png").stat().st_size > 0
+
+
+def test_analyze_mixing(tmp_path):
+    assert main(["analyze", "mixing", "--batch", "8", "--epochs", "1", "--train-images", "40",
+                 "--draws", "1", "--taus", "0.5", "--out", str(tmp_path), "--no-progress"]) == 0
+    rows = _csv(tmp_path / "mixing.csv")
+    assert [r["method"] for r in rows] == ["none", "mixup", "cutmix", "puzzlemix", "comixup",
+                                           "comixup"]
+    assert float(rows[0]["batch_saliency"]) == pytest.approx(1.0)
+    assert float(rows[0]["diversity"]) == 1.0
+    assert (tmp_path / "mixing.png").stat().st_size > 0
+
+
+def test_show_synthetic_two_taus(tmp_path, capsys):
+    out = tmp_path / "s.png"
+    assert main(["show", "--method", "comixup", "--tau", "0.5", "1.0", "--batch", "4",
+                 "--out", str(out)]) == 0
+    assert out.stat().st_size > 0
+    assert "ground-truth object box" in capsys.readouterr().out
+
+
+def test_show_image_folder(tmp_path, capsys):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 255, (40, 50, 3), dtype=np.uint8)).save(
+            tmp_path / f"im{i}.{'png' if i else 'jpg'}")
+    out = tmp_path / "f.png"
+    assert main(["show", "--method", "puzzlemix", "--images", str(tmp_path), "--size", "32",
+                 "--out", str(out)]) == 0
+    assert out.stat().st_size > 0
+    assert "gradient magnitude" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["show", "--method", "mixup", "--tau", "0.5"], "--tau applies to --method comixup"),
+    (["show", "--images", "/nonexistent/dir"], "no such directory"),
+    (["show", "--saliency", "model"], "--saliency model needs --checkpoint"),
+])
+def test_user_errors_are_one_line(argv, message, capsys, tmp_path):
+    assert main(argv + ["--out", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("comixup: error:") and message in err[0]

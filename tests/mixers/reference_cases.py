@@ -72,7 +72,7 @@ def run_cases() -> dict[str, torch.Tensor]:
     )
 
     x, y, sal = inputs()
-    gen = lambda seed: torch.Generator().manual_seed(seed)  # noqa: E731
+    gen = lambda seed: torch.Generator().manual_seed(seed)
     mixers = {
         "mixup": (InputMixup(NUM_CLASSES, generator=gen(1)), False),
         "cutmix": (CutMix(NUM_CLASSES, generator=gen(2)), False),

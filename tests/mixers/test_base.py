@@ -69,7 +69,7 @@ def test_return_info_gives_the_params_with_source_ratios(name):
     x_mix, y_mix, info = mixer(*_args(mixer, x, y, sal), return_info=True)
     assert isinstance(info, MixParams)
     assert info.ratios.shape == (6, 6) and info["ratios"] is info.ratios and "ratios" in info
-    assert "ratios" in info.keys() and info.get("no such key", 3) == 3
+    assert "ratios" in list(info.keys()) and info.get("no such key", 3) == 3
     with pytest.raises(KeyError):
         info["no such key"]
     assert bool((info.ratios >= 0).all())

@@ -45,11 +45,11 @@ def run_cases() -> dict[str, np.ndarray]:
         out[key + "/f"] = np.array(objective(cost, z, a, beta=0.32, gamma=1.0, tau=0.83,
                                              threshold=threshold))
     extra = {
-        "restarts": dict(restarts=3),
-        "polish": dict(polish=4, levels=2),
-        "n_out": dict(n_out=3, n_iter=5),
-        "params": dict(beta=0.5, gamma=2.0, eta=0.1, tau=0.5, alpha=0.7, resolve=False),
-        "no_prior": dict(eta=0.0),
+        "restarts": {"restarts": 3},
+        "polish": {"polish": 4, "levels": 2},
+        "n_out": {"n_out": 3, "n_iter": 5},
+        "params": {"beta": 0.5, "gamma": 2.0, "eta": 0.1, "tau": 0.5, "alpha": 0.7, "resolve": False},
+        "no_prior": {"eta": 0.0},
     }
     for name, kwargs in extra.items():
         cost, a = problem(7)

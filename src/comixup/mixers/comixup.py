@@ -28,7 +28,7 @@ import torch
 
 from ..saliency import compatibility, pooled_unary, salient_location
 from ..solver import LEVELS, PAIRWISE, THRESHOLDS, Hyperparameters, solve
-from .base import MixParams, Mixer, ThreadedMixer, check_int
+from .base import Mixer, MixParams, ThreadedMixer, check_int
 
 __all__ = ["CoMixup", "CoMixupParams", "grid_index", "mix", "top_sources"]
 

@@ -42,7 +42,6 @@ import numbers
 
 import torch
 
-from .base import check_int, check_number
 from .mixup import WeightedMixer, WeightParams, _weighted_sum
 
 __all__ = ["ManifoldMixup", "ManifoldParams"]

@@ -33,7 +33,7 @@ import numbers
 
 import torch
 
-from .base import MixParams, Mixer, check_generator, check_int, check_number, permutation_ratios
+from .base import Mixer, MixParams, check_generator, check_int, check_number, permutation_ratios
 
 __all__ = ["InputMixup", "WeightParams", "WeightedMixer", "mix_pair", "sample_lambda",
            "sample_weights"]

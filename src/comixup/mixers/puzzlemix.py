@@ -69,7 +69,7 @@ import torch.nn.functional as F
 
 from ..saliency import pooled_unary
 from ..solver.graphcut import swap_inplace
-from .base import MixParams, Mixer, ThreadedMixer, check_int, check_number, permutation_ratios
+from .base import Mixer, MixParams, ThreadedMixer, check_int, check_number, permutation_ratios
 from .mixup import sample_lambda
 
 __all__ = [

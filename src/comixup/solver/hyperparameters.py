@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 from .._checks import check_number
 
-__all__ = ["Hyperparameters", "EffectiveHyperparameters"]
+__all__ = ["EffectiveHyperparameters", "Hyperparameters"]
 
 
 class EffectiveHyperparameters(NamedTuple):

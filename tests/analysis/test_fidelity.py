@@ -93,3 +93,22 @@ def test_fidelity_over_training_reads_snapshots_and_last(tmp_path):
     for r in rows:
         assert r["method"] == "cutmix" and 0.0 <= r["saliency_in_box"] <= 1.0
         assert 0.0 < r["visible"] <= 1.0 and 0.0 <= r["hidden_mass"] <= 1.0
+
+
+def test_analyze_fidelity_command_writes_the_table(tmp_path, capsys):
+    from comixup.cli import main
+    from comixup.train import train
+
+    for seed in (0, 1):
+        train({"method": "mixup", "arch": "lenet", "data": "synthetic", "seed": seed,
+               "data_dir": str(tmp_path / "data"),
+               "data_options": {"image_size": 16, "num_train": 64, "num_test": 32},
+               "epochs": 1, "batch_size": 16, "device": "cpu", "threads": 1, "progress": False,
+               "tensorboard": False, "plot": False, "final_eval": False,
+               "out": str(tmp_path / "study" / "mixup" / f"seed{seed}")})
+    assert main(["analyze", "fidelity", str(tmp_path / "study"), "--batches", "1", "--batch",
+                 "16", "--out", str(tmp_path / "out"), "--no-progress"]) == 0
+    text = (tmp_path / "out" / "fidelity.md").read_text()
+    assert "| mixup | 1 | 2 |" in text and "100.0 ± 0.0" in text  # Input Mixup shows every object
+    assert len((tmp_path / "out" / "fidelity.csv").read_text().splitlines()) == 3
+    capsys.readouterr()

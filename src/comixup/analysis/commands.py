@@ -45,7 +45,7 @@ def add_parsers(sub) -> None:
     a = sub.add_parser("analyze", help="algorithm analysis: Tables 6-8, Figures 2 and 6",
                        description="Algorithm analysis of Co-Mixup (Appendix D, Figures 2 and "
                                    "6). See docs/analysis.md.")
-    asub = a.add_subparsers(dest="analysis", metavar="{table6,table7,mixing,timing}")
+    asub = a.add_subparsers(dest="analysis", metavar="{table6,table7,mixing,timing,fidelity}")
     asub.required = True
     t6 = asub.add_parser("table6", help="Table 6: Algorithm 1 against brute force")
     t6.add_argument("--seeds", type=_int_at_least(1), default=100, help="seeds (default 100)")
@@ -77,7 +77,15 @@ def add_parsers(sub) -> None:
     tm.add_argument("--problems", type=_int_at_least(1), default=100,
                     help="problems per (m, |L|) (default 100, the paper's trials)")
     tm.add_argument("--m", type=_int_at_least(2), nargs="+", default=[2, 10, 20, 50, 100])
-    for p in (t6, t7, mx, tm):
+    fd = asub.add_parser("fidelity", help="label fidelity and saliency-in-box of trained runs "
+                                          "over their snapshots")
+    fd.add_argument("runs", nargs="+", metavar="RUN_DIR",
+                    help="run directories, or directories holding them (e.g. a study)")
+    fd.add_argument("--batches", type=_int_at_least(1), default=5,
+                    help="test batches per checkpoint (default 5)")
+    fd.add_argument("--batch", type=_int_at_least(2), default=100, help="batch size (default 100)")
+    fd.add_argument("--seed", type=_int_at_least(0), default=0)
+    for p in (t6, t7, mx, tm, fd):
         p.add_argument("--out", default="analysis-results", metavar="DIR", help=_OUT_HELP)
         p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
                        help="progress bars (default on)")
@@ -120,6 +128,11 @@ def analyze(args: argparse.Namespace) -> int:
         run_mixing(checkpoint=args.checkpoint, taus=args.taus, batch=args.batch,
                    epochs=args.epochs, train_images=args.train_images, draws=args.draws,
                    seed=args.seed, **kw)
+    elif args.analysis == "fidelity":
+        from .fidelity import run_fidelity
+
+        run_fidelity(args.runs, batches=args.batches, batch_size=args.batch, seed=args.seed,
+                     **kw)
     else:
         from .timing import run_timing
 

@@ -39,8 +39,8 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["FIDELITY_KEYS", "fidelity_from_masks", "label_fidelity", "object_masks",
-           "saliency_in_box"]
+__all__ = ["FIDELITY_KEYS", "fidelity_from_masks", "fidelity_over_training", "label_fidelity",
+           "object_masks", "run_fidelity", "saliency_in_box"]
 
 #: The keys of :func:`label_fidelity`'s result.
 FIDELITY_KEYS = ("visible", "hidden_mass", "hidden_pairs", "object_mass")
@@ -203,4 +203,54 @@ def fidelity_over_training(run_dirs, *, batches: int = 5, batch_size: int = 100,
                    "epoch": epoch, "run": str(run_dir)}
             row.update({k: (sum(v) / len(v) if v else None) for k, v in stats.items()})
             rows.append(row)
+    return rows
+
+
+def run_fidelity(paths, *, batches: int = 5, batch_size: int = 100, seed: int = 0,
+                 out="analysis-results", show_progress: bool = True, log=print) -> list[dict]:
+    """``comixup analyze fidelity``: :func:`fidelity_over_training` of every run found under
+    ``paths``, averaged over the seeds of each (label, epoch), printed as a Markdown table and
+    written to ``OUT/fidelity.md`` and ``OUT/fidelity.csv`` (one row per run and epoch)."""
+    import csv
+    import math
+    from pathlib import Path
+
+    from ..evaluate.report import find_runs
+
+    runs = find_runs(paths)
+    if not runs:
+        raise ValueError(f"no run directory (with config.json) under {list(map(str, paths))}")
+    rows = fidelity_over_training(runs, batches=batches, batch_size=batch_size, seed=seed,
+                                  progress=show_progress)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    keys = ["label", "method", "seed", "epoch", "saliency_in_box", *FIDELITY_KEYS, "run"]
+    with open(out / "fidelity.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(rows)
+    groups: dict = {}
+    for row in rows:
+        groups.setdefault((row["label"], row["epoch"]), []).append(row)
+
+    def cell(values):
+        values = [v for v in values if v is not None]
+        if not values:
+            return "-"
+        mean = sum(values) / len(values)
+        if len(values) == 1:
+            return f"{100 * mean:.1f}"
+        std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+        return f"{100 * mean:.1f} ± {100 * std:.1f}"
+
+    header = ["method", "epoch", "n", "saliency in box (%)", "visible (%)", "hidden mass (%)",
+              "hidden pairs (%)", "object mass (%)"]
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    for (label, epoch), members in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1])):
+        cells = [cell([m[k] for m in members]) for k in ("saliency_in_box", *FIDELITY_KEYS)]
+        lines.append(f"| {label} | {epoch} | {len(members)} | " + " | ".join(cells) + " |")
+    text = "\n".join(lines)
+    (out / "fidelity.md").write_text(text + "\n")
+    log(text)
+    log(f"wrote {out / 'fidelity.md'}, {out / 'fidelity.csv'}")
     return rows

@@ -7,10 +7,10 @@ tables of Appendix D (Tables 6-8), a Markdown file that prints the paper's value
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
-__all__ = ["write_csv", "markdown_table", "pyplot", "out_dir", "progress"]
+__all__ = ["markdown_table", "out_dir", "progress", "pyplot", "write_csv"]
 
 
 def out_dir(path) -> Path:

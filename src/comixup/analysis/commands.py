@@ -113,7 +113,7 @@ def add_parsers(sub) -> None:
 
 def analyze(args: argparse.Namespace) -> int:
     """Run ``comixup analyze <what>``."""
-    kw = dict(out=args.out, show_progress=args.progress)
+    kw = {"out": args.out, "show_progress": args.progress}
     if args.analysis == "table6":
         from .table6 import run_table6
 

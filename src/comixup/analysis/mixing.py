@@ -29,7 +29,7 @@ PreActResNet18 of width 16 trained for a few epochs on the fly, and plots Figure
 from __future__ import annotations
 
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -37,10 +37,23 @@ import torch
 from .._checks import check_int
 from ._io import out_dir, progress, pyplot, write_csv
 
-__all__ = ["METHODS", "PAPER_BATCH_SALIENCY", "DEFAULT_TAUS", "inputs_per_output",
-           "input_histogram", "diversity", "normalize_saliency", "batch_saliency",
-           "make_mixer", "mix_batch", "mixing_statistics", "quick_model", "load_batch",
-           "model_saliency", "run_mixing"]
+__all__ = [
+    "DEFAULT_TAUS",
+    "METHODS",
+    "PAPER_BATCH_SALIENCY",
+    "batch_saliency",
+    "diversity",
+    "input_histogram",
+    "inputs_per_output",
+    "load_batch",
+    "make_mixer",
+    "mix_batch",
+    "mixing_statistics",
+    "model_saliency",
+    "normalize_saliency",
+    "quick_model",
+    "run_mixing",
+]
 
 #: Methods of Figure 2 (c), in its order.
 METHODS = ("none", "mixup", "cutmix", "puzzlemix", "comixup")

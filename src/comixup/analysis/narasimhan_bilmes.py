@@ -52,7 +52,7 @@ from .._checks import check_int, check_number
 from ..solver.graphcut import swap_inplace
 from ..solver.objective import check_compatibility, check_cost, objective_kernel, threshold_mode
 
-__all__ = ["narasimhan_bilmes", "modular_bound", "set_diversity", "element_index"]
+__all__ = ["element_index", "modular_bound", "narasimhan_bilmes", "set_diversity"]
 
 _MAX_CYCLES = 100
 

@@ -17,7 +17,7 @@ import torch
 
 from .._checks import check_int
 
-__all__ = ["uniform_problem", "realistic_saliency", "realistic_costs", "random_labelings"]
+__all__ = ["random_labelings", "realistic_costs", "realistic_saliency", "uniform_problem"]
 
 
 def _check_rng(rng) -> np.random.Generator:

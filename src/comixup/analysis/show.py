@@ -25,8 +25,8 @@ The default is ``model`` with a checkpoint, else ``box`` for the synthetic bench
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -36,8 +36,14 @@ from .._checks import check_int
 from ._io import pyplot
 from .mixing import _LABELS, make_mixer, mix_batch
 
-__all__ = ["SHOW_METHODS", "SALIENCY_SOURCES", "load_image_folder", "gradient_saliency",
-           "box_saliency", "run_show"]
+__all__ = [
+    "SALIENCY_SOURCES",
+    "SHOW_METHODS",
+    "box_saliency",
+    "gradient_saliency",
+    "load_image_folder",
+    "run_show",
+]
 
 #: Methods ``comixup show`` draws.
 SHOW_METHODS = tuple(_LABELS)

@@ -25,7 +25,7 @@ from .._checks import check_int
 from ._io import markdown_table, out_dir, progress, write_csv
 from .problems import random_labelings, uniform_problem
 
-__all__ = ["TABLE6_CONFIGS", "PAPER_TABLE6", "VARIANTS", "table6_relative_error", "run_table6"]
+__all__ = ["PAPER_TABLE6", "TABLE6_CONFIGS", "VARIANTS", "run_table6", "table6_relative_error"]
 
 #: The brute-force configurations of Table 6 (Appendix D.1): (m = m', grid side), n = side^2.
 TABLE6_CONFIGS = ((2, 2), (2, 3), (3, 2))

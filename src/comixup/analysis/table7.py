@@ -27,7 +27,7 @@ the random labeling draw from ``default_rng([s, 1])``, ``[s, 2]`` and ``[s, 3]``
 from __future__ import annotations
 
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -36,7 +36,7 @@ from ._io import markdown_table, out_dir, progress, write_csv
 from .narasimhan_bilmes import narasimhan_bilmes
 from .problems import random_labelings, uniform_problem
 
-__all__ = ["PAPER_TABLE7", "PAPER_TABLE8", "TABLE7_MS", "table7_rows", "run_table7"]
+__all__ = ["PAPER_TABLE7", "PAPER_TABLE8", "TABLE7_MS", "run_table7", "table7_rows"]
 
 #: The ``m`` of Tables 7 and 8.
 TABLE7_MS = (5, 10, 20, 50, 100)
@@ -155,7 +155,7 @@ def _markdown(summary, seeds, grid, patience) -> str:
             f"gamma = 1, tau = 0.83), m' = m, {grid}x{grid} grid (n = {grid * grid}); "
             f"Narasimhan-Bilmes patience {patience}.\n\n"
             + markdown_table(header, t7 + ratio)
-            + f"\nTable 8: mean convergence time (s), one thread.\n\n"
+            + "\nTable 8: mean convergence time (s), one thread.\n\n"
             + markdown_table(header, t8)
             + f"\nNarasimhan-Bilmes permutations drawn (mean): {nb_iters}.\n")
 

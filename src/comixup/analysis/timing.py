@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from typing import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -23,7 +23,7 @@ from .._checks import check_int
 from ._io import out_dir, progress, pyplot, write_csv
 from .problems import realistic_costs
 
-__all__ = ["solver_timing", "run_timing", "PAPER_FIGURE6", "FIGURE6_MS", "FIGURE6_LEVELS"]
+__all__ = ["FIGURE6_LEVELS", "FIGURE6_MS", "PAPER_FIGURE6", "run_timing", "solver_timing"]
 
 #: The grid of Figure 6 (Appendix C).
 FIGURE6_MS = (2, 10, 20, 50, 100)

@@ -48,6 +48,12 @@ def test_study_trains_the_grid_resumes_and_reports(tmp_path, capsys):
     assert "resumed from" in (out / "vanilla" / "seed0" / "train.log").read_text()
     assert "Table 1: top-1 error" in text and "(n=2)" in text
     assert (out / "report" / "report.md").is_file()
+    assert "### Cost per epoch" in text and "| vanilla |" in text.split("### Cost per epoch")[1]
+    from PIL import Image
+
+    with Image.open(out / "report" / "learning_curves.png") as img:
+        assert img.size == (1100, 400)
+        assert len(set(img.convert("L").getdata())) > 10  # curves, not a blank canvas
 
 
 def test_study_flags_that_it_sets_are_refused(tmp_path, capsys):

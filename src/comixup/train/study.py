@@ -32,7 +32,7 @@ from pathlib import Path
 
 from .._checks import check_int
 
-__all__ = ["StudyRun", "parse_sweep", "plan_study", "run_study"]
+__all__ = ["StudyRun", "cost_table", "learning_curves", "parse_sweep", "plan_study", "run_study"]
 
 
 @dataclass(frozen=True)
@@ -169,7 +169,7 @@ def run_study(preset: str, methods, seeds: int = 3, *, out=None, sweep=(), jobs:
         start = time.perf_counter()
         with open(run.out / "train.log", "a") as logfile:
             proc = subprocess.run(_command(run, preset, extra), stdout=logfile,
-                                  stderr=subprocess.STDOUT, env={**os.environ})
+                                  stderr=subprocess.STDOUT, env={**os.environ}, check=False)
         return run, proc.returncode, time.perf_counter() - start
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:
@@ -186,7 +186,79 @@ def run_study(preset: str, methods, seeds: int = 3, *, out=None, sweep=(), jobs:
     if report:
         from ..evaluate.report import make_report
 
-        done = [r.out for r in runs if r.state() == "done"]
+        done = [r for r in runs if r.state() == "done"]
         if done:
-            result["report"] = make_report(done, out / "report", log=log)
+            result["report"] = make_report([r.out for r in done], out / "report", log=log)
+            cost = cost_table(done)
+            (out / "report" / "cost.md").write_text(cost + "\n")
+            result["report"]["markdown"] += "\n### Cost per epoch\n\n" + cost + "\n"
+            png = learning_curves(done, out / "report" / "learning_curves.png")
+            result["report"]["files"] += [str(out / "report" / "cost.md"), str(png)]
     return result
+
+
+def _history(run: StudyRun) -> list[dict]:
+    import csv
+
+    with open(run.out / "metrics.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _by_label(runs) -> dict:
+    groups: dict = {}
+    for run in runs:
+        groups.setdefault(run.label, []).append(run)
+    return groups
+
+
+def cost_table(runs) -> str:
+    """Markdown table of the training cost of each column: seconds of training per epoch and
+    training images per second (mean ± std over its runs' epoch means), from ``metrics.csv``."""
+    import statistics
+
+    def fmt(values, digits):
+        if len(values) < 2:
+            return f"{values[0]:.{digits}f}"
+        return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+
+    lines = ["| method | s / epoch (train) | train img/s | runs |", "| --- | ---: | ---: | ---: |"]
+    for label, members in _by_label(runs).items():
+        secs, rates = [], []
+        for run in members:
+            rows = _history(run)
+            secs.append(statistics.mean(float(r["train_seconds"]) for r in rows))
+            rates.append(statistics.mean(float(r["images_per_s"]) for r in rows))
+        lines.append(f"| {label} | {fmt(secs, 1)} | {fmt(rates, 0)} | {len(members)} |")
+    return "\n".join(lines)
+
+
+def learning_curves(runs, path) -> Path:
+    """Plot the test error and the ECE of every column against the epoch (mean over its runs,
+    shaded ± one standard deviation) to ``path``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for label, members in _by_label(runs).items():
+        histories = [_history(run) for run in members]
+        length = min(len(h) for h in histories)
+        epochs = np.arange(1, length + 1)
+        for ax, key in zip(axes, ("test_error", "ece")):
+            values = np.array([[float(r[key]) for r in h[:length]] for h in histories])
+            mean, std = values.mean(0), values.std(0)
+            ax.plot(epochs, mean, label=f"{label} (n={len(members)})")
+            ax.fill_between(epochs, mean - std, mean + std, alpha=0.2)
+    for ax, title in zip(axes, ("test error (%)", "ECE (%)")):
+        ax.set_xlabel("epoch")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

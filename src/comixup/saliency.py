@@ -15,12 +15,12 @@
 from __future__ import annotations
 
 import contextlib
-import math
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
+from ._checks import check_int, check_number, check_tensor
 from .losses import check_loss, clean_scale
 
 __all__ = [
@@ -41,8 +41,9 @@ def input_saliency(grad: torch.Tensor) -> torch.Tensor:
     Returns:
         ``(B, H, W)`` non-negative saliency in float32.
     """
-    if not isinstance(grad, torch.Tensor) or grad.dim() != 4:
-        raise ValueError(f"grad must be a (B, C, H, W) tensor, got {getattr(grad, 'shape', grad)}")
+    check_tensor("grad", grad, finite=False)
+    if grad.dim() != 4:
+        raise ValueError(f"grad must be a (B, C, H, W) tensor, got shape {tuple(grad.shape)}")
     return grad.detach().float().pow(2).mean(1).sqrt()
 
 
@@ -52,19 +53,42 @@ def pooled_unary(saliency: torch.Tensor, grid: int) -> torch.Tensor:
     Sizes that ``grid`` does not divide use adaptive average pooling. An all-zero map becomes
     uniform (``1 / grid^2`` per cell), so it is legal input (notes 1.3).
 
+    The normalization is exact for any finite map: when the float32 pooling and sum of a map
+    would overflow or lose its tiny values (``float32`` maps near ``3e38`` or below ``1e-30``),
+    that map is scaled by its maximum in float64 before it is pooled and summed. Every other map
+    takes the float32 path, so ordinary saliency gives the same bits as before.
+
     Args:
-        saliency: ``(B, H, W)`` non-negative saliency.
-        grid: the number of cells per side, ``g``.
+        saliency: ``(B, H, W)`` non-negative, finite saliency.
+        grid: the number of cells per side, ``g``, an int >= 1.
 
     Returns:
         ``(B, g, g)`` float32 maps that sum to 1; the unary cost of Eq. (1) is their negation.
     """
+    check_tensor("saliency", saliency)
     if saliency.dim() != 3:
         raise ValueError(f"saliency must have shape (B, H, W), got {tuple(saliency.shape)}")
+    grid = check_int("grid", grid, 1)
     pooled = F.adaptive_avg_pool2d(saliency.float().unsqueeze(1), grid).squeeze(1)
     total = pooled.sum((1, 2), keepdim=True)
     uniform = torch.full_like(pooled, 1.0 / (grid * grid))
-    return torch.where(total > 0, pooled / total.clamp_min(1e-30), uniform)
+    out = torch.where(total > 0, pooled / total.clamp_min(1e-30), uniform)
+    peak = saliency.detach().double().amax((1, 2)) if saliency.numel() else None
+    if peak is not None:
+        # maps whose float32 path is inexact: an overflow, or a sum too small to divide by
+        risky = ~torch.isfinite(total.view(-1)) | ((total.view(-1) < 1e-30) & (peak > 0)) \
+            | (peak.float() * saliency.shape[1] * saliency.shape[2] > _F32_SAFE)
+        if bool(risky.any()):
+            scaled = saliency.detach()[risky].double() / peak[risky, None, None]
+            exact = F.adaptive_avg_pool2d(scaled.unsqueeze(1), grid).squeeze(1)
+            exact = exact / exact.sum((1, 2), keepdim=True)
+            out = out.clone()
+            out[risky] = exact.float()
+    return out
+
+
+#: Largest float32 magnitude whose pooled sums stay far from overflow (float32 max / 1e6).
+_F32_SAFE = 3.0e32
 
 
 def salient_location(saliency: torch.Tensor, window: int = 8, stride: int = 1) -> torch.Tensor:
@@ -77,8 +101,11 @@ def salient_location(saliency: torch.Tensor, window: int = 8, stride: int = 1) -
     Returns:
         ``(B, 2)`` long tensor of ``(row, col)`` in pooled coordinates.
     """
-    if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
-        raise ValueError(f"stride must be an int >= 1, got {stride!r}")
+    stride = check_int("stride", stride, 1)
+    window = check_int("window", window, 1)
+    check_tensor("saliency", saliency)
+    if saliency.dim() != 3:
+        raise ValueError(f"saliency must have shape (B, H, W), got {tuple(saliency.shape)}")
     b, h, w = saliency.shape
     kh, kw = min(window, h), min(window, w)
     # Window sums from an integral image (same argmax as avg_pool2d, a fraction of the cost).
@@ -104,8 +131,10 @@ def compatibility(locations: torch.Tensor, omega: float = 1e-3) -> torch.Tensor:
     Returns:
         ``(m, m)`` float64 tensor on the locations' device.
     """
-    if not 0.0 <= omega <= 1.0:
-        raise ValueError(f"omega must be in [0, 1], got {omega}")
+    omega = check_number("omega", omega, high=1.0)
+    check_tensor("locations", locations, floating=False)
+    if locations.dim() != 2 or locations.shape[1] != 2:
+        raise ValueError(f"locations must have shape (m, 2), got {tuple(locations.shape)}")
     loc = locations.double()
     m = loc.shape[0]
     a_c = (loc[:, None, :] - loc[None, :, :]).abs().sum(-1)
@@ -166,9 +195,8 @@ def clean_loss_and_saliency(
         saliency.
     """
     check_loss(loss)
-    if isinstance(clean_lam, bool) or not isinstance(clean_lam, (int, float)) \
-            or not math.isfinite(clean_lam) or clean_lam < 0:
-        raise ValueError(f"clean_lam must be a finite number >= 0, got {clean_lam!r}")
+    clean_lam = check_number("clean_lam", clean_lam)
+    check_tensor("x", x)
     backward = backward or (lambda value: value.backward())
     inp = x.detach().requires_grad_(True)
     with (sync or (lambda: _no_sync(model)))():

@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import Dataset
 
+from .._checks import check_int
+
 __all__ = [
     "BoxedDataset",
     "DatasetInfo",
@@ -47,15 +49,11 @@ def select_subset(n: int, limit: int | None, seed: int = 0) -> np.ndarray:
     """
     if limit is None:
         return np.arange(n)
-    if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)):
-        raise TypeError(f"limit must be an int or None, got {type(limit).__name__}")
-    if limit < 1:
-        raise ValueError(f"limit must be >= 1, got {limit}")
+    limit = check_int("limit", limit, 1)
     if limit >= n:
         return np.arange(n)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
-    return np.sort(np.random.default_rng(int(seed)).permutation(n)[: int(limit)])
+    seed = check_int("seed", seed, None)
+    return np.sort(np.random.default_rng(seed).permutation(n)[:limit])
 
 
 def check_split(split: str, allowed: Sequence[str], dataset: str) -> str:
@@ -121,8 +119,7 @@ class BoxedDataset(Dataset):
         if not self.has_boxes:
             raise ValueError(f"{type(self).__name__} has no bounding boxes")
         n = len(self)
-        if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
-            raise TypeError(f"index must be an int, got {type(index).__name__}")
+        index = check_int("index", index, None)
         if not -n <= index < n:
             raise IndexError(f"index {index} out of range for {n} samples")
         raw = self._raw_boxes(int(index) % n)

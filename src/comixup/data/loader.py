@@ -31,6 +31,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from .._checks import check_int
+
 __all__ = [
     "EpochSampler",
     "SeededDataset",
@@ -59,15 +61,6 @@ def sample_seed(*values: int) -> int:
     return h >> 1
 
 
-def _check_int(value, name: str, minimum: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    value = int(value)
-    if minimum is not None and value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
-
-
 class EpochSampler(Sampler[int]):
     """Indices ``0..n-1``: a permutation seeded by ``(seed, epoch)`` if ``shuffle``, else in order.
 
@@ -78,14 +71,14 @@ class EpochSampler(Sampler[int]):
     """
 
     def __init__(self, n: int, *, shuffle: bool, seed: int = 0):
-        self.n = _check_int(n, "n", 0)
+        self.n = check_int("n", n, 0)
         self.shuffle = bool(shuffle)
-        self.seed = _check_int(seed, "seed")
+        self.seed = check_int("seed", seed, None)
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         """Select the permutation of ``epoch``."""
-        self.epoch = _check_int(epoch, "epoch", 0)
+        self.epoch = check_int("epoch", epoch, 0)
 
     def __iter__(self) -> Iterator[int]:
         if not self.shuffle:
@@ -107,12 +100,12 @@ class SeededSampler(Sampler):
 
     def __init__(self, sampler, *, seed: int = 0):
         self.sampler = sampler
-        self.seed = _check_int(seed, "seed")
+        self.seed = check_int("seed", seed, None)
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         """Set the epoch here and on the wrapped sampler (if it has ``set_epoch``)."""
-        self.epoch = _check_int(epoch, "epoch", 0)
+        self.epoch = check_int("epoch", epoch, 0)
         if hasattr(self.sampler, "set_epoch"):
             self.sampler.set_epoch(self.epoch)
 
@@ -209,9 +202,9 @@ def make_loader(
         The loader; ``loader.sampler`` is a :class:`SeededSampler` and ``loader.dataset`` a
         :class:`SeededDataset` forwarding attributes to ``dataset``.
     """
-    batch_size = _check_int(batch_size, "batch_size", 1)
-    workers = _check_int(workers, "workers", 0)
-    seed = _check_int(seed, "seed")
+    batch_size = check_int("batch_size", batch_size, 1)
+    workers = check_int("workers", workers, 0)
+    seed = check_int("seed", seed, None)
     if not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__"):
         raise TypeError(f"dataset must be a map-style dataset, got {type(dataset).__name__}")
     if sampler is None:
@@ -247,7 +240,7 @@ def set_epoch(loader_or_sampler, epoch: int) -> None:
             ``set_epoch``, or a sampler with ``set_epoch`` (e.g. a ``DistributedSampler``).
         epoch: the epoch number (>= 0).
     """
-    epoch = _check_int(epoch, "epoch", 0)
+    epoch = check_int("epoch", epoch, 0)
     if isinstance(loader_or_sampler, DataLoader):
         loader = loader_or_sampler
         sampler = loader.sampler

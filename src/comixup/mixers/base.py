@@ -35,7 +35,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
-from .._checks import check_generator, check_int, check_number
+from .._checks import check_generator, check_int, check_number, check_tensor
+from .._checks import check_num_classes as _check_num_classes
 
 __all__ = [
     "Mixer",
@@ -48,43 +49,48 @@ __all__ = [
     "check_int",
     "check_number",
     "check_generator",
+    "check_tensor",
     "ThreadedMixer",
 ]
 
 
 def check_num_classes(num_classes) -> int:
-    """Return ``num_classes`` as an int, or raise if it is not an integer >= 1."""
-    return check_int("num_classes", num_classes, 1)
+    """Return ``num_classes`` as an int, or raise if it is not an integer >= 1
+    (:data:`comixup._checks.MIN_CLASSES`, shared with the training methods)."""
+    return _check_num_classes(num_classes)
 
 
 def check_images(x, name: str = "x") -> torch.Tensor:
-    """Check that ``x`` is a non-empty finite ``(B, C, H, W)`` floating tensor."""
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    """Check that ``x`` is a non-empty, finite, real ``(B, C, H, W)`` floating tensor with data.
+
+    NaN or inf in ``x`` is a ValueError naming it: a mixed batch would spread it to every
+    output that takes a pixel of that input, silently.
+    """
+    check_tensor(name, x, finite=False)
     if x.dim() != 4:
         raise ValueError(f"{name} must have shape (B, C, H, W), got {tuple(x.shape)}")
-    if not x.is_floating_point():
-        raise TypeError(f"{name} must have a floating dtype, got {x.dtype}")
     if x.shape[0] == 0:
         raise ValueError(f"{name} is an empty batch (B = 0)")
     if min(x.shape[1:]) == 0:
         raise ValueError(f"{name} has an empty dimension: {tuple(x.shape)}")
-    return x
+    return check_tensor(name, x)
 
 
 def check_saliency(saliency, x: torch.Tensor, name: str = "saliency") -> torch.Tensor:
-    """Check that ``saliency`` is a finite, non-negative ``(B, H, W)`` tensor matching ``x``."""
-    if not isinstance(saliency, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(saliency).__name__}")
+    """Check that ``saliency`` is a finite, non-negative ``(B, H, W)`` tensor matching ``x``.
+
+    Any finite magnitude is legal (the maps are normalized exactly,
+    :func:`comixup.saliency.pooled_unary`). The training engine turns the non-finite map of an
+    fp16 overflow step into zeros before the mixer sees it
+    (:func:`comixup.saliency.clean_loss_and_saliency`).
+    """
+    check_tensor(name, saliency, finite=False)
     b, _, h, w = x.shape
     if tuple(saliency.shape) != (b, h, w):
         raise ValueError(
             f"{name} must have shape (B, H, W) = {(b, h, w)} to match x, got {tuple(saliency.shape)}"
         )
-    if not saliency.is_floating_point():
-        raise TypeError(f"{name} must have a floating dtype, got {saliency.dtype}")
-    if not bool(torch.isfinite(saliency).all()):
-        raise ValueError(f"{name} contains NaN or inf")
+    check_tensor(name, saliency)
     if bool((saliency < 0).any()):
         raise ValueError(f"{name} must be non-negative")
     return saliency
@@ -96,8 +102,7 @@ def soft_targets(y, num_classes: int, batch: int, dtype: torch.dtype, device) ->
     Integer labels become one-hot rows; soft targets must be finite, non-negative and sum to 1
     per row (within 1e-3).
     """
-    if not isinstance(y, torch.Tensor):
-        raise TypeError(f"y must be a torch.Tensor, got {type(y).__name__}")
+    check_tensor("y", y, floating=False, finite=False)
     if y.dim() == 1:
         if y.is_floating_point() or y.dtype == torch.bool:
             raise TypeError(f"y with shape (B,) must hold integer labels, got dtype {y.dtype}")

@@ -27,7 +27,9 @@ import numpy as np
 import torch
 
 from ..saliency import compatibility, pooled_unary, salient_location
-from ..solver import LEVELS, PAIRWISE, THRESHOLDS, Hyperparameters, solve
+from .._checks import check_bool, check_choice
+from ..solver import PAIRWISE, THRESHOLDS, Hyperparameters, solve
+from ..solver.algorithm import check_levels
 from .base import Mixer, MixParams, ThreadedMixer, check_int
 
 __all__ = ["CoMixup", "CoMixupParams", "grid_index", "mix", "top_sources"]
@@ -251,17 +253,11 @@ class CoMixup(Mixer, ThreadedMixer):
             raise ValueError("grid must be >= 1, or -1 to draw g = 2^U{1..4} per call")
         self.partition = check_int("partition", partition, 1)
         self.n_iter = check_int("n_iter", n_iter, 1)
-        if levels not in LEVELS or isinstance(levels, bool):
-            raise ValueError(f"levels must be one of {LEVELS}, got {levels!r}")
-        self.levels = levels
-        if threshold not in THRESHOLDS:
-            raise ValueError(f"threshold must be one of {THRESHOLDS}, got {threshold!r}")
-        self.threshold = threshold
-        self.resolve = bool(resolve)
+        self.levels = check_levels(levels)
+        self.threshold = check_choice("threshold", threshold, THRESHOLDS)
+        self.resolve = check_bool("resolve", resolve)
         self.restarts = check_int("restarts", restarts, 1)
-        if pairwise not in PAIRWISE:
-            raise ValueError(f"pairwise must be one of {PAIRWISE}, got {pairwise!r}")
-        self.pairwise = pairwise
+        self.pairwise = check_choice("pairwise", pairwise, PAIRWISE)
         self.location_stride = check_int("location_stride", location_stride, 1)
         if workers is not None:
             check_int("workers", workers, 1)

@@ -24,22 +24,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import numbers
 
 import torch
 
-from .base import check_generator, permutation_ratios
+from .base import check_generator, check_int, check_number, permutation_ratios
 from .mixup import Pairwise, WeightedMixer, WeightParams, _check_params_batch, _identity
 
 __all__ = ["BoxMixer", "BoxParams", "CutMix", "rand_box"]
-
-
-def _check_size(v, name: str) -> int:
-    if isinstance(v, bool) or not isinstance(v, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {type(v).__name__}")
-    if v < 1:
-        raise ValueError(f"{name} must be >= 1, got {v}")
-    return int(v)
 
 
 def _box_from_area(
@@ -78,13 +69,9 @@ def rand_box(
         ``0 <= y0 <= y1 <= h`` and ``0 <= x0 <= x1 <= w``. The pasted area is
         ``(y1 - y0) * (x1 - x0)`` pixels; it may be 0.
     """
-    h = _check_size(h, "h")
-    w = _check_size(w, "w")
-    if isinstance(lam, bool) or not isinstance(lam, numbers.Real):
-        raise TypeError(f"lam must be a real number, got {type(lam).__name__}")
-    lam = float(lam)
-    if not 0.0 <= lam <= 1.0:
-        raise ValueError(f"lam must be in [0, 1], got {lam}")
+    h = check_int("h", h, 1)
+    w = check_int("w", w, 1)
+    lam = check_number("lam", lam, high=1.0)
     generator = check_generator(generator)
     return _box_from_area(h, w, 1.0 - lam, generator)
 

@@ -38,10 +38,10 @@ itself, i.e. treats the input as the hidden state (Manifold Mixup restricted to 
 from __future__ import annotations
 
 import dataclasses
-import numbers
 
 import torch
 
+from .base import check_int
 from .mixup import WeightedMixer, WeightParams, _weighted_sum
 
 __all__ = ["ManifoldMixup", "ManifoldParams"]
@@ -67,11 +67,7 @@ def _check_depths(depths) -> tuple[int, ...]:
         raise TypeError(f"depths must be a sequence of ints, got {type(depths).__name__}")
     out = []
     for d in depths:
-        if isinstance(d, bool) or not isinstance(d, numbers.Integral):
-            raise TypeError(f"depths must hold ints, got {type(d).__name__}")
-        if d < 0:
-            raise ValueError(f"depths must be >= 0, got {d}")
-        out.append(int(d))
+        out.append(check_int("depths[]", d, 0))
     if not out:
         raise ValueError("depths must not be empty")
     if len(set(out)) != len(out):

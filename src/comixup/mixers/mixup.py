@@ -29,11 +29,18 @@ seeded with ``s``.
 from __future__ import annotations
 
 import dataclasses
-import numbers
 
 import torch
 
-from .base import Mixer, MixParams, check_generator, check_int, check_number, permutation_ratios
+from .base import (
+    Mixer,
+    MixParams,
+    check_generator,
+    check_int,
+    check_number,
+    check_tensor,
+    permutation_ratios,
+)
 
 __all__ = ["InputMixup", "WeightParams", "WeightedMixer", "mix_pair", "sample_lambda",
            "sample_weights"]
@@ -106,24 +113,18 @@ def mix_pair(x: torch.Tensor, perm: torch.Tensor, lam: float) -> torch.Tensor:
     Returns:
         A new tensor of ``x``'s shape, dtype and device. Autograd flows through it.
     """
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+    check_tensor("x", x, floating=False, finite=False)
     if x.dim() < 1 or not x.is_floating_point():
         raise ValueError(
             f"x must be a floating tensor with a batch dimension, got {x.dtype} "
             f"of shape {tuple(x.shape)}"
         )
-    if not isinstance(perm, torch.Tensor):
-        raise TypeError(f"perm must be a torch.Tensor, got {type(perm).__name__}")
+    check_tensor("perm", perm, floating=False)
     if perm.dim() != 1 or perm.shape[0] != x.shape[0]:
         raise ValueError(f"perm must have shape (B,) = ({x.shape[0]},), got {tuple(perm.shape)}")
     if perm.is_floating_point() or perm.dtype == torch.bool:
         raise TypeError(f"perm must hold integer indices, got dtype {perm.dtype}")
-    if isinstance(lam, bool) or not isinstance(lam, numbers.Real):
-        raise TypeError(f"lam must be a real number, got {type(lam).__name__}")
-    lam = float(lam)
-    if not 0.0 <= lam <= 1.0:
-        raise ValueError(f"lam must be in [0, 1], got {lam}")
+    lam = check_number("lam", lam, high=1.0)
     perm = perm.to(device=x.device, dtype=torch.long)
     return lam * x + (1.0 - lam) * x[perm]
 

@@ -141,9 +141,32 @@ def level_prior(lam: float, n_labels: int, eta: float, n_cells: int, eps: float 
     ``P(l) = C(L-1, l) lam^l (1 - lam)^(L-1-l)`` (binomial), as the reference's
     ``graphcut_multi`` (``eps = 1e-8``). Returns an ``(L,)`` float64 array.
     """
+    n_labels = check_int("n_labels", n_labels, 2)
+    lam = check_number("lam", lam, high=1.0)
+    eta = check_number("eta", eta)
+    n_cells = check_int("n_cells", n_cells, 1)
     k = n_labels - 1
-    p = np.array([math.comb(k, l) * lam**l * (1.0 - lam) ** (k - l) for l in range(n_labels)])
+    if k <= _DIRECT_BINOMIAL:
+        p = np.array([math.comb(k, l) * lam**l * (1.0 - lam) ** (k - l) for l in range(n_labels)])
+    else:  # C(k, l) overflows a float: the same probabilities from their logarithms
+        with np.errstate(divide="ignore"):
+            log_lam, log_rest = np.log(lam), np.log1p(-lam)
+        p = np.array([math.exp(math.lgamma(k + 1) - math.lgamma(l + 1) - math.lgamma(k - l + 1)
+                               + _times_log(l, log_lam) + _times_log(k - l, log_rest))
+                      for l in range(n_labels)])
     return eta * -np.log(p + eps) / n_cells
+
+
+#: The largest ``L - 1`` for which every binomial coefficient ``C(L - 1, l)`` is a finite float.
+_DIRECT_BINOMIAL = 1000
+#: The most mixing levels of :class:`PuzzleMix`: the swap visits every pair of levels per
+#: cycle, so the cost grows with ``L^2`` (the paper uses 3).
+MAX_LEVELS = 64
+
+
+def _times_log(count: int, log_p: float) -> float:
+    """``count * log(p)`` with ``0 * log(0) = 0`` (``p^0 = 1``)."""
+    return 0.0 if count == 0 else count * log_p
 
 
 def neigh_penalty(a: torch.Tensor, b: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -554,7 +577,8 @@ class PuzzleMix(Mixer, ThreadedMixer):
         beta: smoothness weight (published 1.2); ``beta_n = beta / (16 g)``.
         gamma: data-smoothness weight (published 0.5).
         eta: prior weight (published 0.2).
-        n_labels: number of mixing levels (published 3: ``{0, 0.5, 1}``), an int >= 2.
+        n_labels: number of mixing levels (published 3: ``{0, 0.5, 1}``), an int in
+            ``2..MAX_LEVELS`` (64).
         neigh_size: pooling size of the smoothness statistic (published 4), clipped to the block.
         transport: move salient blocks inside the mask regions (published: on).
         t_eps: distance weight of the transport cost (published 0.8).
@@ -613,7 +637,7 @@ class PuzzleMix(Mixer, ThreadedMixer):
         self.beta = check_number("beta", beta)
         self.gamma = check_number("gamma", gamma)
         self.eta = check_number("eta", eta)
-        self.n_labels = check_int("n_labels", n_labels, 2)
+        self.n_labels = check_int("n_labels", n_labels, 2, MAX_LEVELS)
         self.neigh_size = check_int("neigh_size", neigh_size, 1)
         if not isinstance(transport, (bool, np.bool_)):
             raise TypeError(f"transport must be a bool, got {type(transport).__name__}")

@@ -38,7 +38,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .base import check_generator, check_int, check_number
+from .base import check_generator, check_images, check_int, check_number, check_tensor
 
 __all__ = ["VAT", "kl_divergence"]
 
@@ -152,6 +152,20 @@ class VAT:
         return (raw / std).detach()
 
     def __call__(self, model, x: torch.Tensor, logits: torch.Tensor):
+        """``(kl, r_adv)``: the KL divergence ``KL(p(x) || p(x + r_adv))`` (a scalar with
+        gradients into ``model``) and the perturbation.
+
+        ``x`` must be a finite ``(B, C, H, W)`` floating tensor (a ValueError or TypeError
+        names it); ``logits`` are its clean logits ``(B, K)``, used as the fixed target (they
+        may be non-finite on an fp16 overflow step, which the gradient scaler then skips).
+        """
+        if not callable(model):
+            raise TypeError(f"model must be callable, got {type(model).__name__}")
+        x = check_images(x)
+        check_tensor("logits", logits, finite=False)
+        if logits.dim() != 2 or logits.shape[0] != x.shape[0]:
+            raise ValueError(f"logits must have shape (B, K) with B = {x.shape[0]}, got "
+                             f"{tuple(logits.shape)}")
         net = getattr(model, "module", model)  # the power iteration bypasses DDP
         r_adv = self.perturbation(net, x, logits)
         return kl_divergence(logits, model(x.detach() + r_adv)), r_adv

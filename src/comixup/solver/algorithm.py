@@ -45,19 +45,20 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .._checks import check_int
+from .._checks import check_array, check_bool, check_choice, check_int, check_number
 from .graphcut import labeling_energy, swap_inplace
 from .hyperparameters import Hyperparameters
 from .objective import (
     check_compatibility,
     check_cost,
+    check_finite_objective,
     clip_diversity,
     objective_kernel,
     others_compatibility,
     threshold_mode,
 )
 
-__all__ = ["solve", "dirichlet_prior", "label_pair_costs", "LEVELS", "PAIRWISE"]
+__all__ = ["solve", "check_levels", "dirichlet_prior", "label_pair_costs", "LEVELS", "PAIRWISE"]
 
 LEVELS = (2, 3, 4)
 #: Label-pair costs of the graph cut between mixed labels (see the module docstring).
@@ -451,11 +452,8 @@ def label_pair_costs(labels, pairwise: str = "reference") -> np.ndarray:
     Appendix C). ``"squared"``: ``||z_a - z_b||^2 / 2``. This is the matrix Algorithm 1 uses for
     its label sets, written densely for tests and for :func:`comixup.solver.grid_graphcut`.
     """
-    if pairwise not in PAIRWISE:
-        raise ValueError(f"pairwise must be one of {PAIRWISE}, got {pairwise!r}")
-    z = np.asarray(labels, dtype=np.float64)
-    if z.ndim != 2 or not np.isfinite(z).all():
-        raise ValueError(f"labels must be a finite (L, m) array, got shape {z.shape}")
+    pairwise = check_choice("pairwise", pairwise, PAIRWISE)
+    z = check_array("labels", labels, ndim=2)
     if pairwise == "squared":
         return 0.5 * ((z[:, None, :] - z[None, :, :]) ** 2).sum(-1)
     one_hot = np.isclose(z.max(1), 1.0)
@@ -472,7 +470,10 @@ def dirichlet_prior(m: int, n: int, *, eta: float, alpha: float, rng: np.random.
     The prior term of Eq. (1) with ``eta_eff = eta / n`` (notes 1.4-1.5); it is added to every
     cell of input ``i``'s unary cost. Returns an ``(m,)`` float64 array.
     """
-    lam = rng.dirichlet(np.full(m, float(alpha)))
+    m, n = check_int("m", m, 1), check_int("n", n, 1)
+    eta = check_number("eta", eta)
+    alpha = check_number("alpha", alpha, low_open=True)
+    lam = rng.dirichlet(np.full(m, alpha))
     return -(eta / n) * np.log(lam + 1e-8)
 
 
@@ -541,11 +542,10 @@ def solve(
     n_out = m if n_out is None else check_int("n_out", n_out, 1)
     n_iter = check_int("n_iter", n_iter, 1)
     restarts = check_int("restarts", restarts, 1)
-    if levels not in LEVELS:
-        raise ValueError(f"levels must be one of {LEVELS}, got {levels!r}")
+    levels = check_levels(levels)
     mode = threshold_mode(threshold)
-    if pairwise not in PAIRWISE:
-        raise ValueError(f"pairwise must be one of {PAIRWISE}, got {pairwise!r}")
+    pairwise = check_choice("pairwise", pairwise, PAIRWISE)
+    resolve = check_bool("resolve", resolve)
     hp = Hyperparameters(beta=beta, gamma=gamma, eta=eta, tau=tau, alpha=alpha)
     if rng is None:
         rng = np.random.default_rng()
@@ -555,13 +555,15 @@ def solve(
     if hp.eta > 0:
         flat = flat + dirichlet_prior(m, n, eta=hp.eta, alpha=hp.alpha, rng=rng)[:, None]
     flat = np.ascontiguousarray(flat)
+    if not np.isfinite(flat).all():  # the cost plus the prior overflows
+        check_finite_objective(np.inf, cost, A, beta=hp.beta, gamma=hp.gamma, eta=hp.eta)
     polish = check_int("polish", polish, 0)
     eff = hp.effective(n)
     scaled = (eff.beta, eff.gamma, eff.tau)
     best_z, best_f = None, np.inf
     for _ in range(restarts):
         init = rng.integers(m, size=(n_out, n), dtype=np.int64)
-        z, f = algorithm1_kernel(flat, A, init, h, w, *scaled, n_iter, levels, mode, bool(resolve),
+        z, f = algorithm1_kernel(flat, A, init, h, w, *scaled, n_iter, levels, mode, resolve,
                                   pairwise == "squared", _MIX_BONUS)
         if polish:
             kicks = np.stack([rng.integers(n_out, size=polish), rng.integers(n, size=polish),
@@ -571,4 +573,11 @@ def solve(
             f = polish_kernel(flat, A, z, h, w, *scaled, mode, kicks)
         if f < best_f:
             best_z, best_f = z, f
+    if best_z is None or not np.isfinite(best_z).all():
+        check_finite_objective(np.inf, flat, A, beta=hp.beta, gamma=hp.gamma, eta=hp.eta)
     return best_z.reshape(n_out, h, w, m)
+
+
+def check_levels(levels) -> int:
+    """|L|, the number of mixing levels per cell: an int in :data:`LEVELS` (2, 3 or 4)."""
+    return check_int("levels", levels, min(LEVELS), max(LEVELS))

@@ -15,7 +15,14 @@ import numpy as np
 
 from .._checks import check_int
 from .hyperparameters import Hyperparameters
-from .objective import check_compatibility, check_cost, diversity, threshold_mode
+from .algorithm import check_levels
+from .objective import (
+    check_compatibility,
+    check_cost,
+    check_finite_objective,
+    diversity,
+    threshold_mode,
+)
 
 __all__ = ["solve_exact", "level_labels"]
 
@@ -27,7 +34,8 @@ def level_labels(m: int, levels: int) -> np.ndarray:
 
     Returns an ``(L, m)`` array, one-hot vectors first.
     """
-    steps = levels - 1
+    m = check_int("m", m, 1)
+    steps = check_levels(levels) - 1
     rows = [c for c in itertools.product(range(steps + 1), repeat=m) if sum(c) == steps]
     rows.sort(key=lambda c: (-max(c), [-x for x in c]))
     return np.asarray(rows, dtype=np.float64) / steps
@@ -122,7 +130,7 @@ def solve_exact(
         n_out: number of outputs (default ``m``).
         beta, gamma, tau, threshold: as in :func:`comixup.solver.objective` (defaults: the
             paper's, :class:`~comixup.solver.Hyperparameters`).
-        levels: |L|; 2 enumerates one-hot labelings only.
+        levels: |L|, an int in 2..4; 2 enumerates one-hot labelings only.
 
     Returns:
         ``(z, f)``: an optimal ``(n_out, g1, g2, m)`` labeling and its objective.
@@ -134,16 +142,17 @@ def solve_exact(
     if (A < 0).any():
         raise ValueError("A must be non-negative for solve_exact")
     n_out = m if n_out is None else check_int("n_out", n_out, 1)
-    if levels not in (2, 3, 4):
-        raise ValueError(f"levels must be one of (2, 3, 4), got {levels!r}")
+    levels = check_levels(levels)
     mode = threshold_mode(threshold)
-    eff = Hyperparameters(beta=beta, gamma=gamma, tau=tau).effective(n)
+    hp = Hyperparameters(beta=beta, gamma=gamma, tau=tau)
+    eff = hp.effective(n)
     labels = level_labels(m, levels)
     points = float(len(labels)) ** (n * n_out)
     if points > _MAX_POINTS:
         raise ValueError(f"problem too large for brute force: {points:.3g} labelings")
     flat = np.ascontiguousarray(cost.reshape(m, n))
     best, best_idx = _enumerate(flat, labels, A, h, w, n_out, eff.beta, eff.gamma, eff.tau, mode)
+    best = check_finite_objective(best, cost, A, beta=hp.beta, gamma=hp.gamma)
     z = np.zeros((n_out, n, m))
     n_lab = len(labels)
     for j in range(n_out):

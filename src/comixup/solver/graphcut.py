@@ -32,6 +32,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from .._checks import check_array, check_int, check_number
+
 __all__ = ["grid_graphcut", "grid_energy"]
 
 _EPS = 1e-12
@@ -328,57 +330,75 @@ def _edge_weights(weight, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
     """Per-edge weights from a scalar or a ``(w_right (h, w-1), w_down (h-1, w))`` pair."""
     w_right = np.zeros((h, w))
     w_down = np.zeros((h, w))
-    if np.isscalar(weight):
-        weight = float(weight)
-        if not np.isfinite(weight) or weight < 0:
-            raise ValueError(f"weight must be finite and non-negative, got {weight}")
+    if np.isscalar(weight) or (isinstance(weight, np.ndarray) and weight.ndim == 0):
+        if isinstance(weight, (str, bytes)):
+            raise TypeError(f"weight must be a number or a pair (w_right, w_down), got {weight!r}")
+        weight = check_number("weight", weight.item() if isinstance(weight, np.ndarray) else weight)
         w_right[:, : w - 1] = weight
         w_down[: h - 1, :] = weight
     else:
         try:
-            wr, wd = (np.asarray(a, dtype=np.float64) for a in weight)
-        except (TypeError, ValueError) as err:
-            raise TypeError("weight must be a number or a pair (w_right, w_down)") from err
+            wr, wd = weight
+        except (TypeError, ValueError):
+            raise TypeError("weight must be a number or a pair (w_right, w_down)") from None
+        wr = check_array("weight[0] (w_right)", wr, nonnegative=True)
+        wd = check_array("weight[1] (w_down)", wd, nonnegative=True)
         if wr.shape != (h, w - 1) or wd.shape != (h - 1, w):
             raise ValueError(
                 f"weight arrays must have shapes {(h, w - 1)} and {(h - 1, w)}, "
                 f"got {wr.shape} and {wd.shape}"
             )
-        if not (np.isfinite(wr).all() and np.isfinite(wd).all()) or (wr < 0).any() or (wd < 0).any():
-            raise ValueError("weight arrays must be finite and non-negative")
         w_right[:, : w - 1] = wr
         w_down[: h - 1, :] = wd
     return w_right.reshape(-1), w_down.reshape(-1)
 
 
 def _check_problem(unary, pairwise):
-    unary = np.asarray(unary, dtype=np.float64)
+    unary = check_array("unary", unary)
     if unary.ndim != 3 or min(unary.shape) < 1:
         raise ValueError(f"unary must have shape (h, w, L) with positive sizes, got {unary.shape}")
     n_labels = unary.shape[2]
-    pairwise = np.asarray(pairwise, dtype=np.float64)
+    pairwise = check_array("pairwise", pairwise, nonnegative=True)
     if pairwise.shape != (n_labels, n_labels):
         raise ValueError(f"pairwise must have shape (L, L) = {(n_labels, n_labels)}, got {pairwise.shape}")
-    if not np.isfinite(unary).all():
-        raise ValueError("unary contains NaN or inf")
-    if not np.isfinite(pairwise).all() or (pairwise < 0).any():
-        raise ValueError("pairwise must be finite and non-negative")
     if not np.allclose(pairwise, pairwise.T) or np.any(np.diag(pairwise) != 0):
         raise ValueError("pairwise must be symmetric with a zero diagonal (a semi-metric)")
     return unary, pairwise
 
 
+def _check_energy_range(unary, pairwise, w_right, w_down) -> None:
+    """The swap's energies and max-flow capacities are sums of at most a few times every
+    unary and edge term; raise a ValueError naming the arguments when that bound overflows."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        bound = 4.0 * (np.abs(unary).sum() + (w_right.sum() + w_down.sum()) * pairwise.max())
+    if not np.isfinite(bound):
+        raise ValueError("the grid energy of unary, pairwise and weight overflows float64 "
+                         f"(max |unary| = {np.abs(unary).max():.3g}, max pairwise = "
+                         f"{pairwise.max():.3g}, max weight = "
+                         f"{max(w_right.max(), w_down.max()):.3g}); scale them down")
+
+
+def _check_labels(name: str, labels, h: int, w: int, n_labels: int) -> np.ndarray:
+    """``labels`` as a flat int64 array of ``h * w`` labels in ``[0, n_labels)``; floats are
+    accepted only when they hold whole numbers (never cast NaN or inf to an integer)."""
+    arr = check_array(name, labels, dtype=None)
+    if arr.shape != (h, w):
+        raise ValueError(f"{name} must have shape {(h, w)}, got {arr.shape}")
+    if arr.dtype.kind == "f" and (arr != np.floor(arr)).any():
+        raise ValueError(f"{name} must hold integer labels, got non-integral values")
+    if arr.min() < 0 or arr.max() >= n_labels:
+        raise ValueError(f"{name} labels must lie in [0, {n_labels})")
+    return np.ascontiguousarray(arr.reshape(-1), dtype=np.int64).copy()
+
+
 def grid_energy(unary, pairwise, labels, weight=1.0) -> float:
-    """Energy of ``labels`` (h, w) under :func:`grid_graphcut`'s model."""
+    """Energy of ``labels`` (h, w) under :func:`grid_graphcut`'s model (same argument checks;
+    ``labels`` must hold integers in ``[0, L)``)."""
     unary, pairwise = _check_problem(unary, pairwise)
     h, w, n_labels = unary.shape
-    labels = np.asarray(labels)
-    if labels.shape != (h, w):
-        raise ValueError(f"labels must have shape {(h, w)}, got {labels.shape}")
-    if labels.min() < 0 or labels.max() >= n_labels:
-        raise ValueError(f"labels must lie in [0, {n_labels})")
+    flat = _check_labels("labels", labels, h, w, n_labels)
     w_right, w_down = _edge_weights(weight, h, w)
-    flat = np.ascontiguousarray(labels.reshape(-1), dtype=np.int64)
+    _check_energy_range(unary, pairwise, w_right, w_down)
     return float(labeling_energy(unary.reshape(h * w, n_labels), pairwise, w_right, w_down, h, w, flat))
 
 
@@ -386,31 +406,31 @@ def grid_graphcut(unary, pairwise, weight=1.0, init=None, max_cycles: int = 100)
     """Minimize a multi-label grid energy by alpha-beta swap (exact for two labels).
 
     Args:
-        unary: ``(h, w, L)`` per-cell label costs.
+        unary: ``(h, w, L)`` per-cell label costs, finite.
         pairwise: ``(L, L)`` label-pair costs: symmetric, non-negative, zero diagonal.
         weight: a uniform edge weight, or ``(w_right, w_down)`` arrays of shapes ``(h, w-1)`` and
-            ``(h-1, w)`` for per-edge weights.
-        init: ``(h, w)`` start labeling; the per-cell unary argmin by default.
-        max_cycles: the most cycles over all label pairs.
+            ``(h-1, w)`` for per-edge weights; finite and non-negative.
+        init: ``(h, w)`` start labeling of integers in ``[0, L)``; the per-cell unary argmin by
+            default.
+        max_cycles: the most cycles over all label pairs, an int >= 1.
 
     Returns:
         ``(h, w)`` int64 labeling. With two labels it is a global minimum; with more it is a
         local minimum with respect to every swap move, so no single-cell change lowers it.
+
+    Raises:
+        TypeError, ValueError: an argument of the wrong kind, shape or value (named in the
+            message), or terms so large that the energy overflows float64.
     """
     unary, pairwise = _check_problem(unary, pairwise)
     h, w, n_labels = unary.shape
-    if isinstance(max_cycles, bool) or not isinstance(max_cycles, (int, np.integer)) or max_cycles < 1:
-        raise ValueError(f"max_cycles must be a positive int, got {max_cycles!r}")
+    max_cycles = check_int("max_cycles", max_cycles, 1)
     w_right, w_down = _edge_weights(weight, h, w)
+    _check_energy_range(unary, pairwise, w_right, w_down)
     flat_unary = np.ascontiguousarray(unary.reshape(h * w, n_labels))
     if init is None:
         labels = flat_unary.argmin(1).astype(np.int64)
     else:
-        init = np.asarray(init)
-        if init.shape != (h, w):
-            raise ValueError(f"init must have shape {(h, w)}, got {init.shape}")
-        if init.min() < 0 or init.max() >= n_labels:
-            raise ValueError(f"init labels must lie in [0, {n_labels})")
-        labels = np.ascontiguousarray(init.reshape(-1), dtype=np.int64).copy()
-    swap_inplace(flat_unary, pairwise, w_right, w_down, h, w, labels, int(max_cycles))
+        labels = _check_labels("init", init, h, w, n_labels)
+    swap_inplace(flat_unary, pairwise, w_right, w_down, h, w, labels, max_cycles)
     return labels.reshape(h, w)

@@ -30,6 +30,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from .._checks import check_array, check_choice
 from .hyperparameters import Hyperparameters
 
 __all__ = ["objective", "THRESHOLDS"]
@@ -103,29 +104,44 @@ def objective_kernel(cost, z, a_mat, h, w, beta_eff, gamma_eff, tau_eff, mode):
 
 def threshold_mode(threshold: str) -> int:
     """Numeric code of a threshold name (0 hard, 1 soft, 2 none); raises on anything else."""
-    if threshold not in THRESHOLDS:
-        raise ValueError(f"threshold must be one of {THRESHOLDS}, got {threshold!r}")
-    return THRESHOLDS.index(threshold)
+    return THRESHOLDS.index(check_choice("threshold", threshold, THRESHOLDS))
 
 
-def check_cost(cost) -> np.ndarray:
-    """``cost`` as a finite float64 ``(m, g1, g2)`` array, or a ValueError naming it."""
-    cost = np.asarray(cost, dtype=np.float64)
+def check_cost(cost, name: str = "cost") -> np.ndarray:
+    """``cost`` as a finite float64 ``(m, g1, g2)`` array, or an error naming it."""
+    cost = check_array(name, cost)
     if cost.ndim != 3 or min(cost.shape) < 1:
-        raise ValueError(f"cost must have shape (m, g, g) with positive sizes, got {cost.shape}")
-    if not np.isfinite(cost).all():
-        raise ValueError("cost contains NaN or inf")
+        raise ValueError(f"{name} must have shape (m, g, g) with positive sizes, got {cost.shape}")
     return cost
 
 
 def check_compatibility(A, m: int) -> np.ndarray:
-    """``A`` as a finite float64 ``(m, m)`` array, or a ValueError naming it."""
-    A = np.asarray(A, dtype=np.float64)
+    """``A`` as a finite float64 ``(m, m)`` array, or an error naming it."""
+    A = check_array("A", A)
     if A.shape != (m, m):
         raise ValueError(f"A must have shape (m, m) = {(m, m)}, got {A.shape}")
-    if not np.isfinite(A).all():
-        raise ValueError("A contains NaN or inf")
     return A
+
+
+def check_labeling(z, n_out: int | None, h: int, w: int, m: int) -> np.ndarray:
+    """``z`` as a finite float64 ``(n_out, h, w, m)`` array (any ``n_out`` >= 1 when None)."""
+    z = check_array("z", z)
+    if z.ndim != 4 or z.shape[1:] != (h, w, m) or z.shape[0] < 1 \
+            or (n_out is not None and z.shape[0] != n_out):
+        expected = f"({'n_out' if n_out is None else n_out}, {h}, {w}, {m})"
+        raise ValueError(f"z must have shape {expected}, got {z.shape}")
+    return z
+
+
+def check_finite_objective(f: float, cost: np.ndarray, A: np.ndarray, **weights) -> float:
+    """``f`` if it is finite; otherwise a ValueError that names the arguments whose size made
+    Eq. (1) overflow (``cost``, ``A`` and the weights in ``weights``)."""
+    if np.isfinite(f):
+        return float(f)
+    parts = [f"max |cost| = {np.abs(cost).max():.3g}", f"max |A| = {np.abs(A).max():.3g}"]
+    parts += [f"{k} = {v:.3g}" for k, v in weights.items()]
+    raise ValueError("the objective is not finite for these costs: " + ", ".join(parts)
+                     + " (Eq. (1) overflows float64; scale cost, A or the weights down)")
 
 
 def objective(cost, z, A, *, beta: float, gamma: float, tau: float, threshold: str = "hard") -> float:
@@ -133,28 +149,29 @@ def objective(cost, z, A, *, beta: float, gamma: float, tau: float, threshold: s
 
     Args:
         cost: ``(m, g, g)`` unary cost in the paper's units (negated normalized saliency, plus any
-            prior the caller folded in).
-        z: ``(n_out, g, g, m)`` labelings; each cell's vector should sum to 1.
-        A: ``(m, m)`` compatibility matrix.
+            prior the caller folded in), finite.
+        z: ``(n_out, g, g, m)`` labelings, finite; each cell's vector should sum to 1.
+        A: ``(m, m)`` compatibility matrix, finite.
         beta, gamma, tau: hyperparameters in the paper's units (scaled by ``n`` inside;
             :class:`~comixup.solver.Hyperparameters`), finite and >= 0.
         threshold: ``"hard"``, ``"soft"`` or ``"none"``.
 
     Returns:
-        The objective value as a Python float.
+        The objective value as a finite Python float.
+
+    Raises:
+        TypeError, ValueError: an argument of the wrong kind, shape or value (the message
+            names it), or an objective that overflows float64 (:func:`check_finite_objective`).
     """
     cost = check_cost(cost)
     m, h, w = cost.shape
-    z = np.asarray(z, dtype=np.float64)
-    if z.ndim != 4 or z.shape[1:] != (h, w, m):
-        raise ValueError(f"z must have shape (n_out, {h}, {w}, {m}), got {z.shape}")
+    z = check_labeling(z, None, h, w, m)
     A = check_compatibility(A, m)
     n = h * w
-    eff = Hyperparameters(beta=beta, gamma=gamma, tau=tau).effective(n)
+    hp = Hyperparameters(beta=beta, gamma=gamma, tau=tau)
+    eff = hp.effective(n)
+    mode = threshold_mode(threshold)
     flat_z = np.ascontiguousarray(z.reshape(z.shape[0], n, m))
-    return float(
-        objective_kernel(
-            np.ascontiguousarray(cost.reshape(m, n)), flat_z, A, h, w,
-            eff.beta, eff.gamma, eff.tau, threshold_mode(threshold),
-        )
-    )
+    f = objective_kernel(np.ascontiguousarray(cost.reshape(m, n)), flat_z, A, h, w,
+                         eff.beta, eff.gamma, eff.tau, mode)
+    return check_finite_objective(f, cost, A, beta=hp.beta, gamma=hp.gamma)

@@ -44,11 +44,11 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import math
 from collections.abc import Callable
 
 import torch
 
+from .._checks import check_int, check_num_classes, check_number
 from ..losses import check_loss, soft_cross_entropy, softmax_bce, target_loss
 from ..mixers import (
     VAT,
@@ -138,11 +138,8 @@ class Method:
     uses_normalization = False
 
     def __init__(self, num_classes: int, *, seed: int = 0, **options):
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-            raise ValueError(f"num_classes must be an int >= 2, got {num_classes!r}")
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ValueError(f"seed must be an int >= 0, got {seed!r}")
-        self.num_classes = num_classes
+        self.num_classes = check_num_classes(num_classes)
+        seed = check_int("seed", seed, 0)
         self.generator = torch.Generator().manual_seed(seed)
         self.memory_format = torch.contiguous_format
         unknown = sorted(set(options) - self.accepted_options())
@@ -351,11 +348,8 @@ class SaliencyMixingMethod(Method):
 
     def __init__(self, num_classes: int, *, seed: int = 0, **options):
         super().__init__(num_classes, seed=seed, **options)
-        clean_lam = self.options["clean_lam"]
-        if isinstance(clean_lam, bool) or not isinstance(clean_lam, (int, float)) \
-                or not math.isfinite(clean_lam) or clean_lam < 0:
-            raise ValueError(f"clean_lam must be a finite number >= 0, got {clean_lam!r}")
-        self.clean_lam = self.options["clean_lam"] = float(clean_lam)
+        clean_lam = check_number("clean_lam", self.options["clean_lam"])
+        self.clean_lam = self.options["clean_lam"] = clean_lam
 
     def step(self, model, x, y, backward):
         """Clean step, mixing, mixed loss; returns ``clean + mixed``."""
@@ -439,7 +433,7 @@ def create_method(name: str, num_classes: int, **options) -> Method:
 
     Args:
         name: a key of :data:`METHODS`.
-        num_classes: number of classes (>= 2).
+        num_classes: number of classes (>= 1, :data:`comixup._checks.MIN_CLASSES`).
         **options: ``seed`` (the method generator's seed, default 0) and the method's options
             (``loss``, ``clean_lam``, and the mixer's keyword options such as ``alpha``).
 

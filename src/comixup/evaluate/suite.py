@@ -250,7 +250,7 @@ def evaluate_checkpoint(
     dataset = build_data(cfg, split, train_transform=False, limit=cfg.limit_test)
     info = getattr(dataset, "info", None) or dataset_info(cfg.data)
     model = build_model(cfg, info.num_classes, info.channels)
-    model.load_state_dict(state["model"])
+    ckpt_io.load_model_state(model, state["model"], checkpoint)
     model.to(dev)
     amp_dtype = autocast_dtype(cfg, dev)  # the same choice as training
     seed = cfg.seed if seed is None else seed

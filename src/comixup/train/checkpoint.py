@@ -5,7 +5,10 @@
   directory), so a process killed at any moment leaves either the previous checkpoint or the new
   one, never a torn file.
 * :func:`load` reads a checkpoint with ``torch.load(..., weights_only=True)``: checkpoints hold
-  only tensors, numbers, strings, booleans, ``None``, lists and dicts.
+  only tensors, numbers, strings, booleans, ``None``, lists and dicts. Every file that is not a
+  usable checkpoint (random bytes, JSON, an empty or half-written file, a pickle of another
+  type, missing entries, a bad configuration; and, in :func:`load_model_state`, weights of the
+  wrong shapes) gives one ``ValueError("<path> is not a valid comixup checkpoint: <reason>")``.
 * :func:`rng_state` / :func:`set_rng_state` capture and restore the states of Python's
   ``random``, NumPy's global generator, torch's CPU generator and every CUDA generator, encoded
   as tensors so that they survive ``weights_only`` loading.
@@ -15,16 +18,24 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from .._checks import first_line
+
 __all__ = [
     "FORMAT",
+    "REQUIRED",
+    "RESUME_KEYS",
     "generator_state",
+    "invalid",
     "load",
+    "load_model_state",
+    "restore_state",
     "rng_state",
     "save_atomic",
     "set_generator_state",
@@ -81,20 +92,120 @@ def save_atomic(obj, path) -> Path:
     return path
 
 
-def load(path, map_location="cpu") -> dict:
-    """Load a checkpoint safely (``weights_only=True``).
+#: The entries every checkpoint has (``last.pt`` and the weight snapshots).
+REQUIRED = ("format", "epoch", "config", "model")
+#: The further entries that ``--resume`` restores (``last.pt`` only).
+RESUME_KEYS = ("optimizer", "schedule", "method", "rng")
+
+
+def invalid(path, reason) -> ValueError:
+    """The error of a checkpoint that cannot be used: ``"<path> is not a valid comixup
+    checkpoint: <reason>"`` (the reason on one line)."""
+    return ValueError(f"{path} is not a valid comixup checkpoint: {first_line(reason)}")
+
+
+def load(path, map_location="cpu", *, require: tuple[str, ...] = ()) -> dict:
+    """Load a checkpoint safely (``weights_only=True``) and check its structure.
+
+    Checked: the file unpickles with ``weights_only`` (no other type is ever built), it is a
+    dict with ``format`` equal to :data:`FORMAT`, the entries :data:`REQUIRED` plus
+    ``require`` (e.g. :data:`RESUME_KEYS`) exist, ``epoch`` is an int >= 0, ``config`` is a
+    valid configuration (:func:`comixup.train.config.resolve_config`) and ``model`` a
+    dict of tensors. The shapes of the weights are checked where the model is built
+    (:func:`load_model_state`).
 
     Raises:
         FileNotFoundError: ``path`` does not exist (the message names it).
-        ValueError: the file is not a comixup training checkpoint.
+        ValueError: anything else: ``"<path> is not a valid comixup checkpoint: <reason>"``,
+            the reason naming the missing key, the wrong format version or the bad entry.
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"checkpoint not found: {path}")
-    ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a comixup training checkpoint (format {FORMAT!r})")
+    if not path.is_file():
+        raise invalid(path, "not a file")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
+        reason = "the file is empty" if path.stat().st_size == 0 else _read_error(exc)
+        raise invalid(path, reason) from None
+    if not isinstance(ckpt, dict):
+        raise invalid(path, f"it holds a {type(ckpt).__name__}, not a dict")
+    if "format" not in ckpt:
+        raise invalid(path, "missing key 'format'")
+    if ckpt["format"] != FORMAT:
+        raise invalid(path, f"format is {ckpt['format']!r}, expected {FORMAT!r}")
+    missing = [key for key in (*REQUIRED, *require) if key not in ckpt]
+    if missing:
+        raise invalid(path, f"missing key {missing[0]!r}" if len(missing) == 1
+                      else f"missing keys {missing}")
+    epoch = ckpt["epoch"]
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+        raise invalid(path, f"'epoch' must be an int >= 0, got {epoch!r}")
+    if not isinstance(ckpt["config"], dict):
+        raise invalid(path, f"'config' must be a dict, got {type(ckpt['config']).__name__}")
+    from .config import resolve_config
+
+    try:
+        resolve_config(base=ckpt["config"])
+    except (TypeError, ValueError) as exc:
+        raise invalid(path, f"'config': {first_line(exc)}") from None
+    model = ckpt["model"]
+    if not isinstance(model, dict) or not all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in model.items()):
+        raise invalid(path, "'model' must be a dict of named tensors (a state_dict)")
+    for key in require:
+        if key in ("optimizer", "schedule") and not isinstance(ckpt[key], dict):
+            raise invalid(path, f"'{key}' must be a dict, got {type(ckpt[key]).__name__}")
+        if key in ("method", "rng") and (not isinstance(ckpt[key], list) or not ckpt[key]):
+            raise invalid(path, f"'{key}' must be a non-empty list (one entry per process)")
     return ckpt
+
+
+def _read_error(exc: BaseException) -> str:
+    """A short reason for a failed ``torch.load(weights_only=True)``."""
+    text = str(exc)
+    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    if found:
+        return (f"cannot read it with torch.load(weights_only=True): it holds the type "
+                f"{found.group(1)}, which a checkpoint never holds")
+    found = re.search(r"WeightsUnpickler error:\s*(\S[^\n]*)", text)
+    if found:
+        return f"cannot read it with torch.load(weights_only=True): {found.group(1).strip()}"
+    return (f"cannot read it with torch.load(weights_only=True) ({type(exc).__name__}: "
+            f"{first_line(exc, 200)})")
+
+
+def load_model_state(module: torch.nn.Module, state: dict, path) -> None:
+    """``module.load_state_dict(state)`` with every mismatch reported as
+    ``"<path> is not a valid comixup checkpoint: ..."`` naming the first missing, unexpected
+    or wrongly shaped parameter."""
+    own = module.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    if missing:
+        raise invalid(path, f"parameter {missing[0]!r} of the model is missing"
+                      + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+    if unexpected:
+        raise invalid(path, f"parameter {unexpected[0]!r} is not in the model"
+                      + (f" (and {len(unexpected) - 1} more)" if len(unexpected) > 1 else ""))
+    for key, value in own.items():
+        if tuple(state[key].shape) != tuple(value.shape):
+            raise invalid(path, f"parameter {key!r} has shape {tuple(state[key].shape)}, the "
+                                f"model's is {tuple(value.shape)}")
+    try:
+        module.load_state_dict(state)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise invalid(path, exc) from None
+
+
+def restore_state(path, what: str, load_fn, state) -> None:
+    """``load_fn(state)`` (an optimizer's, schedule's, scaler's or method's
+    ``load_state_dict``), any failure reported as an invalid checkpoint naming ``what``."""
+    try:
+        load_fn(state)
+    except (RuntimeError, TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
+        raise invalid(path, f"{what!r}: {type(exc).__name__}: {first_line(exc, 200)}") from None
 
 
 def generator_state(generator: torch.Generator) -> torch.Tensor:

@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .._checks import check_device
 from . import checkpoint as ckpt_io
 from . import distributed as ddp
 from .config import TrainConfig
@@ -50,6 +51,7 @@ __all__ = [
     "default_out_dir",
     "resolve_device",
     "train",
+    "use_channels_last",
 ]
 
 #: Columns of ``metrics.csv``. Errors and ECE are in percent; ``seconds`` is the epoch's wall
@@ -86,7 +88,13 @@ class TrainResult:
 
 
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """``"auto"`` -> CUDA when available (the local rank's GPU under DDP), else the CPU."""
+    """``"auto"`` -> CUDA when available (the local rank's GPU under DDP), else the CPU.
+
+    ``name`` is checked as the configuration's ``device`` (:func:`comixup._checks.check_device`):
+    ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``; a ValueError names it otherwise, or when
+    CUDA is requested but not available.
+    """
+    check_device("device", name)
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda"):
@@ -212,14 +220,27 @@ def _final_eval_line(result: dict) -> str:
 def autocast_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:
     """The mixed-precision dtype of a run on ``device``, shared by training and ``comixup eval``.
 
-    ``None`` (full precision) unless ``cfg.amp`` and the device is CUDA; then bfloat16 when
-    ``cfg.amp_dtype == "bf16"`` and the GPU supports it, else float16 (with a gradient scaler).
+    ``None`` (full precision) unless ``cfg.amp`` and the device is CUDA (or the CPU with
+    ``cfg.amp_cpu``); then bfloat16 when ``cfg.amp_dtype == "bf16"`` and the device supports it
+    (every CPU does), else float16 (with a gradient scaler).
     """
-    if not cfg.amp or device.type != "cuda":
+    if not cfg.amp or not _gpu_paths(cfg, device):
         return None
-    if cfg.amp_dtype == "bf16" and torch.cuda.is_bf16_supported():
+    if cfg.amp_dtype == "bf16" and (device.type == "cpu" or torch.cuda.is_bf16_supported()):
         return torch.bfloat16
     return torch.float16
+
+
+def _gpu_paths(cfg: TrainConfig, device: torch.device) -> bool:
+    """Whether the run takes the GPU code paths (autocast, the fp16 gradient scaler,
+    channels-last): on CUDA, and on the CPU when ``cfg.amp_cpu`` asks for them."""
+    return device.type == "cuda" or (device.type == "cpu" and cfg.amp_cpu)
+
+
+def use_channels_last(cfg: TrainConfig, device: torch.device) -> bool:
+    """Whether batches and the model use the channels-last memory format: ``cfg.channels_last``
+    on CUDA, and on the CPU with ``cfg.amp_cpu``."""
+    return cfg.channels_last and _gpu_paths(cfg, device)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -235,7 +256,7 @@ class _Run:
 
         self.cfg, self.world, self.device = cfg, world, device
         self.amp_dtype = autocast_dtype(cfg, device)
-        self.channels_last = cfg.channels_last and device.type == "cuda"
+        self.channels_last = use_channels_last(cfg, device)
         self.show = world.is_main and cfg.progress
         self.log = (lambda text: tqdm.write(text, file=sys.stdout)) if world.is_main \
             else (lambda text: None)
@@ -318,26 +339,36 @@ class _Run:
     # -- restore ---------------------------------------------------------------------------------
 
     def restore(self, resume) -> int:
-        """Load every state of checkpoint ``resume`` (None: nothing); return the first epoch."""
+        """Load every state of checkpoint ``resume`` (None: nothing); return the first epoch.
+
+        A checkpoint that does not fit the run (missing entries, weights of other shapes,
+        states the optimizer, schedule, scaler or method cannot take) raises
+        ``ValueError("<path> is not a valid comixup checkpoint: <reason>")``.
+        """
         if resume is None:
             return 0
-        state = ckpt_io.load(resume, map_location="cpu")
-        self.net.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.schedule.load_state_dict(state["schedule"])
+        state = ckpt_io.load(resume, map_location="cpu", require=ckpt_io.RESUME_KEYS)
+        ckpt_io.load_model_state(self.net, state["model"], resume)
+        restore = ckpt_io.restore_state
+        restore(resume, "optimizer", self.optimizer.load_state_dict, state["optimizer"])
+        restore(resume, "schedule", self.schedule.load_state_dict, state["schedule"])
         if state.get("scaler"):
-            self.scaler.load_state_dict(state["scaler"])
-        self.early = dict(state.get("early_stop", self.early))
+            restore(resume, "scaler", self.scaler.load_state_dict, state["scaler"])
+        early = state.get("early_stop", self.early)
+        if not isinstance(early, dict) or set(early) != {"best", "bad_epochs"}:
+            raise ckpt_io.invalid(resume, "'early_stop' must be a dict with 'best' and "
+                                          "'bad_epochs'")
+        self.early = dict(early)
         methods_state, rngs = state["method"], state["rng"]
         world = self.world
         if len(rngs) == world.world_size and len(methods_state) == world.world_size:
-            self.method.load_state_dict(methods_state[world.rank])
-            ckpt_io.set_rng_state(rngs[world.rank])
+            restore(resume, "method", self.method.load_state_dict, methods_state[world.rank])
+            restore(resume, "rng", ckpt_io.set_rng_state, rngs[world.rank])
         else:
             self.log(f"warning: checkpoint from {len(rngs)} process(es), running on "
                      f"{world.world_size}: random streams restart (results will differ from an "
                      "uninterrupted run)")
-            self.method.load_state_dict(methods_state[0])
+            restore(resume, "method", self.method.load_state_dict, methods_state[0])
         epoch = int(state["epoch"])
         self.log(f"resumed from {resume} after epoch {epoch}")
         return epoch

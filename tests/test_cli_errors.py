@@ -1,0 +1,189 @@
+"""Damaged and foreign checkpoints and bad flags (issue 12, class 8): every user error of the
+command line is one ``comixup: error:`` line naming the file or the flag, exit status 2, never
+a traceback; :func:`comixup.train.checkpoint.load` raises one ValueError naming the file."""
+
+from __future__ import annotations
+
+import fractions
+import json
+
+import pytest
+import torch
+
+from comixup.cli import main
+from comixup.train import checkpoint as ck
+from comixup.train import train
+
+from .train.conftest import tiny_settings
+
+
+@pytest.fixture(scope="module")
+def good(tmp_path_factory):
+    """A real ``last.pt`` of a one-epoch tiny run."""
+    tmp = tmp_path_factory.mktemp("good")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        train(tiny_settings(tmp, epochs=1, limit_train=16, limit_test=16))
+    finally:
+        torch.set_num_threads(threads)
+    return tmp / "run" / "last.pt"
+
+
+def _run(argv, capsys) -> str:
+    """Run ``comixup argv``; assert exit status 2 and one error line; return that line."""
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse's usage errors
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("comixup: error: "), err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def _damaged(tmp_path, good, kind):
+    """A damaged or foreign checkpoint file of the given kind."""
+    path = tmp_path / f"{kind}.pt"
+    state = torch.load(good, weights_only=True)
+    if kind == "random-bytes":
+        path.write_bytes(bytes(range(256)) * 8)
+    elif kind == "json":
+        path.write_text(json.dumps({"format": ck.FORMAT, "epoch": 1}))
+    elif kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "half-written":
+        data = good.read_bytes()
+        path.write_bytes(data[: len(data) // 2])
+    elif kind == "disallowed-pickle":
+        torch.save(dict(state, x=fractions.Fraction(1, 3)), path)  # not a weights-only type
+    elif kind == "not-a-dict":
+        torch.save([1, 2, 3], path)
+    elif kind == "no-config":
+        del state["config"]
+        torch.save(state, path)
+    elif kind == "no-model":
+        del state["model"]
+        torch.save(state, path)
+    elif kind == "old-format":
+        state["format"] = "comixup-train-checkpoint-v0"
+        torch.save(state, path)
+    elif kind == "config-not-a-dict":
+        state["config"] = "lenet"
+        torch.save(state, path)
+    elif kind == "bad-config":
+        state["config"]["epochs"] = -3
+        torch.save(state, path)
+    elif kind == "wrong-shapes":
+        key = next(k for k, v in state["model"].items() if v.dim() >= 2)
+        state["model"][key] = torch.zeros(3, 3)
+        torch.save(state, path)
+    elif kind == "missing-parameter":
+        state["model"].pop(next(iter(state["model"])))
+        torch.save(state, path)
+    return path
+
+
+DAMAGE = {
+    "random-bytes": "cannot read it",
+    "json": "cannot read it",
+    "empty": "empty",
+    "half-written": "cannot read it",
+    "disallowed-pickle": "cannot read it",
+    "not-a-dict": "not a dict",
+    "no-config": "missing key 'config'",
+    "no-model": "missing key 'model'",
+    "old-format": "format is 'comixup-train-checkpoint-v0'",
+    "config-not-a-dict": "'config' must be a dict",
+    "bad-config": "epochs",
+    "wrong-shapes": "has shape (3, 3)",
+    "missing-parameter": "is missing",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(DAMAGE))
+@pytest.mark.parametrize("command", ["eval", "resume"])
+def test_damaged_checkpoints_give_one_line(kind, command, good, tmp_path, capsys):
+    path = _damaged(tmp_path, good, kind)
+    if command == "eval":
+        argv = ["eval", "--checkpoint", str(path), "--no-plots", "--no-progress",
+                "--out", str(tmp_path / "eval")]
+    else:
+        argv = ["train", "--resume", str(path), "--no-progress", "--no-tensorboard",
+                "--no-plot", "--threads", "1"]
+    line = _run(argv, capsys)
+    assert f"{path} is not a valid comixup checkpoint" in line
+    assert DAMAGE[kind] in line
+
+
+def test_load_names_the_file_and_the_reason(good, tmp_path):
+    assert ck.load(good)["epoch"] == 1
+    for kind, reason in DAMAGE.items():
+        if kind in ("wrong-shapes", "missing-parameter"):
+            continue  # shapes are checked where the model is built
+        path = _damaged(tmp_path, good, kind)
+        with pytest.raises(ValueError, match="is not a valid comixup checkpoint") as exc:
+            ck.load(path)
+        assert str(path) in str(exc.value) and reason in str(exc.value)
+    with pytest.raises(ValueError, match=r"missing keys \['optimizer'"):
+        path = tmp_path / "snapshot.pt"
+        state = torch.load(good, weights_only=True)
+        torch.save({k: state[k] for k in ck.REQUIRED}, path)
+        ck.load(path, require=ck.RESUME_KEYS)
+    with pytest.raises(ValueError, match="not a file"):
+        ck.load(tmp_path)
+
+
+def test_load_model_state_names_the_parameter(good, tmp_path):
+    from comixup.models import create
+
+    state = torch.load(good, weights_only=True)["model"]
+    model = create("lenet", 10, in_channels=3)
+    ck.load_model_state(model, state, good)  # the real weights fit
+    key = next(k for k, v in state.items() if v.dim() >= 2)
+    bad = dict(state, **{key: torch.zeros(1)})
+    with pytest.raises(ValueError, match=rf"parameter '{key}' has shape \(1,\)"):
+        ck.load_model_state(model, bad, good)
+    with pytest.raises(ValueError, match="'extra' is not in the model"):
+        ck.load_model_state(model, dict(state, extra=torch.zeros(1)), good)
+
+
+@pytest.mark.parametrize("argv,flag", [
+    (["eval", "--checkpoint", "x.pt", "--device", "tpu"], "--device"),
+    (["train", "--device", "tpu"], "--device"),
+    (["report", "runs", "--device", "cuda:x"], "--device"),
+    (["eval", "--checkpoint", "x.pt", "--threshold", "nan"], "--threshold"),
+    (["eval", "--checkpoint", "x.pt", "--threshold", "2"], "--threshold"),
+    (["train", "--weight-decay", "inf"], "--weight-decay"),
+    (["train", "--weight-decay", "-1"], "--weight-decay"),
+    (["train", "--lr", "nan"], "--lr"),
+    (["train", "--epochs", "1.5"], "--epochs"),
+    (["train", "--schedule", "linear"], "--schedule"),
+    (["train", "--optimizer", "lbfgs"], "--optimizer"),
+    (["train", "--amp-dtype", "fp8"], "--amp-dtype"),
+    (["train", "--loss", "mse"], "--loss"),
+    (["no-such-command"], "invalid choice"),
+])
+def test_bad_flags_give_one_line_naming_the_flag(argv, flag, capsys):
+    assert flag in _run(argv, capsys)
+
+
+def test_choices_come_from_the_package_constants():
+    from comixup.cli import build_parser
+    from comixup.losses import LOSSES
+    from comixup.train.config import AMP_DTYPES, OPTIMIZERS, SCHEDULES
+
+    train_parser = build_parser()._subparsers._group_actions[0].choices["train"]
+    choices = {a.dest: a.choices for a in train_parser._actions if a.choices}
+    assert choices["schedule"] == list(SCHEDULES)
+    assert choices["optimizer"] == list(OPTIMIZERS)
+    assert choices["amp_dtype"] == list(AMP_DTYPES)
+    assert choices["loss"] == list(LOSSES)
+
+
+def test_missing_and_unreadable_files_give_one_line(tmp_path, capsys):
+    assert "checkpoint not found" in _run(["eval", "--checkpoint", str(tmp_path / "no.pt")],
+                                          capsys)
+    assert "not a file" in _run(["eval", "--checkpoint", str(tmp_path)], capsys)

@@ -22,39 +22,51 @@ import os
 import sys
 from pathlib import Path
 
+from ._checks import check_device, check_int, check_number, first_line
 from .losses import LOSSES
+from .train.config import AMP_DTYPES, OPTIMIZERS, SCHEDULES
 
 __all__ = ["build_parser", "main"]
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
-    return value
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line, ``comixup: error: ...``, exit 2
+    (the same line as every other user error of :func:`main`)."""
+
+    def error(self, message: str):
+        """Print ``comixup: error: <message>`` and exit with status 2."""
+        hint = f" (see '{self.prog} --help')" if self.prog != "comixup" else ""
+        self.exit(2, f"comixup: error: {one_line(message)}{hint}\n")
 
 
-def _nonneg_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
-    return value
+def _checked(check, parse, expected: str, **bounds):
+    """An argparse ``type`` that parses the text with ``parse`` and checks the value with a
+    check of :mod:`comixup._checks` (``check_int``, ``check_number``, ``check_device``)."""
+    def convert(text: str):
+        try:
+            value = parse(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        try:
+            return check("value", value, **bounds)
+        except (TypeError, ValueError) as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    convert.__name__ = expected  # argparse names the type in some messages
+    return convert
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {value}")
-    return value
+_positive_int = _checked(check_int, int, "an integer", low=1)
+_nonneg_int = _checked(check_int, int, "an integer", low=0)
+_positive_float = _checked(check_number, float, "a number", low=0.0, low_open=True)
+_nonneg_float = _checked(check_number, float, "a number", low=0.0)
+_fraction = _checked(check_number, float, "a number", low=0.0, high=1.0)
+_device = _checked(check_device, str, "a device name")
+
+
+def one_line(message) -> str:
+    """An error message on one line: its lines joined by spaces."""
+    text = " ".join(line.strip() for line in str(message).splitlines() if line.strip())
+    return text or first_line(message)
 
 
 def _key_value(text: str):
@@ -74,7 +86,7 @@ _TRAIN_KEYS = {
     "weight_decay": "weight_decay", "norm_weight_decay": "norm_weight_decay",
     "nesterov": "nesterov", "optimizer": "optimizer",
     "limit_train": "limit_train", "limit_test": "limit_test", "seed": "seed", "device": "device",
-    "workers": "workers", "threads": "threads", "out": "out", "amp": "amp",
+    "workers": "workers", "threads": "threads", "out": "out", "amp": "amp", "amp_cpu": "amp_cpu",
     "amp_dtype": "amp_dtype", "channels_last": "channels_last",
     "deterministic": "deterministic", "progress": "progress", "tensorboard": "tensorboard",
     "plot": "plot", "early_stop_patience": "early_stop_patience", "label": "label",
@@ -86,7 +98,7 @@ _TRAIN_KEYS = {
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``comixup`` (sub-commands ``train``, ``eval``, ``report``,
     ``bench``)."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="comixup",
         description="Co-Mixup (Kim et al., ICLR 2021) and mixup baselines: train, evaluate, "
                     "benchmark.")
@@ -119,20 +131,20 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch-size", type=_positive_int, help="global training batch size")
     t.add_argument("--test-batch-size", type=_positive_int, help="evaluation batch per process")
     t.add_argument("--lr", type=_positive_float, help="initial learning rate")
-    t.add_argument("--schedule", choices=["step", "cosine", "piecewise", "constant"])
+    t.add_argument("--schedule", choices=list(SCHEDULES))
     t.add_argument("--milestones", type=_nonneg_int, nargs="*",
                    help="epochs of the x0.1 decays of the step schedule")
-    t.add_argument("--weight-decay", type=float)
-    t.add_argument("--norm-weight-decay", type=float,
+    t.add_argument("--weight-decay", type=_nonneg_float)
+    t.add_argument("--norm-weight-decay", type=_nonneg_float,
                    help="weight decay of normalization-layer parameters (default: --weight-decay)")
     t.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=None,
                    help="Nesterov momentum for SGD")
-    t.add_argument("--optimizer", choices=["sgd", "adam"])
+    t.add_argument("--optimizer", choices=list(OPTIMIZERS))
     t.add_argument("--limit-train", type=_positive_int, metavar="N",
                    help="use N training samples")
     t.add_argument("--limit-test", type=_positive_int, metavar="N", help="use N test samples")
     t.add_argument("--seed", type=_nonneg_int)
-    t.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
+    t.add_argument("--device", type=_device, help="auto (default), cpu, cuda or cuda:N")
     t.add_argument("--workers", type=_nonneg_int, help="data-loader workers per process")
     t.add_argument("--threads", type=_positive_int, help="torch CPU threads")
     t.add_argument("--out", help="run directory (default runs/<preset>-<method>-<timestamp>)")
@@ -141,10 +153,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "--resume added (flags that would change the model, data, method or "
                         "loss are refused)")
     t.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
-                   help="mixed precision on CUDA (default on; ignored on the CPU)")
-    t.add_argument("--amp-dtype", choices=["bf16", "fp16"])
+                   help="mixed precision on CUDA (default on; on the CPU only with --amp-cpu)")
+    t.add_argument("--amp-cpu", action=argparse.BooleanOptionalAction, default=None,
+                   help="run the GPU code paths on the CPU too: --amp (autocast; fp16 with the "
+                        "gradient scaler) and --channels-last; for testing without a GPU "
+                        "(default off: the CPU trains in full precision)")
+    t.add_argument("--amp-dtype", choices=list(AMP_DTYPES))
     t.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
-                   help="channels-last memory format on CUDA (default on)")
+                   help="channels-last memory format on CUDA (default on; on the CPU only "
+                        "with --amp-cpu)")
     t.add_argument("--deterministic", action=argparse.BooleanOptionalAction, default=None,
                    help="deterministic algorithms (bitwise reproducible on the CPU)")
     t.add_argument("--early-stop-patience", type=_positive_int, metavar="N",
@@ -183,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--corruptions", default="replace,gaussian", metavar="LIST",
                    help="robustness modes: replace, gaussian (Appendix G's formula), "
                         "gaussian_add (additive noise); default replace,gaussian")
-    e.add_argument("--threshold", type=float, default=0.25,
+    e.add_argument("--threshold", type=_fraction, default=0.25,
                    help="CAM binarization threshold (default 0.25)")
     e.add_argument("--seed", type=_nonneg_int,
                    help="seed of the corruptions and random boxes (default: the run's seed)")
@@ -192,7 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--limit-test", type=_positive_int, metavar="N",
                    help="evaluate N samples (default: the checkpoint's limit_test)")
     e.add_argument("--batch-size", type=_positive_int, help="evaluation batch size")
-    e.add_argument("--device", default="auto")
+    e.add_argument("--device", type=_device, default="auto",
+                   help="auto (default), cpu, cuda or cuda:N")
     e.add_argument("--workers", type=_nonneg_int, default=0)
     e.add_argument("--plot", metavar="PNG", help="also save the reliability diagram there")
     e.add_argument("--no-plots", dest="plots", action="store_false",
@@ -214,7 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output directory (default ./report)")
     r.add_argument("--evaluate", action=argparse.BooleanOptionalAction, default=True,
                    help="evaluate runs that have no evaluation (default on)")
-    r.add_argument("--device", default="auto")
+    r.add_argument("--device", type=_device, default="auto",
+                   help="auto (default), cpu, cuda or cuda:N")
     r.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
                    help="progress bars of on-the-fly evaluations (default on)")
 
@@ -285,7 +304,7 @@ def _resume_config(args: argparse.Namespace, overrides: dict):
     from .train import checkpoint as ckpt_io
     from .train.config import resolve_config
 
-    state = ckpt_io.load(args.resume)
+    state = ckpt_io.load(args.resume, require=ckpt_io.RESUME_KEYS)
     saved = resolve_config(base=state["config"]).to_dict()
     requested = resolve_config(args.preset, overrides).to_dict() if args.preset else None
     for key, flag in _RESUME_FIXED:
@@ -433,9 +452,10 @@ def _cmd_show(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``comixup`` / ``python -m comixup``; returns the exit status.
 
-    Configuration errors (bad values, unknown presets, methods, models or datasets, missing
-    files) print ``comixup: error: ...`` and return 2; set ``COMIXUP_DEBUG=1`` to get the
-    traceback instead.
+    Every user error (bad flags or values, unknown presets, methods, models or datasets, missing
+    or unreadable files, damaged or foreign checkpoints) prints one line,
+    ``comixup: error: ...``, and returns 2 (argparse's usage errors exit with 2 the same way);
+    set ``COMIXUP_DEBUG=1`` to get the traceback instead.
     """
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -444,10 +464,10 @@ def main(argv: list[str] | None = None) -> int:
                 "show": _cmd_show}
     try:
         return commands[args.command](args)
-    except (ValueError, TypeError, FileNotFoundError, ImportError) as exc:
+    except (ValueError, TypeError, OSError, ImportError) as exc:
         if os.environ.get("COMIXUP_DEBUG"):
             raise
-        print(f"comixup: error: {exc}", file=sys.stderr)
+        print(f"comixup: error: {one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("comixup: interrupted", file=sys.stderr)

@@ -16,13 +16,23 @@ import copy
 import dataclasses
 import json
 import math
-import numbers
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
+from .._checks import (
+    check_bool,
+    check_choice,
+    check_device,
+    check_int,
+    check_number,
+    check_optional_int,
+    check_str,
+)
+
 __all__ = [
     "AMP_DTYPES",
+    "OPTIMIZERS",
     "SCHEDULES",
     "Phase",
     "TrainConfig",
@@ -38,7 +48,7 @@ __all__ = [
 #: (linear interpolation between ``lr_points``, per iteration; the fast ImageNet protocol) and
 #: ``constant``.
 SCHEDULES = ("step", "cosine", "piecewise", "constant")
-#: Mixed-precision dtypes used on CUDA when ``amp`` is on.
+#: Mixed-precision dtypes used on CUDA when ``amp`` is on (and on the CPU with ``amp_cpu``).
 AMP_DTYPES = ("bf16", "fp16")
 #: Optimizers: SGD with (Nesterov) momentum, the paper's; Adam for the speech recipe of
 #: Zhang et al. (2018).
@@ -114,9 +124,13 @@ class TrainConfig:
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
         workers: data-loader worker processes per rank.
         threads: ``torch.set_num_threads`` value (``None``: torch's default).
-        amp: mixed precision on CUDA (ignored on the CPU).
+        amp: mixed precision on CUDA (on the CPU only with ``amp_cpu``).
+        amp_cpu: run the GPU code paths on the CPU too: ``amp`` (autocast with ``amp_dtype``;
+            for ``"fp16"`` the gradient scaler and its skip-on-overflow logic) and
+            ``channels_last``. Meant for testing those paths without a GPU (CPU autocast is
+            slow); off by default, so the CPU trains in full precision and contiguous format.
         amp_dtype: ``"bf16"`` or ``"fp16"`` (with a gradient scaler).
-        channels_last: channels-last memory format on CUDA (ignored on the CPU).
+        channels_last: channels-last memory format on CUDA (on the CPU only with ``amp_cpu``).
         deterministic: deterministic algorithms (bitwise reproducible on the CPU).
         out: run directory (``None``: ``runs/<preset>-<method>-<timestamp>``).
         progress: show tqdm progress bars.
@@ -161,6 +175,7 @@ class TrainConfig:
     workers: int = 0
     threads: int | None = None
     amp: bool = True
+    amp_cpu: bool = False
     amp_dtype: str = "bf16"
     channels_last: bool = True
     deterministic: bool = False
@@ -262,12 +277,10 @@ class TrainConfig:
         _opt_int(self.limit_train, "limit_train", 1)
         _opt_int(self.limit_test, "limit_test", 1)
         _int(self.seed, "seed", 0)
-        _str(self.device, "device")
-        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
-            raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
+        check_device("device", self.device)
         _int(self.workers, "workers", 0)
         _opt_int(self.threads, "threads", 1)
-        for name in ("amp", "channels_last", "deterministic", "progress", "tensorboard", "plot",
+        for name in ("amp", "amp_cpu", "channels_last", "deterministic", "progress", "tensorboard", "plot",
                      "final_eval"):
             _bool(getattr(self, name), name)
         _choice(self.amp_dtype, "amp_dtype", AMP_DTYPES)
@@ -346,43 +359,32 @@ _DEFAULTS = {"arch": TrainConfig.arch, "data": TrainConfig.data}
 # -- small checks -----------------------------------------------------------------------------
 
 
-def _int(value, name: str, minimum: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if minimum is not None and value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
+# The checks of the fields are those of the whole package (:mod:`comixup._checks`), with the
+# value first as the validation code below reads.
 
 
-def _opt_int(value, name: str, minimum: int | None = None) -> int | None:
-    return None if value is None else _int(value, name, minimum)
+def _int(value, name: str, minimum: int = 0) -> int:
+    return check_int(name, value, minimum)
 
 
-def _float(value, name: str, minimum: float | None = None) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a number, got {value!r}")
-    value = float(value)
-    if not math.isfinite(value) or (minimum is not None and value < minimum):
-        raise ValueError(f"{name} must be a finite number >= {minimum}, got {value}")
-    return value
+def _opt_int(value, name: str, minimum: int = 0) -> int | None:
+    return check_optional_int(name, value, minimum)
+
+
+def _float(value, name: str, minimum: float = 0.0) -> float:
+    return check_number(name, value, low=minimum)
 
 
 def _bool(value, name: str) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be true or false, got {value!r}")
-    return value
+    return check_bool(name, value)
 
 
 def _str(value, name: str) -> str:
-    if not isinstance(value, str):
-        raise TypeError(f"{name} must be a string, got {value!r}")
-    return value
+    return check_str(name, value)
 
 
 def _choice(value, name: str, choices) -> str:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
-    return value
+    return check_choice(name, value, choices)
 
 
 # -- presets ----------------------------------------------------------------------------------

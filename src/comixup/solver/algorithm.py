@@ -571,7 +571,7 @@ def solve(
                               rng.integers(1, max(1, n // 2) + 1, size=polish)], axis=1)
             kicks = kicks.astype(np.int64)
             f = polish_kernel(flat, A, z, h, w, *scaled, mode, kicks)
-        if f < best_f:
+        if f < best_f and np.isfinite(f):
             best_z, best_f = z, f
     if best_z is None or not np.isfinite(best_z).all():
         check_finite_objective(np.inf, flat, A, beta=hp.beta, gamma=hp.gamma, eta=hp.eta)

@@ -10,8 +10,15 @@ import numpy as np
 import pytest
 import torch
 
-from comixup import CoMixup, CutMix, InputMixup, ManifoldMixup, MultiCutMix, MultiInputMixup
-from comixup import PuzzleMix
+from comixup import (
+    CoMixup,
+    CutMix,
+    InputMixup,
+    ManifoldMixup,
+    MultiCutMix,
+    MultiInputMixup,
+    PuzzleMix,
+)
 from comixup._checks import (
     MIN_CLASSES,
     check_array,
@@ -46,7 +53,7 @@ def _batch(b=4, size=16):
 
 
 def _mixers():
-    gen = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    gen = lambda: torch.Generator().manual_seed(0)
     return {
         "mixup": InputMixup(K, generator=gen()),
         "cutmix": CutMix(K, generator=gen()),

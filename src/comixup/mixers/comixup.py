@@ -26,8 +26,8 @@ import dataclasses
 import numpy as np
 import torch
 
-from ..saliency import compatibility, pooled_unary, salient_location
 from .._checks import check_bool, check_choice
+from ..saliency import compatibility, pooled_unary, salient_location
 from ..solver import PAIRWISE, THRESHOLDS, Hyperparameters, solve
 from ..solver.algorithm import check_levels
 from .base import Mixer, MixParams, ThreadedMixer, check_int

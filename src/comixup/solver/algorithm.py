@@ -58,7 +58,7 @@ from .objective import (
     threshold_mode,
 )
 
-__all__ = ["solve", "check_levels", "dirichlet_prior", "label_pair_costs", "LEVELS", "PAIRWISE"]
+__all__ = ["LEVELS", "PAIRWISE", "check_levels", "dirichlet_prior", "label_pair_costs", "solve"]
 
 LEVELS = (2, 3, 4)
 #: Label-pair costs of the graph cut between mixed labels (see the module docstring).

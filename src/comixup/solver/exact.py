@@ -14,8 +14,8 @@ import numba
 import numpy as np
 
 from .._checks import check_int
-from .hyperparameters import Hyperparameters
 from .algorithm import check_levels
+from .hyperparameters import Hyperparameters
 from .objective import (
     check_compatibility,
     check_cost,

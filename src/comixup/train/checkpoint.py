@@ -126,7 +126,7 @@ def load(path, map_location="cpu", *, require: tuple[str, ...] = ()) -> dict:
         raise invalid(path, "not a file")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
+    except Exception as exc:  # any unreadable file is the same user error
         reason = "the file is empty" if path.stat().st_size == 0 else _read_error(exc)
         raise invalid(path, reason) from None
     if not isinstance(ckpt, dict):

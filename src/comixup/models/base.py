@@ -18,13 +18,21 @@ output of the first stage, i.e. ``layer1`` of a ResNet, and so on). This is wher
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["MixFn", "MixableNet", "check_choice", "check_positive_int", "check_probability"]
+__all__ = [
+    "MixFn",
+    "MixableNet",
+    "check_choice",
+    "check_positive_int",
+    "check_probability",
+    "init_weights",
+    "make_stages",
+]
 
 #: A function applied to a hidden representation ``(B, C, H, W)``; it returns the new one.
 MixFn = Callable[[torch.Tensor], torch.Tensor]
@@ -55,6 +63,76 @@ def check_probability(value, name: str) -> float:
     return float(value)
 
 
+def _kaiming_fan_out(weight: torch.Tensor) -> None:
+    nn.init.kaiming_normal_(weight, mode="fan_out", nonlinearity="relu")
+
+
+def init_weights(
+    net: nn.Module,
+    *,
+    conv: Callable[[torch.Tensor], object] = _kaiming_fan_out,
+    linear: Callable[[torch.Tensor], object] | None = None,
+) -> None:
+    """Initialize the layers of ``net`` in place, in the order of ``net.modules()``.
+
+    Every :class:`~torch.nn.Conv2d` weight gets ``conv`` (default: Kaiming normal, ``fan_out``,
+    ReLU gain) and its bias, if any, zeros; every :class:`~torch.nn.BatchNorm2d` gets weight 1
+    and bias 0; with ``linear`` given, every :class:`~torch.nn.Linear` weight gets ``linear`` and
+    its bias zeros (otherwise linear layers keep PyTorch's default initialization).
+    """
+    for m in net.modules():
+        if isinstance(m, nn.Conv2d):
+            conv(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif linear is not None and isinstance(m, nn.Linear):
+            linear(m.weight)
+            nn.init.zeros_(m.bias)
+
+
+def make_stages(
+    block: Callable[..., nn.Module],
+    in_planes: int,
+    widths: Sequence[int],
+    blocks: Sequence[int],
+    strides: Sequence[int],
+    *args,
+    projection: bool = False,
+) -> list[nn.Sequential]:
+    """The residual stages of a trunk, built in order (so the random initialization is too).
+
+    Stage ``s`` is an :class:`torch.nn.Sequential` of ``blocks[s]`` blocks of width
+    ``widths[s]``: the first ``block(c, widths[s], *args, strides[s])``, with ``c`` the output
+    channels of the previous stage (``in_planes`` for the first), the others
+    ``block(c_out, widths[s], *args)`` (stride 1), where ``c_out = widths[s] * block.expansion``
+    (expansion 1 when the block class does not set it). With ``projection``, the first block
+    also gets a ``downsample`` shortcut, built before it: a bias-free strided 1x1 convolution
+    followed by BN when the shape changes, ``None`` otherwise (the ResNet / ResNeXt shortcut);
+    without it, the block makes its own shortcut.
+    """
+    expansion = getattr(block, "expansion", 1)
+    stages = []
+    for planes, n_blocks, stride in zip(widths, blocks, strides):
+        out_planes = planes * expansion
+        first_args = (*args, stride)
+        if projection:
+            downsample = None
+            if stride != 1 or in_planes != out_planes:
+                downsample = nn.Sequential(
+                    nn.Conv2d(in_planes, out_planes, 1, stride=stride, bias=False),
+                    nn.BatchNorm2d(out_planes),
+                )
+            first_args = (*first_args, downsample)
+        layers = [block(in_planes, planes, *first_args)]
+        layers += [block(out_planes, planes, *args) for _ in range(1, n_blocks)]
+        stages.append(nn.Sequential(*layers))
+        in_planes = out_planes
+    return stages
+
+
 class MixableNet(nn.Module):
     """Base class of the models: a trunk of stages, a pooled linear head, and mixing hooks.
 
@@ -67,6 +145,14 @@ class MixableNet(nn.Module):
     classifier: nn.Linear
     #: Number of trunk stages; subclasses override it.
     num_stages: int = 0
+
+    def __init__(self, num_classes: int | None = None, in_channels: int | None = None):
+        """Initialize the module; check ``num_classes`` and ``in_channels`` (ints >= 1) if given."""
+        super().__init__()
+        if num_classes is not None:
+            check_positive_int(num_classes, "num_classes")
+        if in_channels is not None:
+            check_positive_int(in_channels, "in_channels")
 
     @property
     def mix_depths(self) -> tuple[int, ...]:

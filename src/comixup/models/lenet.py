@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import MixableNet, check_positive_int
+from .base import MixableNet
 
 __all__ = ["LeNet", "lenet"]
 
@@ -41,9 +41,7 @@ class LeNet(MixableNet):
     num_stages = 2
 
     def __init__(self, num_classes: int = 30, *, in_channels: int = 1):
-        super().__init__()
-        check_positive_int(num_classes, "num_classes")
-        check_positive_int(in_channels, "in_channels")
+        super().__init__(num_classes, in_channels)
         self.conv1 = nn.Conv2d(in_channels, 6, 5)
         self.conv2 = nn.Conv2d(6, 16, 5)
         self.pool = nn.AdaptiveAvgPool2d((5, 5))

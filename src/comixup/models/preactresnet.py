@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import MixableNet, check_choice, check_positive_int
+from .base import MixableNet, check_choice, check_positive_int, init_weights, make_stages
 
 __all__ = ["PreActBlock", "PreActResNet", "preactresnet18"]
 
@@ -86,32 +86,16 @@ class PreActResNet(MixableNet):
         initial_channels: int = 64,
         stem_stride: int = 1,
     ):
-        super().__init__()
-        check_positive_int(num_classes, "num_classes")
-        check_positive_int(in_channels, "in_channels")
+        super().__init__(num_classes, in_channels)
         check_positive_int(initial_channels, "initial_channels")
         check_choice(stem_stride, "stem_stride", (1, 2))
         c = initial_channels
-        self.in_planes = c
         self.conv1 = nn.Conv2d(in_channels, c, 3, stride=stem_stride, padding=1, bias=False)
-        self.layer1 = self._make_layer(c, num_blocks[0], stride=1)
-        self.layer2 = self._make_layer(2 * c, num_blocks[1], stride=2)
-        self.layer3 = self._make_layer(4 * c, num_blocks[2], stride=2)
-        self.layer4 = self._make_layer(8 * c, num_blocks[3], stride=2)
+        self.layer1, self.layer2, self.layer3, self.layer4 = make_stages(
+            PreActBlock, c, (c, 2 * c, 4 * c, 8 * c), num_blocks, (1, 2, 2, 2)
+        )
         self.classifier = nn.Linear(8 * c * PreActBlock.expansion, num_classes)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-
-    def _make_layer(self, planes: int, blocks: int, stride: int) -> nn.Sequential:
-        layers = []
-        for s in [stride] + [1] * (blocks - 1):
-            layers.append(PreActBlock(self.in_planes, planes, s))
-            self.in_planes = planes * PreActBlock.expansion
-        return nn.Sequential(*layers)
+        init_weights(self)
 
     def _stage(self, index: int, h: torch.Tensor) -> torch.Tensor:
         if index == 0:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import MixableNet, check_positive_int
+from .base import MixableNet, init_weights, make_stages
 
 __all__ = ["Bottleneck", "ResNet", "resnet50"]
 
@@ -63,38 +63,16 @@ class ResNet(MixableNet):
     num_stages = 4
 
     def __init__(self, layers=(3, 4, 6, 3), num_classes: int = 1000, *, in_channels: int = 3):
-        super().__init__()
-        check_positive_int(num_classes, "num_classes")
-        check_positive_int(in_channels, "in_channels")
-        self.inplanes = 64
+        super().__init__(num_classes, in_channels)
         self.conv1 = nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
-        self.layer1 = self._make_layer(64, layers[0], 1)
-        self.layer2 = self._make_layer(128, layers[1], 2)
-        self.layer3 = self._make_layer(256, layers[2], 2)
-        self.layer4 = self._make_layer(512, layers[3], 2)
+        self.layer1, self.layer2, self.layer3, self.layer4 = make_stages(
+            Bottleneck, 64, (64, 128, 256, 512), layers, (1, 2, 2, 2), projection=True
+        )
         self.classifier = nn.Linear(512 * Bottleneck.expansion, num_classes)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-
-    def _make_layer(self, planes: int, blocks: int, stride: int) -> nn.Sequential:
-        out_planes = planes * Bottleneck.expansion
-        downsample = None
-        if stride != 1 or self.inplanes != out_planes:
-            downsample = nn.Sequential(
-                nn.Conv2d(self.inplanes, out_planes, 1, stride=stride, bias=False),
-                nn.BatchNorm2d(out_planes),
-            )
-        layers = [Bottleneck(self.inplanes, planes, stride, downsample)]
-        self.inplanes = out_planes
-        layers += [Bottleneck(self.inplanes, planes) for _ in range(1, blocks)]
-        return nn.Sequential(*layers)
+        init_weights(self)
 
     def _stage(self, index: int, h: torch.Tensor) -> torch.Tensor:
         if index == 0:

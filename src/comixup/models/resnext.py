@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import MixableNet, check_positive_int
+from .base import MixableNet, check_positive_int, init_weights, make_stages
 
 __all__ = ["CifarResNeXt", "ResNeXtBottleneck", "resnext29_4_24"]
 
@@ -89,9 +89,7 @@ class CifarResNeXt(MixableNet):
         *,
         in_channels: int = 3,
     ):
-        super().__init__()
-        check_positive_int(num_classes, "num_classes")
-        check_positive_int(in_channels, "in_channels")
+        super().__init__(num_classes, in_channels)
         check_positive_int(cardinality, "cardinality")
         check_positive_int(base_width, "base_width")
         if (depth - 2) % 9 != 0 or depth < 11:
@@ -101,40 +99,18 @@ class CifarResNeXt(MixableNet):
         self.base_width = base_width
         self.conv_1_3x3 = nn.Conv2d(in_channels, 64, 3, padding=1, bias=False)
         self.bn_1 = nn.BatchNorm2d(64)
-        self.inplanes = 64
-        self.stage_1 = self._make_layer(64, n, 1)
-        self.stage_2 = self._make_layer(128, n, 2)
-        self.stage_3 = self._make_layer(256, n, 2)
+        self.stage_1, self.stage_2, self.stage_3 = make_stages(
+            ResNeXtBottleneck,
+            64,
+            (64, 128, 256),
+            (n, n, n),
+            (1, 2, 2),
+            cardinality,
+            base_width,
+            projection=True,
+        )
         self.classifier = nn.Linear(256 * ResNeXtBottleneck.expansion, num_classes)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.kaiming_normal_(m.weight)
-                nn.init.zeros_(m.bias)
-
-    def _make_layer(self, planes: int, blocks: int, stride: int) -> nn.Sequential:
-        out_planes = planes * ResNeXtBottleneck.expansion
-        downsample = None
-        if stride != 1 or self.inplanes != out_planes:
-            downsample = nn.Sequential(
-                nn.Conv2d(self.inplanes, out_planes, 1, stride=stride, bias=False),
-                nn.BatchNorm2d(out_planes),
-            )
-        layers = [
-            ResNeXtBottleneck(
-                self.inplanes, planes, self.cardinality, self.base_width, stride, downsample
-            )
-        ]
-        self.inplanes = out_planes
-        for _ in range(1, blocks):
-            layers.append(
-                ResNeXtBottleneck(self.inplanes, planes, self.cardinality, self.base_width)
-            )
-        return nn.Sequential(*layers)
+        init_weights(self, linear=nn.init.kaiming_normal_)
 
     def _stage(self, index: int, h: torch.Tensor) -> torch.Tensor:
         if index == 0:

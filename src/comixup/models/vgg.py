@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import MixableNet, check_positive_int
+from .base import MixableNet, init_weights
 
 __all__ = ["VGG", "VGG11_CONFIG", "vgg11"]
 
@@ -45,9 +45,7 @@ class VGG(MixableNet):
     """
 
     def __init__(self, config=VGG11_CONFIG, num_classes: int = 30, *, in_channels: int = 1):
-        super().__init__()
-        check_positive_int(num_classes, "num_classes")
-        check_positive_int(in_channels, "in_channels")
+        super().__init__(num_classes, in_channels)
         stages = []
         c = in_channels
         for i, widths in enumerate(config):
@@ -61,13 +59,7 @@ class VGG(MixableNet):
         self.stages = nn.ModuleList(stages)
         self.num_stages = len(stages)
         self.classifier = nn.Linear(c, num_classes)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_weights(self)
 
     def _stage(self, index: int, h: torch.Tensor) -> torch.Tensor:
         return self.stages[index](h)

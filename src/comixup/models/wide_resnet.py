@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import MixableNet, check_positive_int, check_probability
+from .base import MixableNet, check_positive_int, check_probability, init_weights, make_stages
 
 __all__ = ["WideBasic", "WideResNet", "wrn16_8"]
 
@@ -80,36 +80,20 @@ class WideResNet(MixableNet):
         in_channels: int = 3,
         dropout: float = 0.0,
     ):
-        super().__init__()
-        check_positive_int(num_classes, "num_classes")
-        check_positive_int(in_channels, "in_channels")
+        super().__init__(num_classes, in_channels)
         check_positive_int(widen_factor, "widen_factor")
         dropout = check_probability(dropout, "dropout")
         if (depth - 4) % 6 != 0 or depth < 10:
             raise ValueError(f"depth must be 6n + 4 with n >= 1, got {depth}")
         n = (depth - 4) // 6
         widths = [16, 16 * widen_factor, 32 * widen_factor, 64 * widen_factor]
-        self.in_planes = widths[0]
         self.conv1 = nn.Conv2d(in_channels, widths[0], 3, padding=1, bias=True)
-        self.layer1 = self._make_layer(widths[1], n, dropout, stride=1)
-        self.layer2 = self._make_layer(widths[2], n, dropout, stride=2)
-        self.layer3 = self._make_layer(widths[3], n, dropout, stride=2)
+        self.layer1, self.layer2, self.layer3 = make_stages(
+            WideBasic, widths[0], widths[1:], (n, n, n), (1, 2, 2), dropout
+        )
         self.bn = nn.BatchNorm2d(widths[3])
         self.classifier = nn.Linear(widths[3], num_classes)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.xavier_uniform_(m.weight, gain=math.sqrt(2))
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-
-    def _make_layer(self, planes: int, blocks: int, dropout: float, stride: int) -> nn.Sequential:
-        layers = []
-        for s in [stride] + [1] * (blocks - 1):
-            layers.append(WideBasic(self.in_planes, planes, dropout, s))
-            self.in_planes = planes
-        return nn.Sequential(*layers)
+        init_weights(self, conv=lambda weight: nn.init.xavier_uniform_(weight, gain=math.sqrt(2)))
 
     def _stage(self, index: int, h: torch.Tensor) -> torch.Tensor:
         if index == 0:

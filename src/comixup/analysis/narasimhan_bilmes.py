@@ -49,22 +49,20 @@ import numba
 import numpy as np
 
 from .._checks import check_int, check_number
+from ..solver.algorithm import _grid_weights
 from ..solver.graphcut import swap_inplace
-from ..solver.objective import check_compatibility, check_cost, objective_kernel, threshold_mode
+from ..solver.objective import (
+    check_compatibility,
+    check_cost,
+    clip_diversity,
+    diversity,
+    objective_kernel,
+    threshold_mode,
+)
 
 __all__ = ["element_index", "modular_bound", "narasimhan_bilmes", "set_diversity"]
 
 _MAX_CYCLES = 100
-
-
-@numba.njit(cache=True, nogil=True)
-def _phi(p, tau_eff, mode):
-    """The clipped factor of the diversity term (mode 0 hard, 1 soft, 2 none)."""
-    if mode == 0:
-        return p if p > tau_eff else 0.0
-    if mode == 1:
-        return p - tau_eff if p > tau_eff else 0.0
-    return p
 
 
 @numba.njit(cache=True, nogil=True)
@@ -75,16 +73,7 @@ def _set_diversity_kernel(counts, a_mat, gamma_eff, tau_eff, mode):
     for j in range(n_out):
         for i in range(m):
             total[i] += counts[j, i]
-    div = 0.0
-    for j in range(n_out):
-        for i in range(m):
-            if counts[j, i] == 0.0:
-                continue
-            p = 0.0
-            for i2 in range(m):
-                p += a_mat[i, i2] * (total[i2] - counts[j, i2])
-            div += _phi(p, tau_eff, mode) * counts[j, i]
-    return gamma_eff * div
+    return gamma_eff * diversity(counts, total, a_mat, tau_eff, mode)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -102,7 +91,7 @@ def _chain_increments(order, n_out, n, m, nz_ptr, nz_row, nz_val, gamma_eff, tau
         e = order[t]
         i0 = e % m
         j0 = (e // m) // n
-        d = _phi(p[j0, i0], tau_eff, mode)  # the new count of (j0, i0) times its factor
+        d = clip_diversity(p[j0, i0], tau_eff, mode)  # the new count of (j0, i0) times its factor
         for s in range(nz_ptr[i0], nz_ptr[i0 + 1]):
             i = nz_row[s]
             a = nz_val[s]
@@ -112,7 +101,8 @@ def _chain_increments(order, n_out, n, m, nz_ptr, nz_row, nz_val, gamma_eff, tau
                 c = o[j, i]
                 pj = p[j, i]
                 if c != 0.0:
-                    d += (_phi(pj + a, tau_eff, mode) - _phi(pj, tau_eff, mode)) * c
+                    gain = clip_diversity(pj + a, tau_eff, mode) - clip_diversity(pj, tau_eff, mode)
+                    d += gain * c
                 p[j, i] = pj + a
         o[j0, i0] += 1.0
         w[e] = gamma_eff * d
@@ -138,13 +128,7 @@ def _minimize_bound(cost, weights, labels, h, w, beta_eff):
     pair = np.ones((m, m))
     for i in range(m):
         pair[i, i] = 0.0
-    w_right = np.zeros(n)
-    w_down = np.zeros(n)
-    for k in range(n):
-        if (k % w) + 1 < w:
-            w_right[k] = beta_eff
-        if k // w + 1 < h:
-            w_down[k] = beta_eff
+    w_right, w_down = _grid_weights(h, w, beta_eff)
     unary = np.empty((n, m))
     lab = np.empty(n, np.int64)
     for j in range(n_out):
@@ -179,6 +163,14 @@ def _scaled(n, gamma, tau, threshold):
     gamma = check_number("gamma", gamma)
     tau = check_number("tau", tau)
     return gamma / n, tau * n, threshold_mode(threshold)
+
+
+def _check_nonnegative(A, m: int) -> np.ndarray:
+    """``A`` checked by :func:`~comixup.solver.objective.check_compatibility`, and ``A >= 0``."""
+    A = check_compatibility(A, m)
+    if (A < 0).any():
+        raise ValueError("A must be non-negative (the diversity term is then supermodular)")
+    return A
 
 
 def _check_labels(labels, n_out, h, w, m, name="labels") -> np.ndarray:
@@ -244,9 +236,7 @@ def modular_bound(labels, A, *, m: int | None = None, gamma: float = 1.0, tau: f
     """
     A = np.asarray(A, dtype=np.float64)
     m = A.shape[0] if m is None else check_int("m", m, 1)
-    A = check_compatibility(A, m)
-    if (A < 0).any():
-        raise ValueError("A must be non-negative (the diversity term is then supermodular)")
+    A = _check_nonnegative(A, m)
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
     labels = np.asarray(labels)
@@ -295,9 +285,7 @@ def narasimhan_bilmes(cost, A, *, n_out: int | None = None, beta: float = 0.32,
     cost = check_cost(cost)
     m, h, w = cost.shape
     n = h * w
-    A = check_compatibility(A, m)
-    if (A < 0).any():
-        raise ValueError("A must be non-negative (the diversity term is then supermodular)")
+    A = _check_nonnegative(A, m)
     n_out = m if n_out is None else check_int("n_out", n_out, 1)
     beta = check_number("beta", beta)
     max_iter = check_int("max_iter", max_iter, 0)

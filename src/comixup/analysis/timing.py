@@ -112,29 +112,29 @@ def run_timing(*, problems: int = 100, ms: Sequence[int] = FIGURE6_MS,
     return dict(rows=rows, seconds=seconds, files=files)
 
 
+def _panel(ax, xs, curves, paper_x, xlabel):
+    """One panel of the Figure 6 plot: a line over ``xs`` per ``label: (times, bold)`` of
+    ``curves`` (the paper's setting drawn thicker), the paper's point at ``paper_x``, labels."""
+    for label, (times, bold) in curves.items():
+        ax.plot(xs, times, marker="o", lw=2.5 if bold else 1, label=label)
+    ax.plot([paper_x], [PAPER_FIGURE6["ms"]], "k*", ms=10, label="paper, m = 20, |L| = 3")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("mean time per partition (ms)")
+
+
 def _plot(rows, path):
     plt = pyplot()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(8, 3.2))
     ms = sorted({r["m"] for r in rows})
     lvs = sorted({r["levels"] for r in rows})
     t = {(r["m"], r["levels"]): r["mean_ms"] for r in rows}
-    for m in ms:
-        ax1.plot(lvs, [t[m, lv] for lv in lvs], marker="o", lw=2.5 if m == 20 else 1,
-                 label=f"m = {m}")
-    ax1.plot([PAPER_FIGURE6["levels"]], [PAPER_FIGURE6["ms"]], "k*", ms=10,
-             label="paper, m = 20, |L| = 3")
-    ax1.set_xlabel("|L|")
-    ax1.set_ylabel("mean time per partition (ms)")
+    _panel(ax1, lvs, {f"m = {m}": ([t[m, lv] for lv in lvs], m == 20) for m in ms},
+           PAPER_FIGURE6["levels"], "|L|")
     ax1.set_xticks(lvs)
     ax1.set_yscale("log")
     ax1.legend(fontsize=7)
-    for lv in lvs:
-        ax2.plot(ms, [t[m, lv] for m in ms], marker="o", lw=2.5 if lv == 3 else 1,
-                 label=f"|L| = {lv}")
-    ax2.plot([PAPER_FIGURE6["m"]], [PAPER_FIGURE6["ms"]], "k*", ms=10,
-             label="paper, m = 20, |L| = 3")
-    ax2.set_xlabel("m (= m')")
-    ax2.set_ylabel("mean time per partition (ms)")
+    _panel(ax2, ms, {f"|L| = {lv}": ([t[m, lv] for m in ms], lv == 3) for lv in lvs},
+           PAPER_FIGURE6["m"], "m (= m')")
     ax2.legend(fontsize=7)
     fig.suptitle("Algorithm 1 time (Figure 6; 4x4 grid, n_iter = 4, 1 thread)", fontsize=9)
     fig.tight_layout()

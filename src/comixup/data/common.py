@@ -1,4 +1,5 @@
-"""Pieces shared by the dataset modules: :class:`DatasetInfo`, subsetting, root lookup, images."""
+"""Pieces shared by the dataset modules: :class:`DatasetInfo`, subsetting, root lookup, images,
+and :class:`SampleListDataset`, the base of the datasets stored as one file per sample."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from .._checks import check_int
 __all__ = [
     "BoxedDataset",
     "DatasetInfo",
+    "SampleListDataset",
     "check_split",
     "find_dataset_dir",
     "load_rgb",
@@ -130,3 +132,73 @@ class BoxedDataset(Dataset):
         if self.box_transform is not None:
             boxes, _ = self.box_transform.map_boxes(boxes, size)
         return [tuple(float(v) for v in b) for b in boxes]
+
+
+class SampleListDataset(Dataset):
+    """Base of the datasets stored as one file per sample and listed as ``(path, label)`` pairs
+    (ImageNet, Tiny-ImageNet, Speech Commands).
+
+    The constructor checks ``split`` against :attr:`splits`, locates the dataset directory
+    (:func:`find_dataset_dir` with :attr:`dirname`, :meth:`_marker` and :attr:`layout`), lists
+    the samples with :meth:`_list_samples`, keeps a deterministic subset of them
+    (:func:`select_subset`) in :attr:`samples` and their labels in :attr:`targets`, then calls
+    :meth:`_setup`. ``dataset[i]`` is ``(self._load(path), label)`` of ``samples[i]``.
+
+    Args:
+        root: directory containing :attr:`dirname` (or that directory itself).
+        split: one of :attr:`splits`.
+        train_transform: the training (random) augmentation instead of the evaluation pipeline,
+            passed to :meth:`_setup`.
+        limit: keep a deterministic subset of this many samples.
+        seed: seed of the ``limit`` subset.
+    """
+
+    #: The dataset's name in messages.
+    dataset: str = ""
+    #: The directory looked for under ``root``.
+    dirname: str = ""
+    #: The expected layout, shown when the dataset is not found.
+    layout: str = ""
+    #: The accepted values of ``split``.
+    splits: tuple[str, ...] = ("train", "val", "test")
+
+    def __init__(
+        self,
+        root,
+        *,
+        split: str = "train",
+        train_transform: bool = False,
+        limit: int | None = None,
+        seed: int = 0,
+    ):
+        check_split(split, self.splits, self.dataset)
+        base = find_dataset_dir(root, self.dirname, self._marker(split), self.layout, self.dataset)
+        samples = self._list_samples(base, split)
+        keep = select_subset(len(samples), limit, seed)
+        self.split = split
+        self.samples = [samples[i] for i in keep]
+        self.targets = [t for _, t in self.samples]
+        self._setup(base, keep, train_transform)
+
+    def _marker(self, split: str) -> str:  # pragma: no cover - abstract
+        """The file or folder whose presence identifies the dataset directory."""
+        raise NotImplementedError
+
+    def _list_samples(self, base: Path, split: str) -> list:  # pragma: no cover - abstract
+        """The ``(path, label)`` samples of ``split`` in the dataset directory ``base``."""
+        raise NotImplementedError
+
+    def _setup(self, base: Path, keep: np.ndarray, train_transform: bool) -> None:
+        """Finish the construction once the subset ``keep`` (indices into the listed samples)
+        is chosen: ``info``, transforms, per-sample extras."""
+
+    def _load(self, path: Path):  # pragma: no cover - abstract
+        """The input tensor of the sample stored at ``path``."""
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int):
+        path, y = self.samples[index]
+        return self._load(path), y

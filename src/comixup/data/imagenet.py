@@ -22,14 +22,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from . import transforms as T
-from .common import (
-    BoxedDataset,
-    DatasetInfo,
-    check_split,
-    find_dataset_dir,
-    load_rgb,
-    select_subset,
-)
+from .common import BoxedDataset, DatasetInfo, SampleListDataset, load_rgb
 
 __all__ = ["IMAGENET_INFO", "ImageNet", "imagenet_transform", "read_voc_boxes"]
 
@@ -89,7 +82,7 @@ def read_voc_boxes(path) -> tuple[list[tuple[float, float, float, float]], tuple
     return boxes, size
 
 
-class ImageNet(BoxedDataset):
+class ImageNet(SampleListDataset, BoxedDataset):
     """ImageNet returning ``(x, y)``: ``x`` normalized float32 ``(3, crop, crop)``, ``y`` int.
 
     Args:
@@ -106,23 +99,32 @@ class ImageNet(BoxedDataset):
             ``train_transform=True`` they are in pixels of the original image.
     """
 
+    dataset = "imagenet"
+    dirname = "imagenet"
+    layout = _LAYOUT
+
     def __init__(
         self,
         root,
         *,
-        split: str = "train",
-        train_transform: bool = False,
-        limit: int | None = None,
-        seed: int = 0,
         crop: int = 224,
         resize: int = 256,
         scale=(0.08, 1.0),
         box_dir=None,
+        **options,
     ):
-        check_split(split, ("train", "val", "test"), "imagenet")
-        folder = "train" if split == "train" else "val"
-        base = find_dataset_dir(root, "imagenet", folder, _LAYOUT, "imagenet")
-        split_dir = base / folder
+        self._crop, self._resize, self._scale, self._box_dir = crop, resize, scale, box_dir
+        super().__init__(root, **options)
+
+    @staticmethod
+    def _folder(split: str) -> str:
+        return "train" if split == "train" else "val"
+
+    def _marker(self, split: str) -> str:
+        return self._folder(split)
+
+    def _list_samples(self, base: Path, split: str) -> list[tuple[Path, int]]:
+        split_dir = base / self._folder(split)
         class_dir = base / "train" if (base / "train").is_dir() else split_dir
         self.classes = sorted(p.name for p in class_dir.iterdir() if p.is_dir())
         if not self.classes:
@@ -138,10 +140,10 @@ class ImageNet(BoxedDataset):
             for p in sorted((split_dir / wnid).iterdir()):
                 if p.suffix.lower() in _EXTENSIONS:
                     samples.append((p, self.class_to_idx[wnid]))
-        keep = select_subset(len(samples), limit, seed)
-        self.samples = [samples[i] for i in keep]
-        self.targets = [t for _, t in self.samples]
-        self.split = split
+        return samples
+
+    def _setup(self, base: Path, keep, train_transform: bool) -> None:
+        crop, resize, box_dir = self._crop, self._resize, self._box_dir
         self.info = (
             IMAGENET_INFO
             if crop == 224
@@ -150,11 +152,12 @@ class ImageNet(BoxedDataset):
             )
         )
         self.transform = imagenet_transform(
-            self.info, train_transform, crop=crop, resize=resize, scale=scale
+            self.info, train_transform, crop=crop, resize=resize, scale=self._scale
         )
         self.box_transform = (
             None if train_transform else T.Compose([T.Resize(resize), T.CenterCrop(crop)])
         )
+        folder = self._folder(self.split)
         if box_dir is None and (base / "bbox" / folder).is_dir():
             box_dir = base / "bbox" / folder
         self.box_dir = None if box_dir is None else Path(box_dir)
@@ -191,9 +194,5 @@ class ImageNet(BoxedDataset):
         ]
         return boxes, (h, w)
 
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    def __getitem__(self, index: int):
-        path, y = self.samples[index]
-        return self.transform(load_rgb(path)), y
+    def _load(self, path: Path):
+        return self.transform(load_rgb(path))

@@ -28,12 +28,12 @@ There is no data augmentation: ``train_transform`` has no effect.
 from __future__ import annotations
 
 import wave
+from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
-from .common import DatasetInfo, check_split, find_dataset_dir, select_subset
+from .common import DatasetInfo, SampleListDataset
 
 __all__ = [
     "HOP_LENGTH",
@@ -142,7 +142,7 @@ def log_spectrogram(audio) -> torch.Tensor:
     return s.unsqueeze(0).float().contiguous()
 
 
-class SpeechCommands(Dataset):
+class SpeechCommands(SampleListDataset):
     """Speech Commands returning ``(x, y)``: ``x`` float32 ``(1, 160, 100)``, ``y`` int.
 
     Args:
@@ -155,21 +155,19 @@ class SpeechCommands(Dataset):
     """
 
     has_boxes = False
+    dataset = "speech-commands"
+    dirname = "speech_commands"
+    layout = _LAYOUT
 
-    def __init__(
-        self,
-        root,
-        *,
-        split: str = "train",
-        train_transform: bool = False,
-        limit: int | None = None,
-        seed: int = 0,
-        classes=None,
-    ):
-        check_split(split, ("train", "val", "test"), "speech-commands")
-        base = find_dataset_dir(
-            root, "speech_commands", "testing_list.txt", _LAYOUT, "speech-commands"
-        )
+    def __init__(self, root, *, classes=None, **options):
+        self._classes = classes
+        super().__init__(root, **options)
+
+    def _marker(self, split: str) -> str:
+        return "testing_list.txt"
+
+    def _list_samples(self, base: Path, split: str) -> list[tuple[Path, int]]:
+        classes = self._classes
         self.classes = list(WORDS if classes is None else classes)
         if len(set(self.classes)) != len(self.classes) or not self.classes:
             raise ValueError(f"classes must be distinct words, got {self.classes!r}")
@@ -196,19 +194,14 @@ class SpeechCommands(Dataset):
                 in_split = rel not in held_out if split == "train" else rel in lists[split]
                 if in_split:
                     samples.append((wav, self.class_to_idx[word]))
-        keep = select_subset(len(samples), limit, seed)
+        return samples
+
+    def _setup(self, base: Path, keep, train_transform: bool) -> None:
         self.info = (
             SPEECH_COMMANDS_INFO
-            if classes is None
+            if self._classes is None
             else DatasetInfo(len(self.classes), 1, SPEECH_COMMANDS_INFO.image_size, (0.0,), (1.0,))
         )
-        self.split = split
-        self.samples = [samples[i] for i in keep]
-        self.targets = [t for _, t in self.samples]
 
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    def __getitem__(self, index: int):
-        path, y = self.samples[index]
-        return log_spectrogram(read_wav(path)), y
+    def _load(self, path: Path):
+        return log_spectrogram(read_wav(path))

@@ -18,14 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import transforms as T
-from .common import (
-    BoxedDataset,
-    DatasetInfo,
-    check_split,
-    find_dataset_dir,
-    load_rgb,
-    select_subset,
-)
+from .common import BoxedDataset, DatasetInfo, SampleListDataset, load_rgb
 
 __all__ = ["TINY_IMAGENET_INFO", "TinyImageNet", "tiny_imagenet_transform"]
 
@@ -55,7 +48,7 @@ def _box(fields) -> tuple[float, float, float, float]:
     return (x0, y0, x1 + 1.0, y1 + 1.0)
 
 
-class TinyImageNet(BoxedDataset):
+class TinyImageNet(SampleListDataset, BoxedDataset):
     """Tiny-ImageNet-200 returning ``(x, y)``: ``x`` normalized float32 ``(3, 64, 64)``, ``y`` int.
 
     Images are decoded lazily with Pillow. ``boxes(i)`` returns the ground-truth box of a
@@ -70,18 +63,18 @@ class TinyImageNet(BoxedDataset):
         padding: random-crop padding (default 4).
     """
 
-    def __init__(
-        self,
-        root,
-        *,
-        split: str = "train",
-        train_transform: bool = False,
-        limit: int | None = None,
-        seed: int = 0,
-        padding: int = 4,
-    ):
-        check_split(split, ("train", "val", "test"), "tiny-imagenet")
-        base = find_dataset_dir(root, "tiny-imagenet-200", "wnids.txt", _LAYOUT, "tiny-imagenet")
+    dataset = "tiny-imagenet"
+    dirname = "tiny-imagenet-200"
+    layout = _LAYOUT
+
+    def __init__(self, root, *, padding: int = 4, **options):
+        self._padding = padding
+        super().__init__(root, **options)
+
+    def _marker(self, split: str) -> str:
+        return "wnids.txt"
+
+    def _list_samples(self, base: Path, split: str) -> list[tuple[Path, int]]:
         wnids = [w.strip() for w in (base / "wnids.txt").read_text().split() if w.strip()]
         if not wnids:
             raise ValueError(f"tiny-imagenet: {base / 'wnids.txt'} lists no class")
@@ -129,14 +122,14 @@ class TinyImageNet(BoxedDataset):
             samples_boxes = sorted(zip(samples, boxes), key=lambda sb: sb[0][0].name)
             samples = [s for s, _ in samples_boxes]
             boxes = [b for _, b in samples_boxes]
-        keep = select_subset(len(samples), limit, seed)
+        self._boxes = boxes
+        return samples
+
+    def _setup(self, base: Path, keep, train_transform: bool) -> None:
         self.info = TINY_IMAGENET_INFO
-        self.split = split
-        self.samples = [samples[i] for i in keep]
-        self.targets = [t for _, t in self.samples]
-        self._boxes = [boxes[i] for i in keep]
+        self._boxes = [self._boxes[i] for i in keep]
         self._has_boxes = any(b is not None for b in self._boxes)
-        self.transform = tiny_imagenet_transform(self.info, train_transform, padding)
+        self.transform = tiny_imagenet_transform(self.info, train_transform, self._padding)
 
     @property
     def has_boxes(self) -> bool:
@@ -147,9 +140,5 @@ class TinyImageNet(BoxedDataset):
         b = self._boxes[index]
         return None if b is None else ([b], self.info.image_size)
 
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    def __getitem__(self, index: int):
-        path, y = self.samples[index]
-        return self.transform(load_rgb(path)), y
+    def _load(self, path: Path):
+        return self.transform(load_rgb(path))

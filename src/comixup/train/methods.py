@@ -240,21 +240,6 @@ class Vanilla(Method):
         return float(loss.detach())
 
 
-def _with_inputs(base: type[Method], k: int, name: str, doc: str) -> type[Method]:
-    """The subclass ``<base's name less "Method"><k>Method`` of ``base`` that mixes ``k`` inputs
-    (``mixer_fixed["k"] = k``), registered as method ``name``, with docstring ``doc``: the
-    multi-input variants of Table 4 differ from their base in nothing else."""
-    class_name = f"{base.__name__.removesuffix('Method')}{k}Method"
-    namespace = {
-        "__doc__": doc,
-        "__module__": __name__,
-        "__qualname__": class_name,
-        "name": name,
-        "mixer_fixed": {**base.mixer_fixed, "k": k},
-    }
-    return type(base)(class_name, (base,), namespace)
-
-
 class MixingMethod(Method):
     """A method that mixes the batch with a ``mixer(x, y) -> (x_mix, soft_targets)`` and trains
     on the mixed batch only (Input Mixup, CutMix and their multi-input variants).
@@ -292,10 +277,11 @@ class MultiInputMixupMethod(MixingMethod):
     mixer_fixed = {"k": 3}
 
 
-MultiInputMixup4Method = _with_inputs(
-    MultiInputMixupMethod, 4, "mixup4",
-    "Input Mixup of ``k = 4`` inputs with Dirichlet weights (Table 4).",
-)
+class MultiInputMixup4Method(MultiInputMixupMethod):
+    """Input Mixup of ``k = 4`` inputs with Dirichlet weights (Table 4)."""
+
+    name = "mixup4"
+    mixer_fixed = {"k": 4}
 
 
 class MultiCutMixMethod(MixingMethod):
@@ -306,9 +292,11 @@ class MultiCutMixMethod(MixingMethod):
     mixer_fixed = {"k": 3}
 
 
-MultiCutMix4Method = _with_inputs(
-    MultiCutMixMethod, 4, "cutmix4", "CutMix of ``k = 4`` inputs, 3 overlaid boxes (Table 4)."
-)
+class MultiCutMix4Method(MultiCutMixMethod):
+    """CutMix of ``k = 4`` inputs, 3 overlaid boxes (Table 4)."""
+
+    name = "cutmix4"
+    mixer_fixed = {"k": 4}
 
 
 class ManifoldMixupMethod(Method):
@@ -327,14 +315,18 @@ class ManifoldMixupMethod(Method):
         return float(loss.detach())
 
 
-ManifoldMixup3Method = _with_inputs(
-    ManifoldMixupMethod, 3, "manifold3",
-    "Manifold Mixup of ``k = 3`` hidden states with Dirichlet weights (Table 4).",
-)
-ManifoldMixup4Method = _with_inputs(
-    ManifoldMixupMethod, 4, "manifold4",
-    "Manifold Mixup of ``k = 4`` hidden states with Dirichlet weights (Table 4).",
-)
+class ManifoldMixup3Method(ManifoldMixupMethod):
+    """Manifold Mixup of ``k = 3`` hidden states with Dirichlet weights (Table 4)."""
+
+    name = "manifold3"
+    mixer_fixed = {"k": 3}
+
+
+class ManifoldMixup4Method(ManifoldMixupMethod):
+    """Manifold Mixup of ``k = 4`` hidden states with Dirichlet weights (Table 4)."""
+
+    name = "manifold4"
+    mixer_fixed = {"k": 4}
 
 
 class SaliencyMixingMethod(Method):

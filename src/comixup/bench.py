@@ -130,7 +130,7 @@ def _bench_comixup_end_to_end(rows: list, quick: bool) -> None:
 
 
 def bench_mixers(args: argparse.Namespace | None = None) -> list[dict]:
-    """``comixup bench mixers``: per-batch cost of every mixing method (notes 4).
+    """``comixup bench mixers``: per-batch cost of every mixing method (recipes 4).
 
     Batches of 100x3x32x32 and 100x3x64x64 random images with integer labels and
     :func:`realistic_saliency`; for each method the median wall time of one call (one torch

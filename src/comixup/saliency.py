@@ -1,12 +1,12 @@
 """Saliency and compatibility for Co-Mixup (Kim et al., ICLR 2021).
 
 * :func:`input_saliency`: per-pixel saliency from the input gradient, the l2 norm of the gradient
-  across channels (Section 4.1, Simonyan et al. 2013; notes 1.1: ``sqrt(mean_c grad^2)``, a
+  across channels (Section 4.1, Simonyan et al. 2013; recipes 1.1: ``sqrt(mean_c grad^2)``, a
   constant factor away from the l2 norm and irrelevant after normalization).
 * :func:`pooled_unary`: the saliency average-pooled to the labeling grid and normalized to sum 1
-  per input; the unary cost is its negation (notes 1.3, Appendix E).
+  per input; the unary cost is its negation (recipes 1.3, Appendix E).
 * :func:`compatibility`: ``A = (1 - omega) I + omega A_c`` with ``A_c`` the l1 distance between the
-  most salient locations (Section 4.1, notes 1.6).
+  most salient locations (Section 4.1, recipes 1.6).
 * :func:`clean_loss_and_saliency`: the clean half of the paper's training step, one clean
   forward/backward that keeps the weight gradients and yields the saliency (Appendix C); the
   training engine calls it too.
@@ -33,7 +33,7 @@ __all__ = [
 
 
 def input_saliency(grad: torch.Tensor) -> torch.Tensor:
-    """Per-pixel saliency ``sqrt(mean over channels of grad^2)`` of an input gradient (notes 1.1).
+    """Per-pixel saliency ``sqrt(mean over channels of grad^2)`` of an input gradient (recipes 1.1).
 
     Args:
         grad: gradient of the loss with respect to the input, ``(B, C, H, W)``.
@@ -51,7 +51,7 @@ def pooled_unary(saliency: torch.Tensor, grid: int) -> torch.Tensor:
     """Average-pool saliency to a ``grid x grid`` labeling grid and normalize each map to sum 1.
 
     Sizes that ``grid`` does not divide use adaptive average pooling. An all-zero map becomes
-    uniform (``1 / grid^2`` per cell), so it is legal input (notes 1.3).
+    uniform (``1 / grid^2`` per cell), so it is legal input (recipes 1.3).
 
     The normalization is exact for any finite map: when the float32 pooling and sum of a map
     would overflow or lose its tiny values (``float32`` maps near ``3e38`` or below ``1e-30``),
@@ -119,7 +119,7 @@ def salient_location(saliency: torch.Tensor, window: int = 8, stride: int = 1) -
 
 
 def compatibility(locations: torch.Tensor, omega: float = 1e-3) -> torch.Tensor:
-    """The compatibility matrix ``A = (1 - omega) I + omega A_c`` of one partition (notes 1.6).
+    """The compatibility matrix ``A = (1 - omega) I + omega A_c`` of one partition (recipes 1.6).
 
     ``A_c[i, j] = |r_i - r_j| + |c_i - c_j|`` is normalized within the partition to
     ``A_c * m / sum(A_c)``; when all locations coincide ``A_c`` stays zero.

@@ -1,4 +1,4 @@
-"""Tests for comixup.mixers.cutmix: CutMix (Yun et al., ICCV 2019; notes 4)."""
+"""Tests for comixup.mixers.cutmix: CutMix (Yun et al., ICCV 2019; recipes 4)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tests for comixup.mixers.manifold: Manifold Mixup (Verma et al., ICML 2019; notes 4)."""
+"""Tests for comixup.mixers.manifold: Manifold Mixup (Verma et al., ICML 2019; recipes 4)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tests for comixup.mixers.mixup: Input Mixup (Zhang et al., ICLR 2018; notes 4)."""
+"""Tests for comixup.mixers.mixup: Input Mixup (Zhang et al., ICLR 2018; recipes 4)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tests for comixup.mixers.multimix: the multi-input baselines of Co-Mixup Table 4 (notes 4)."""
+"""Tests for comixup.mixers.multimix: the multi-input baselines of Co-Mixup Table 4 (recipes 4)."""
 
 from __future__ import annotations
 

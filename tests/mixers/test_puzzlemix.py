@@ -1,4 +1,4 @@
-"""PuzzleMix (Kim, Choo and Song, ICML 2020; notes 4): masks, graph cut, transport, targets."""
+"""PuzzleMix (Kim, Choo and Song, ICML 2020; recipes 4): masks, graph cut, transport, targets."""
 
 import itertools
 import math

@@ -1,4 +1,4 @@
-"""Tests of comixup.models: parameter counts (notes 6), shapes and the mixing interface."""
+"""Tests of comixup.models: parameter counts (recipes 6), shapes and the mixing interface."""
 
 from __future__ import annotations
 

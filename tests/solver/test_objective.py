@@ -9,7 +9,7 @@ from comixup.solver import level_labels, objective
 
 
 def direct_eq1(cost, z, A, beta, gamma, tau, threshold):
-    """Eq. (1) (notes 2) written term by term, with explicit loops."""
+    """Eq. (1) (recipes 2) written term by term, with explicit loops."""
     n_out, h, w, m = z.shape
     n = h * w
     b, g, t = beta / n, gamma / n, tau * n

@@ -1,4 +1,4 @@
-"""Test metrics of the paper: top-1 / top-5 error and expected calibration error (notes 5).
+"""Test metrics of the paper: top-1 / top-5 error and expected calibration error (recipes 5).
 
 * :func:`evaluate` runs a classifier over a loader and returns the top-1 error, the top-5 error
   and the expected calibration error (ECE) with 10 equal-width confidence bins on the maximum

@@ -3,7 +3,7 @@
 Kim, Choo, Jeong and Song, "Co-Mixup: Saliency Guided Joint Mixup with Supermodular Diversity",
 ICLR 2021. Given a batch, its labels and per-pixel saliency, :class:`CoMixup` returns a batch of
 mixed images whose labelings come from Algorithm 1 (:func:`comixup.solver.solve`) and soft
-targets that sum to 1. The pipeline is notes section 1:
+targets that sum to 1. The pipeline is section 1 of docs/recipes.md:
 
 1. split the batch into consecutive partitions of ``partition`` inputs (the last may be smaller);
 2. pool each saliency map to the ``g x g`` grid and normalize it to sum 1: unary ``-s`` (1.3);
@@ -64,7 +64,7 @@ def top_sources(z: np.ndarray, offset: int = 0) -> tuple[np.ndarray, np.ndarray]
 
 
 def mix(x: torch.Tensor, y: torch.Tensor, index: torch.Tensor, weight: torch.Tensor):
-    """Mix a batch from per-cell sources (notes 1.8), upsampled by nearest neighbour.
+    """Mix a batch from per-cell sources (recipes 1.8), upsampled by nearest neighbour.
 
     Args:
         x: ``(B, C, H, W)`` inputs.
@@ -76,7 +76,7 @@ def mix(x: torch.Tensor, y: torch.Tensor, index: torch.Tensor, weight: torch.Ten
         ``(x_mix (B', C, H, W), y_mix (B', K), ratios (B', B))``: ``x_mix[j]`` at a pixel of cell
         ``k`` is ``sum_s weight[j, k, s] x[index[j, k, s]]``; ``ratios[j, i]`` is the pixel mass
         of input ``i`` in output ``j`` (:func:`source_ratios`) and ``y_mix = ratios @ y``. When
-        the grid divides the image the ratios equal the notes' ``(1/n) sum_k z[j, k]``;
+        the grid divides the image the ratios equal the paper's ``(1/n) sum_k z[j, k]`` (recipes 1.8);
         otherwise cells have unequal areas and the pixel mass keeps the targets exact.
     """
     compute = _compute_dtype(x.dtype)
@@ -156,7 +156,7 @@ class CoMixupParams(MixParams):
 
     Attributes:
         ratios: ``(B, B)`` tensor whose row ``j`` is output ``j``'s pixel mass per input; the
-            soft targets are ``ratios @ y`` (notes 1.8; :class:`~comixup.mixers.base.MixParams`).
+            soft targets are ``ratios @ y`` (recipes 1.8; :class:`~comixup.mixers.base.MixParams`).
         grid: the labeling grid side ``g``.
         partitions: the ``(start, stop)`` input range of every partition.
         labelings: one ``(m, g, g, m)`` NumPy array per partition (Algorithm 1's ``z``).

@@ -4,7 +4,7 @@ Localizable Features", ICCV 2019).
 CutMix draws ``lambda ~ Beta(alpha, alpha)`` and a random permutation ``perm`` of the batch,
 cuts a box of area ratio ``1 - lambda`` at a uniformly drawn centre, clips it to the image and
 pastes the box of ``x[perm]`` into ``x``. The target weight of ``x[perm]`` is the area
-actually pasted (after clipping), not ``1 - lambda`` (notes 4). Co-Mixup (Kim et al.,
+actually pasted (after clipping), not ``1 - lambda`` (recipes 4). Co-Mixup (Kim et al.,
 ICLR 2021) compares against it with ``alpha`` tuned over ``{0.2, 1.0, 2.0}``; the default
 here is ``alpha = 1.0``, the setting of Yun et al.
 
@@ -54,7 +54,7 @@ def rand_box(
 ) -> tuple[int, int, int, int]:
     """Draw a CutMix box of area ratio ``1 - lam`` at a uniform centre, clipped to the image.
 
-    Yun et al., ICCV 2019; notes 4. See the module docstring for the exact geometry.
+    Yun et al., ICCV 2019; recipes 4. See the module docstring for the exact geometry.
 
     Args:
         h: image height, an int >= 1.
@@ -144,7 +144,7 @@ class BoxMixer(WeightedMixer):
 
 
 class CutMix(Pairwise, BoxMixer):
-    """CutMix batch transform (Yun et al., ICCV 2019; notes 4).
+    """CutMix batch transform (Yun et al., ICCV 2019; recipes 4).
 
     ``x_mix, y_mix = CutMix(num_classes)(x, y)`` draws one ``lambda ~ Beta(alpha, alpha)``,
     one random permutation ``perm`` and one box (:func:`rand_box`) per batch, pastes the box of

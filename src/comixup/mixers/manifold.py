@@ -4,7 +4,7 @@ States", ICML 2019).
 Manifold Mixup is Input Mixup (Zhang et al., ICLR 2018) applied to the hidden state at a
 randomly chosen depth: for the PreActResNet of the Co-Mixup experiments (Kim et al.,
 ICLR 2021) the depth is drawn uniformly from the input (0), the output of the first residual
-stage (1) and the output of the second residual stage (2) (notes 4). ``alpha`` is tuned over
+stage (1) and the output of the second residual stage (2) (recipes 4). ``alpha`` is tuned over
 ``{0.2, 1.0, 2.0}`` in Co-Mixup; the default here is ``alpha = 2.0``, the default of Verma et
 al.'s code.
 
@@ -76,7 +76,7 @@ def _check_depths(depths) -> tuple[int, ...]:
 
 
 class ManifoldMixup(WeightedMixer):
-    """Manifold Mixup training step (Verma et al., ICML 2019; notes 4).
+    """Manifold Mixup training step (Verma et al., ICML 2019; recipes 4).
 
     ``logits, y_mix = ManifoldMixup(num_classes).forward(model, x, y)`` picks a depth ``d``
     uniformly from ``depths`` intersected with ``model.mix_depths``, draws
@@ -93,7 +93,7 @@ class ManifoldMixup(WeightedMixer):
         alpha: Beta concentration, a finite number > 0. Co-Mixup tunes it over
             ``{0.2, 1.0, 2.0}``; default ``2.0`` (Verma et al.'s default).
         depths: the candidate depths, distinct ints >= 0; default ``(0, 1, 2)``: the input,
-            after the first and after the second residual stage (notes 4).
+            after the first and after the second residual stage (recipes 4).
         k: number of mixed inputs, 2 (the paper's Manifold Mixup) to 8; ``k > 2`` draws
             Dirichlet weights (Table 4).
         generator: CPU :class:`torch.Generator` for every draw (the depth, ``lambda``, then

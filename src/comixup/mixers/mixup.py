@@ -2,7 +2,7 @@
 
 Input Mixup draws one mixing ratio ``lambda ~ Beta(alpha, alpha)`` and one random
 permutation ``perm`` of the batch, and trains on ``lambda * x + (1 - lambda) * x[perm]`` with
-the targets mixed by the same weights (notes 4, "Baselines as the paper ran them").
+the targets mixed by the same weights (recipes 4, "Baselines as the paper ran them").
 Co-Mixup (Kim et al., ICLR 2021) compares against it with ``alpha`` tuned over
 ``{0.2, 1.0, 2.0}``; the default here is ``alpha = 1.0``, the setting of Zhang et al. for
 CIFAR and of the Co-Mixup reference for its Input Mixup baseline.
@@ -73,7 +73,7 @@ def sample_lambda(alpha: float, generator: torch.Generator | None = None) -> flo
 def sample_weights(k: int, alpha: float, generator: torch.Generator | None = None) -> torch.Tensor:
     """Draw ``k`` mixing weights from the isotropic ``Dirichlet(alpha * 1_k)``.
 
-    Co-Mixup Section 5.5 / Table 4; notes 4.
+    Co-Mixup Section 5.5 / Table 4; recipes 4.
 
     Args:
         k: number of inputs, an int in ``2..8``.
@@ -101,7 +101,7 @@ def mix_pair(x: torch.Tensor, perm: torch.Tensor, lam: float) -> torch.Tensor:
     """Return the pairwise convex combination ``lam * x + (1 - lam) * x[perm]``.
 
     The mixing step of Input Mixup (Zhang et al., ICLR 2018) and, applied to a hidden state,
-    of Manifold Mixup (Verma et al., ICML 2019); notes 4.
+    of Manifold Mixup (Verma et al., ICML 2019); recipes 4.
 
     Args:
         x: a tensor whose first dimension is the batch (images ``(B, C, H, W)`` or any hidden
@@ -243,7 +243,7 @@ class Pairwise:
 
 
 class InputMixup(Pairwise, WeightedMixer):
-    """Input Mixup batch transform (Zhang et al., ICLR 2018; notes 4).
+    """Input Mixup batch transform (Zhang et al., ICLR 2018; recipes 4).
 
     ``x_mix, y_mix = InputMixup(num_classes)(x, y)`` draws one ``lambda ~ Beta(alpha, alpha)``
     and one random permutation ``perm`` per batch and returns

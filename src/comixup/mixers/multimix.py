@@ -4,7 +4,7 @@ Section 5.5 "Baselines with multiple inputs").
 To isolate the effect of the number of inputs, Co-Mixup mixes ``k in {2, 3, 4}`` inputs with
 the ratios drawn from an isotropic ``Dirichlet(alpha, ..., alpha)`` (the generalisation of the
 ``Beta(alpha, alpha)`` of Zhang et al., ICLR 2018) and, for CutMix (Yun et al., ICCV 2019),
-overlays ``k - 1`` boxes (notes 4). ``alpha`` is tuned over ``{0.2, 1.0, 2.0}``; the default
+overlays ``k - 1`` boxes (recipes 4). ``alpha`` is tuned over ``{0.2, 1.0, 2.0}``; the default
 here is ``alpha = 1.0``, the pairwise default.
 
 Sources: source 0 is the batch itself, sources ``1 .. k-1`` are ``x[perm_1] .. x[perm_{k-1}]``
@@ -27,7 +27,7 @@ __all__ = ["MultiCutMix", "MultiInputMixup", "sample_weights"]
 
 
 class MultiInputMixup(WeightedMixer):
-    """Input Mixup of ``k`` inputs with Dirichlet weights (Co-Mixup Table 4; notes 4).
+    """Input Mixup of ``k`` inputs with Dirichlet weights (Co-Mixup Table 4; recipes 4).
 
     ``x_mix, y_mix = MultiInputMixup(num_classes, k=3)(x, y)`` draws one weight vector
     ``w ~ Dirichlet(alpha * 1_k)`` (:func:`sample_weights`) and ``k - 1`` random permutations
@@ -57,7 +57,7 @@ class MultiInputMixup(WeightedMixer):
 
 
 class MultiCutMix(BoxMixer):
-    """CutMix of ``k`` inputs with ``k - 1`` overlaid boxes (Co-Mixup Table 4; notes 4).
+    """CutMix of ``k`` inputs with ``k - 1`` overlaid boxes (Co-Mixup Table 4; recipes 4).
 
     ``x_mix, y_mix = MultiCutMix(num_classes, k=3)(x, y)`` draws one weight vector
     ``w ~ Dirichlet(alpha * 1_k)`` (:func:`sample_weights`), ``k - 1`` random permutations and

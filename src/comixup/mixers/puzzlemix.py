@@ -1,7 +1,7 @@
 """Puzzle Mix as a batch transform.
 
 Kim, Choo and Song, "Puzzle Mix: Exploiting Saliency and Local Statistics for Optimal Mixup",
-ICML 2020; the Puzzle Mix baseline of Co-Mixup (Kim et al., ICLR 2021), notes 4. Every image
+ICML 2020; the Puzzle Mix baseline of Co-Mixup (Kim et al., ICLR 2021), recipes 4. Every image
 ``x1 = x[i]`` is mixed with ``x2 = x[perm[i]]``:
 
 1. **Unaries** (:func:`graphcut_terms`): the saliency of both images average-pooled to a
@@ -86,7 +86,7 @@ __all__ = [
     "transport_plan",
 ]
 
-#: The grid sides ``g = 2^U{1..4}`` drawn per call when ``grid=-1`` (notes 4).
+#: The grid sides ``g = 2^U{1..4}`` drawn per call when ``grid=-1`` (recipes 4).
 GRIDS = (2, 4, 8, 16)
 
 _MAX_CYCLES = 100
@@ -135,7 +135,7 @@ def _geometry(h: int, w: int, grid: int, neigh_size: int, t_size: int, transport
 
 
 def level_prior(lam: float, n_labels: int, eta: float, n_cells: int, eps: float = 1e-8) -> np.ndarray:
-    """Per-cell prior cost of each mixing level (Puzzle Mix, ICML 2020; notes 4).
+    """Per-cell prior cost of each mixing level (Puzzle Mix, ICML 2020; recipes 4).
 
     Level ``l`` (weight ``w = l / (L - 1)`` of ``x1``) costs ``eta / n * -log(P(l) + eps)`` with
     ``P(l) = C(L-1, l) lam^l (1 - lam)^(L-1-l)`` (binomial), as the reference's
@@ -172,7 +172,7 @@ def _times_log(count: int, log_p: float) -> float:
 def neigh_penalty(a: torch.Tensor, b: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Boundary differences between blocks of image ``a`` and the next blocks of image ``b``.
 
-    Puzzle Mix's data-smoothness statistic (ICML 2020; notes 4), the reference's
+    Puzzle Mix's data-smoothness statistic (ICML 2020; recipes 4), the reference's
     ``neigh_penalty``. ``a`` and ``b`` are images average-pooled by the neighbourhood size,
     ``(B, C, g k, g k)`` with ``k`` pooled cells per block side.
 
@@ -192,7 +192,7 @@ def neigh_penalty(a: torch.Tensor, b: torch.Tensor, k: int) -> tuple[torch.Tenso
 
 
 def smoothness_terms(x1: torch.Tensor, x2: torch.Tensor, grid: int, neigh_size: int):
-    """Boundary differences of the four image combinations (Puzzle Mix, ICML 2020; notes 4).
+    """Boundary differences of the four image combinations (Puzzle Mix, ICML 2020; recipes 4).
 
     Args:
         x1, x2: un-normalized images ``(B, C, H, H)`` with ``H = g * block``.
@@ -227,7 +227,7 @@ def _to_numpy(t) -> np.ndarray:
 
 def graphcut_terms(s1, s2, down, right, *, lam: float, n_labels: int = 3, beta: float = 1.2,
                    gamma: float = 0.5, eta: float = 0.2):
-    """Unaries and edge weights of every pair's graph cut (Puzzle Mix, ICML 2020; notes 4).
+    """Unaries and edge weights of every pair's graph cut (Puzzle Mix, ICML 2020; recipes 4).
 
     Args:
         s1, s2: ``(B, g, g)`` saliency of ``x1`` and ``x2`` pooled to the grid, summing to 1.
@@ -271,7 +271,7 @@ def graphcut_terms(s1, s2, down, right, *, lam: float, n_labels: int = 3, beta: 
 
 
 def label_costs(n_labels: int) -> np.ndarray:
-    """The label-pair cost ``(i - j)^2 / (L - 1)^2`` of Puzzle Mix's graph cut (ICML 2020; notes 4).
+    """The label-pair cost ``(i - j)^2 / (L - 1)^2`` of Puzzle Mix's graph cut (ICML 2020; recipes 4).
 
     Returns an ``(L, L)`` float64 array; multiplied by each edge's weight (:func:`graphcut_terms`).
     """
@@ -300,7 +300,7 @@ def _swap_pairs(unary, pair, w_right, w_down, g, labels, lo, hi, max_cycles):
 
 
 def graphcut_masks(unary, w_right, w_down, *, workers: int = 1, executor=None) -> np.ndarray:
-    """Solve every pair's graph cut (Puzzle Mix, ICML 2020; notes 4) by alpha-beta swap.
+    """Solve every pair's graph cut (Puzzle Mix, ICML 2020; recipes 4) by alpha-beta swap.
 
     Uses :func:`comixup.solver.graphcut.swap_inplace` (exact swap moves, a local minimum for
     ``L > 2`` labels, the global one for ``L = 2``), started twice, from the per-cell unary
@@ -366,7 +366,7 @@ _COST_CACHE: dict = {}
 
 def transport_plan(region: torch.Tensor, saliency: torch.Tensor, t_eps: float = 0.8,
                    n_iter: int | None = None) -> torch.Tensor:
-    """Greedy transport of salient blocks into a region (Puzzle Mix, ICML 2020; notes 4).
+    """Greedy transport of salient blocks into a region (Puzzle Mix, ICML 2020; recipes 4).
 
     The reference's ``mask_transport``: cost ``t_eps * C[i, j] - s_i [j in region]`` of moving
     block ``i`` to position ``j`` (``C`` the squared centre distance in block units divided by
@@ -488,7 +488,7 @@ def apply_transport(x: torch.Tensor, src: torch.Tensor, t_size: int, *, out: tor
                     ) -> torch.Tensor:
     """Move ``t_size x t_size`` pixel blocks of ``x`` by a plan of :func:`transport_plan`.
 
-    Puzzle Mix, ICML 2020; notes 4 (the reference's ``transport_image``). Position ``j`` of
+    Puzzle Mix, ICML 2020; recipes 4 (the reference's ``transport_image``). Position ``j`` of
     image ``b`` receives block ``src[b, j]`` of the same image; ``-1`` keeps the block in place
     (the reference zeroes unassigned positions; they are outside the region, where the mixture
     does not use them). Only the blocks that move are copied.
@@ -558,7 +558,7 @@ class PuzzleParams(MixParams):
 
 
 class PuzzleMix(Mixer, ThreadedMixer):
-    """Puzzle Mix batch transform (Kim, Choo and Song, ICML 2020; notes 4).
+    """Puzzle Mix batch transform (Kim, Choo and Song, ICML 2020; recipes 4).
 
     ``x_mix, y_mix = PuzzleMix(num_classes)(x, y, saliency)`` draws the grid side (when
     ``grid=-1``), one ``lambda ~ Beta(alpha, alpha)`` and one random permutation ``perm`` per

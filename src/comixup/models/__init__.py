@@ -1,4 +1,4 @@
-"""Networks for Co-Mixup experiments (notes 6), all with one mixing interface.
+"""Networks for Co-Mixup experiments (recipes 6), all with one mixing interface.
 
 Build one with :func:`create` (``comixup.models.create("preactresnet18", 100)``); :func:`names`
 lists the choices: PreActResNet18, WRN16-8, ResNeXt29-4-24 (CIFAR / Tiny-ImageNet), ResNet-50

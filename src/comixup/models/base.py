@@ -1,4 +1,4 @@
-"""The interface shared by every network in :mod:`comixup.models` (notes 6).
+"""The interface shared by every network in :mod:`comixup.models` (recipes 6).
 
 Every model is a :class:`MixableNet`: its convolutional trunk is a sequence of stages, and the
 hidden representation *before* stage ``d`` is "depth ``d``" (depth 0 is the input, depth 1 the
@@ -139,7 +139,7 @@ class MixableNet(nn.Module):
     Subclasses set ``self.classifier`` (an :class:`torch.nn.Linear`) and implement
     :meth:`_stage` and :attr:`num_stages`; the hidden state before stage ``d`` is depth ``d``.
     By default ``mix_depths = tuple(range(num_stages))`` (mixing the output of the last stage
-    is mixing the features and is not offered). See the module docstring and notes 6.
+    is mixing the features and is not offered). See the module docstring and recipes 6.
     """
 
     classifier: nn.Linear

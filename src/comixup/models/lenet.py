@@ -1,9 +1,9 @@
-"""LeNet-5 for 1-channel spectrograms (notes 6).
+"""LeNet-5 for 1-channel spectrograms (recipes 6).
 
 LeNet-5 (LeCun et al., "Gradient-Based Learning Applied to Document Recognition", Proc. IEEE
 1998) in its common modern form (ReLU, max pooling, full C3 connectivity), as used for the
 Google speech commands experiment of mixup (Zhang et al., ICLR 2018; 160x100 log-spectrograms,
-30 classes). The definition chosen here (notes 6):
+30 classes). The definition chosen here (recipes 6):
 
 * ``conv 5x5 (in_channels -> 6)``, ReLU, 2x2 max pool; ``conv 5x5 (6 -> 16)``, ReLU, 2x2 max
   pool (no padding);
@@ -29,7 +29,7 @@ __all__ = ["LeNet", "lenet"]
 
 
 class LeNet(MixableNet):
-    """LeNet-5 with ReLU and max pooling (LeCun et al., 1998; notes 6).
+    """LeNet-5 with ReLU and max pooling (LeCun et al., 1998; recipes 6).
 
     Args:
         num_classes: number of outputs.
@@ -61,5 +61,5 @@ class LeNet(MixableNet):
 
 
 def lenet(num_classes: int, *, in_channels: int = 1) -> LeNet:
-    """LeNet-5 (ReLU, max pool, adaptive 5x5 pool before the fully connected layers; notes 6)."""
+    """LeNet-5 (ReLU, max pool, adaptive 5x5 pool before the fully connected layers; recipes 6)."""
     return LeNet(num_classes, in_channels=in_channels)

@@ -1,4 +1,4 @@
-"""PreActResNet18 for CIFAR and Tiny-ImageNet (notes 6).
+"""PreActResNet18 for CIFAR and Tiny-ImageNet (recipes 6).
 
 Pre-activation ResNet (He et al., "Identity Mappings in Deep Residual Networks", ECCV 2016) in
 the CIFAR form used by Manifold Mixup (Verma et al., ICML 2019), Puzzle Mix (Kim et al., ICML
@@ -14,7 +14,7 @@ the CIFAR form used by Manifold Mixup (Verma et al., ICML 2019), Puzzle Mix (Kim
 * no BN-ReLU after the last block, global average pooling (the 4x4 average pool of the
   reference code, adaptive so other input sizes work) and a linear classifier.
 
-11,217,316 parameters for 100 classes and 11,268,616 for 200 (notes 6). Manifold Mixup mixes at
+11,217,316 parameters for 100 classes and 11,268,616 for 200 (recipes 6). Manifold Mixup mixes at
 depth 0 (the input), 1 (after ``layer1``) or 2 (after ``layer2``); depth 3 (after ``layer3``)
 is offered too.
 """
@@ -34,7 +34,7 @@ class PreActBlock(nn.Module):
     """Pre-activation basic block (He et al., ECCV 2016): BN-ReLU-conv3x3, BN-ReLU-conv3x3.
 
     The shortcut is a bias-free 1x1 convolution of the pre-activated input when ``stride != 1``
-    or the width changes, the identity otherwise (notes 6).
+    or the width changes, the identity otherwise (recipes 6).
     """
 
     expansion = 1
@@ -61,7 +61,7 @@ class PreActBlock(nn.Module):
 
 
 class PreActResNet(MixableNet):
-    """Pre-activation ResNet for small images (He et al., ECCV 2016; notes 6).
+    """Pre-activation ResNet for small images (He et al., ECCV 2016; recipes 6).
 
     Args:
         num_blocks: blocks per stage, ``(2, 2, 2, 2)`` for PreActResNet18.
@@ -106,7 +106,7 @@ class PreActResNet(MixableNet):
 def preactresnet18(
     num_classes: int, *, in_channels: int = 3, initial_channels: int = 64, stem_stride: int = 1
 ) -> PreActResNet:
-    """PreActResNet18 (blocks ``[2, 2, 2, 2]``; notes 6): 11,217,316 parameters for 100 classes.
+    """PreActResNet18 (blocks ``[2, 2, 2, 2]``; recipes 6): 11,217,316 parameters for 100 classes.
 
     ``initial_channels=16`` gives the small variant (widths 16/32/64/128); ``stem_stride=2`` the
     Tiny-ImageNet (64x64) stem.

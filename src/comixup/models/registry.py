@@ -1,4 +1,4 @@
-"""Model registry: :func:`create` a network by name, :func:`names` lists them (notes 6).
+"""Model registry: :func:`create` a network by name, :func:`names` lists them (recipes 6).
 
 ==================  =====================================================  ====================
 name                architecture                                           options
@@ -59,7 +59,7 @@ def options(name: str) -> dict[str, object]:
 
 
 def create(name: str, num_classes: int, **kwargs) -> MixableNet:
-    """Build model ``name`` with ``num_classes`` outputs (notes 6).
+    """Build model ``name`` with ``num_classes`` outputs (recipes 6).
 
     Args:
         name: one of :func:`names`.

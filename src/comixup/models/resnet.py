@@ -1,11 +1,11 @@
-"""ResNet-50 for ImageNet (notes 6).
+"""ResNet-50 for ImageNet (recipes 6).
 
 Deep residual networks (He et al., "Deep Residual Learning for Image Recognition", CVPR 2016)
 with bottleneck blocks ``[3, 4, 6, 3]``, written to match torchvision's ``resnet50`` (the
 "ResNet v1.5" variant, stride 2 on the 3x3 convolution of the bottleneck) parameter for
 parameter and name for name, so torchvision checkpoints load (the final layer is called
 ``classifier`` here instead of ``fc``; rename that key). The Puzzle Mix and Co-Mixup ImageNet
-experiments train this network. 25,557,032 parameters for 1000 classes (notes 6).
+experiments train this network. 25,557,032 parameters for 1000 classes (recipes 6).
 
 Mixing depths: 0 (input), 1 (after ``layer1``), 2 (after ``layer2``), 3 (after ``layer3``).
 """
@@ -48,7 +48,7 @@ class Bottleneck(nn.Module):
 
 
 class ResNet(MixableNet):
-    """ImageNet ResNet with bottleneck blocks (He et al., CVPR 2016; notes 6).
+    """ImageNet ResNet with bottleneck blocks (He et al., CVPR 2016; recipes 6).
 
     Args:
         layers: blocks per stage (``[3, 4, 6, 3]`` for ResNet-50).
@@ -81,6 +81,6 @@ class ResNet(MixableNet):
 
 
 def resnet50(num_classes: int, *, in_channels: int = 3) -> ResNet:
-    """ResNet-50 (bottlenecks ``[3, 4, 6, 3]``; notes 6): 25,557,032 parameters for 1000
+    """ResNet-50 (bottlenecks ``[3, 4, 6, 3]``; recipes 6): 25,557,032 parameters for 1000
     classes."""
     return ResNet((3, 4, 6, 3), num_classes, in_channels=in_channels)

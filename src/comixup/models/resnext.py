@@ -1,4 +1,4 @@
-"""ResNeXt29-4-24 for CIFAR (notes 6).
+"""ResNeXt29-4-24 for CIFAR (recipes 6).
 
 Aggregated residual transformations (Xie et al., "Aggregated Residual Transformations for Deep
 Neural Networks", CVPR 2017) in the classic CIFAR form of the Manifold Mixup (Verma et al., ICML
@@ -14,7 +14,7 @@ Neural Networks", CVPR 2017) in the classic CIFAR form of the Manifold Mixup (Ve
 * global average pooling (the 8x8 pool of the reference code, adaptive) and a linear classifier.
 
 ResNeXt29-4-24 (cardinality 4, base width 24) has 4,937,252 parameters for 100 classes
-(notes 6). Mixing depths: 0 (input), 1 (after ``stage_1``), 2 (after ``stage_2``).
+(recipes 6). Mixing depths: 0 (input), 1 (after ``stage_1``), 2 (after ``stage_2``).
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ class ResNeXtBottleneck(nn.Module):
 
 
 class CifarResNeXt(MixableNet):
-    """ResNeXt for small images (Xie et al., CVPR 2017; notes 6).
+    """ResNeXt for small images (Xie et al., CVPR 2017; recipes 6).
 
     Args:
         depth: ``9n + 2`` (29 for three blocks per stage).
@@ -119,6 +119,6 @@ class CifarResNeXt(MixableNet):
 
 
 def resnext29_4_24(num_classes: int, *, in_channels: int = 3) -> CifarResNeXt:
-    """ResNeXt29-4-24 (cardinality 4, base width 24; notes 6): 4,937,252 parameters for 100
+    """ResNeXt29-4-24 (cardinality 4, base width 24; recipes 6): 4,937,252 parameters for 100
     classes."""
     return CifarResNeXt(29, 4, 24, num_classes, in_channels=in_channels)

@@ -1,9 +1,9 @@
-"""VGG-11 with batch normalization for 1-channel spectrograms (notes 6).
+"""VGG-11 with batch normalization for 1-channel spectrograms (recipes 6).
 
 VGG-11, configuration "A" of Simonyan & Zisserman ("Very Deep Convolutional Networks for
 Large-Scale Image Recognition", ICLR 2015), with batch normalization after every convolution
 (Ioffe & Szegedy, ICML 2015), as used for the Google speech commands experiment of mixup (Zhang
-et al., ICLR 2018; 160x100 log-spectrograms, 30 classes). The definition chosen here (notes 6):
+et al., ICLR 2018; 160x100 log-spectrograms, 30 classes). The definition chosen here (recipes 6):
 
 * convolutions 3x3, padding 1, each followed by BN and ReLU, widths
   ``64, M, 128, M, 256, 256, M, 512, 512, M, 512, 512`` (``M`` = 2x2 max pool, stride 2);
@@ -33,7 +33,7 @@ VGG11_CONFIG = ((64,), (128,), (256, 256), (512, 512), (512, 512))
 
 
 class VGG(MixableNet):
-    """VGG with batch normalization and a global-average-pooled linear head (notes 6).
+    """VGG with batch normalization and a global-average-pooled linear head (recipes 6).
 
     Args:
         config: convolution widths per stage (:data:`VGG11_CONFIG` for VGG-11).
@@ -67,5 +67,5 @@ class VGG(MixableNet):
 
 def vgg11(num_classes: int, *, in_channels: int = 1) -> VGG:
     """VGG-11 with batch norm, 1 input channel by default, global-average-pooled linear head
-    (Simonyan & Zisserman, ICLR 2015; notes 6)."""
+    (Simonyan & Zisserman, ICLR 2015; recipes 6)."""
     return VGG(VGG11_CONFIG, num_classes, in_channels=in_channels)

@@ -1,4 +1,4 @@
-"""Wide ResNet WRN16-8 for CIFAR (notes 6).
+"""Wide ResNet WRN16-8 for CIFAR (recipes 6).
 
 Wide Residual Networks (Zagoruyko & Komodakis, BMVC 2016) in the form of the Manifold Mixup
 (Verma et al., ICML 2019) and Puzzle Mix (Kim et al., ICML 2020) code that Co-Mixup (Kim et al.,
@@ -13,7 +13,7 @@ ICLR 2021) trains:
 * a final BN-ReLU, global average pooling (the 8x8 pool of the reference code, adaptive) and a
   linear classifier.
 
-WRN16-8 has 11,012,036 parameters for 100 classes (notes 6). Mixing depths: 0 (input), 1 (after
+WRN16-8 has 11,012,036 parameters for 100 classes (recipes 6). Mixing depths: 0 (input), 1 (after
 ``layer1``), 2 (after ``layer2``).
 """
 
@@ -56,7 +56,7 @@ class WideBasic(nn.Module):
 
 
 class WideResNet(MixableNet):
-    """Wide ResNet WRN-depth-k for small images (Zagoruyko & Komodakis, BMVC 2016; notes 6).
+    """Wide ResNet WRN-depth-k for small images (Zagoruyko & Komodakis, BMVC 2016; recipes 6).
 
     Args:
         depth: total depth, ``6n + 4`` (16 for WRN16-8).
@@ -104,6 +104,6 @@ class WideResNet(MixableNet):
 
 
 def wrn16_8(num_classes: int, *, in_channels: int = 3, dropout: float = 0.0) -> WideResNet:
-    """WRN16-8 (depth 16, widen factor 8, optional dropout; notes 6): 11,012,036 parameters for
+    """WRN16-8 (depth 16, widen factor 8, optional dropout; recipes 6): 11,012,036 parameters for
     100 classes."""
     return WideResNet(16, 8, num_classes, in_channels=in_channels, dropout=dropout)

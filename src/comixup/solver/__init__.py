@@ -1,6 +1,6 @@
 """Algorithm 1 of Co-Mixup and its parts.
 
-* :func:`objective`: Eq. (1) without the prior term (notes 2).
+* :func:`objective`: Eq. (1) without the prior term (recipes 2).
 * :func:`solve`: Algorithm 1, iterative graph cuts with the modular diversity of Eq. (2).
 * :func:`grid_graphcut`: the multi-label grid graph cut (alpha-beta swap) it runs per output.
 * :func:`solve_exact`: brute force for tiny problems (Appendix D.1).

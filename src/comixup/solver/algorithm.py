@@ -1,7 +1,7 @@
 """Algorithm 1 of Co-Mixup: iterative submodular minimization with a modular diversity term.
 
 Kim et al., "Co-Mixup: Saliency Guided Joint Mixup with Supermodular Diversity", ICLR 2021,
-Section 4.2 and Appendix C; every default and constant follows notes section 2.
+Section 4.2 and Appendix C; every default and constant follows section 2 of docs/recipes.md.
 
 For each sweep ``t = 1..n_iter`` and each output ``j`` in order, the supermodular diversity term
 is replaced by its modularization, Eq. (2): with ``v = A (sum_{j' != j} o_j')`` input ``i`` costs
@@ -64,7 +64,7 @@ LEVELS = (2, 3, 4)
 #: Label-pair costs of the graph cut between mixed labels (see the module docstring).
 PAIRWISE = ("reference", "squared")
 _MIX_BONUS = 5e-4  # unary bonus of a mixed label (Appendix C, the reference's graphcut_multi)
-_STOP_TOL = 1e-6  # early-stop tolerance on the relative objective change (notes 2)
+_STOP_TOL = 1e-6  # early-stop tolerance on the relative objective change (recipes 2)
 _MAX_CYCLES = 100  # cycles of the swap solver; it converges in a handful
 
 
@@ -467,7 +467,7 @@ def label_pair_costs(labels, pairwise: str = "reference") -> np.ndarray:
 def dirichlet_prior(m: int, n: int, *, eta: float, alpha: float, rng: np.random.Generator) -> np.ndarray:
     """Per-input prior cost ``-eta_eff log(lambda_i + 1e-8)``, ``lambda ~ Dirichlet(alpha 1_m)``.
 
-    The prior term of Eq. (1) with ``eta_eff = eta / n`` (notes 1.4-1.5); it is added to every
+    The prior term of Eq. (1) with ``eta_eff = eta / n`` (recipes 1.4-1.5); it is added to every
     cell of input ``i``'s unary cost. Returns an ``(m,)`` float64 array.
     """
     m, n = check_int("m", m, 1), check_int("n", n, 1)
@@ -496,12 +496,12 @@ def solve(
     polish: int = 0,
     pairwise: str = "reference",
 ) -> np.ndarray:
-    """Co-Mixup labelings of one partition by Algorithm 1 (Section 4.2, Appendix C, notes 2).
+    """Co-Mixup labelings of one partition by Algorithm 1 (Section 4.2, Appendix C, recipes 2).
 
     Args:
         cost: ``(m, g, g)`` unary cost in the paper's units: the negated saliency pooled to the
-            grid and normalized to sum 1 per input (notes 1.3). Non-square grids work.
-        A: ``(m, m)`` compatibility matrix (notes 1.6; :func:`comixup.saliency.compatibility`).
+            grid and normalized to sum 1 per input (recipes 1.3). Non-square grids work.
+        A: ``(m, m)`` compatibility matrix (recipes 1.6; :func:`comixup.saliency.compatibility`).
         n_out: number of outputs ``m'`` (default ``m``, as the reference).
         beta: smoothness weight (paper 0.32); scaled to ``beta / n`` inside.
         gamma: diversity weight (paper 1.0); scaled to ``gamma / n``.

@@ -18,7 +18,7 @@ __all__ = ["EffectiveHyperparameters", "Hyperparameters"]
 
 
 class EffectiveHyperparameters(NamedTuple):
-    """The weights of Eq. (1) scaled to a grid of ``n`` cells (notes 1.4):
+    """The weights of Eq. (1) scaled to a grid of ``n`` cells (recipes 1.4):
     ``beta / n``, ``gamma / n``, ``eta / n`` and ``tau * n``."""
 
     beta: float
@@ -60,7 +60,7 @@ class Hyperparameters:
 
     def effective(self, n: int) -> EffectiveHyperparameters:
         """The weights for a grid of ``n`` cells: ``beta / n``, ``gamma / n``, ``eta / n`` and
-        ``tau * n`` (notes 1.4)."""
+        ``tau * n`` (recipes 1.4)."""
         return EffectiveHyperparameters(self.beta / n, self.gamma / n, self.eta / n, self.tau * n)
 
     def solver_arguments(self) -> dict[str, float]:

@@ -7,7 +7,7 @@ with labelings ``z[j, k]`` (vectors of mixing ratios summing to 1) and ``o_j = s
          + beta_eff / 2 * sum_j sum_{(k, k') 4-neighbours} ||z[j,k] - z[j,k']||^2   (smoothness)
          + gamma_eff * D(z)                                                  (diversity)
 
-with ``p_j = A (sum_{j' != j} o_j')`` and (notes 2)
+with ``p_j = A (sum_{j' != j} o_j')`` and (recipes 2)
 
 * ``threshold="hard"`` (the paper's clipping): ``D = sum_j sum_i [p_j[i] > tau_eff] p_j[i] o_j[i]``;
 * ``threshold="soft"``: ``D = sum_j sum_i max(p_j[i] - tau_eff, 0) o_j[i]`` (the objective whose
@@ -15,8 +15,8 @@ with ``p_j = A (sum_{j' != j} o_j')`` and (notes 2)
 * ``threshold="none"``: ``D = sum_j sum_{j' != j} o_j^T A o_j'`` (Proposition 2).
 
 The smoothness term in squared-distance form equals ``beta (1 - z^T z')`` of Eq. (1) for one-hot
-labels and stays a metric distance for mixed labels (notes 2). Hyperparameters are given in the
-paper's units and scaled inside (notes 1.4; :meth:`~comixup.solver.Hyperparameters.effective`):
+labels and stays a metric distance for mixed labels (recipes 2). Hyperparameters are given in the
+paper's units and scaled inside (recipes 1.4; :meth:`~comixup.solver.Hyperparameters.effective`):
 ``beta_eff = beta / n``, ``gamma_eff = gamma / n``, ``tau_eff = tau * n``.
 
 The clipped diversity is written once, in the numba helpers :func:`clip_diversity` (the clipping
@@ -41,7 +41,7 @@ THRESHOLDS = ("hard", "soft", "none")
 
 @numba.njit(cache=True, nogil=True)
 def clip_diversity(v, tau_eff, mode):
-    """The clipped compatibility ``v`` of one input with the other outputs (notes 2).
+    """The clipped compatibility ``v`` of one input with the other outputs (recipes 2).
 
     ``mode`` 0 (hard, the paper): ``v [v > tau_eff]``; 1 (soft): ``max(v - tau_eff, 0)``;
     2 (none): ``v``. The diversity term is ``sum_j sum_i clip(p_j[i]) o_j[i]`` and its
@@ -145,7 +145,7 @@ def check_finite_objective(f: float, cost: np.ndarray, A: np.ndarray, **weights)
 
 
 def objective(cost, z, A, *, beta: float, gamma: float, tau: float, threshold: str = "hard") -> float:
-    """Eq. (1) without the prior term, as defined in the module docstring (notes 2).
+    """Eq. (1) without the prior term, as defined in the module docstring (recipes 2).
 
     Args:
         cost: ``(m, g, g)`` unary cost in the paper's units (negated normalized saliency, plus any

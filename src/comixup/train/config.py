@@ -57,7 +57,7 @@ OPTIMIZERS = ("sgd", "adam")
 
 @dataclass
 class Phase:
-    """One phase of a multi-phase protocol (the fast ImageNet recipe, notes 3).
+    """One phase of a multi-phase protocol (the fast ImageNet recipe, recipes 3).
 
     Attributes:
         start: first epoch (0-based) of the phase.
@@ -427,7 +427,7 @@ def load_preset(name: str) -> dict:
 
 
 def preset_source(name: str) -> str:
-    """Where preset ``name``'s settings come from (paper section / notes), for documentation."""
+    """Where preset ``name``'s settings come from (paper section / recipes), for documentation."""
     files = _preset_files()
     if name not in files:
         raise ValueError(f"preset must be one of {sorted(files)}, got {name!r}")

@@ -5,7 +5,7 @@ training, ``epoch + batch / batches_per_epoch``, so it needs no knowledge of the
 and stays right when the batch size changes between phases (the fast ImageNet protocol):
 
 * ``step``: ``lr * gamma ** (number of milestones <= epoch)``; the paper's CIFAR-100 recipe is
-  ``lr = 0.2``, milestones ``[100, 200]``, ``gamma = 0.1`` (notes 3);
+  ``lr = 0.2``, milestones ``[100, 200]``, ``gamma = 0.1`` (recipes 3);
 * ``cosine``: ``lr * (1 + cos(pi * t / epochs)) / 2``;
 * ``piecewise``: linear interpolation between ``lr_points`` ``[[epoch, lr], ...]`` (absolute
   learning rates, held constant outside the points), as ``np.interp`` in the fast ImageNet code;

@@ -9,6 +9,7 @@ outputs stay different from each other. See :class:`comixup.CoMixup` for the bat
 __version__ = "0.1.0"
 
 from .mixers import (
+    VAT,
     CoMixup,
     CutMix,
     InputMixup,
@@ -16,16 +17,15 @@ from .mixers import (
     MultiCutMix,
     MultiInputMixup,
     PuzzleMix,
-    VAT,
 )
 
 __all__ = [
-    "CoMixup",
-    "InputMixup",
-    "CutMix",
-    "ManifoldMixup",
-    "MultiInputMixup",
-    "MultiCutMix",
-    "PuzzleMix",
     "VAT",
+    "CoMixup",
+    "CutMix",
+    "InputMixup",
+    "ManifoldMixup",
+    "MultiCutMix",
+    "MultiInputMixup",
+    "PuzzleMix",
 ]

@@ -15,18 +15,18 @@ import numpy as np
 import torch
 
 __all__ = [
-    "realistic_saliency",
-    "realistic_costs",
-    "table6_relative_error",
     "TABLE6_CONFIGS",
-    "bench_solver",
     "bench_mixers",
     "bench_pairwise",
+    "bench_solver",
     "labeling_statistics",
+    "realistic_costs",
+    "realistic_saliency",
+    "table6_relative_error",
 ]
 
-from .analysis.problems import realistic_costs, realistic_saliency  # noqa: E402  (shared)
-from .analysis.table6 import TABLE6_CONFIGS, table6_relative_error  # noqa: E402  (shared)
+from .analysis.problems import realistic_costs, realistic_saliency
+from .analysis.table6 import TABLE6_CONFIGS, table6_relative_error
 
 
 def labeling_statistics(z: np.ndarray) -> dict:

@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -24,11 +24,11 @@ from ._checks import check_int, check_number, check_tensor
 from .losses import check_loss, clean_scale
 
 __all__ = [
+    "clean_loss_and_saliency",
+    "compatibility",
     "input_saliency",
     "pooled_unary",
     "salient_location",
-    "compatibility",
-    "clean_loss_and_saliency",
 ]
 
 

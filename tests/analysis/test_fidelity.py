@@ -4,7 +4,12 @@ import pytest
 import torch
 
 from comixup import CoMixup, CutMix, InputMixup
-from comixup.analysis.fidelity import fidelity_from_masks, label_fidelity, object_masks, saliency_in_box
+from comixup.analysis.fidelity import (
+    fidelity_from_masks,
+    label_fidelity,
+    object_masks,
+    saliency_in_box,
+)
 
 
 def test_statistics_equal_a_hand_computation():

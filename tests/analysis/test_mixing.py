@@ -5,8 +5,15 @@ import pytest
 import torch
 
 from comixup.analysis.mixing import (
-    batch_saliency, diversity, input_histogram, inputs_per_output, make_mixer, mix_batch,
-    mixing_statistics, normalize_saliency)
+    batch_saliency,
+    diversity,
+    input_histogram,
+    inputs_per_output,
+    make_mixer,
+    mix_batch,
+    mixing_statistics,
+    normalize_saliency,
+)
 
 # Four outputs of four inputs: output 0 is input 0; output 1 half 0, half 1; output 2 mixes
 # 1, 2, 3 as 1/4, 1/4, 1/2; output 3 is input 3.

@@ -6,7 +6,11 @@ import numpy as np
 import pytest
 
 from comixup.analysis.narasimhan_bilmes import (
-    element_index, modular_bound, narasimhan_bilmes, set_diversity)
+    element_index,
+    modular_bound,
+    narasimhan_bilmes,
+    set_diversity,
+)
 from comixup.analysis.problems import uniform_problem
 from comixup.solver import objective, solve_exact
 

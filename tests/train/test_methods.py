@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from comixup import models
-from comixup.train import methods as M
 from comixup.mixers.multimix import sample_weights
+from comixup.train import methods as M
 from comixup.train.methods import METHODS, create_method, soft_cross_entropy, softmax_bce
 
 C = 10

@@ -39,18 +39,18 @@ from .._checks import check_generator, check_int, check_number, check_tensor
 from .._checks import check_num_classes as _check_num_classes
 
 __all__ = [
-    "Mixer",
     "MixParams",
-    "permutation_ratios",
-    "check_images",
-    "check_saliency",
-    "soft_targets",
-    "check_num_classes",
-    "check_int",
-    "check_number",
-    "check_generator",
-    "check_tensor",
+    "Mixer",
     "ThreadedMixer",
+    "check_generator",
+    "check_images",
+    "check_int",
+    "check_num_classes",
+    "check_number",
+    "check_saliency",
+    "check_tensor",
+    "permutation_ratios",
+    "soft_targets",
 ]
 
 

@@ -15,17 +15,17 @@ from .hyperparameters import EffectiveHyperparameters, Hyperparameters
 from .objective import THRESHOLDS, objective
 
 __all__ = [
-    "Hyperparameters",
-    "EffectiveHyperparameters",
-    "objective",
-    "solve",
-    "solve_exact",
-    "grid_graphcut",
-    "grid_energy",
-    "dirichlet_prior",
-    "label_pair_costs",
-    "level_labels",
     "LEVELS",
     "PAIRWISE",
     "THRESHOLDS",
+    "EffectiveHyperparameters",
+    "Hyperparameters",
+    "dirichlet_prior",
+    "grid_energy",
+    "grid_graphcut",
+    "label_pair_costs",
+    "level_labels",
+    "objective",
+    "solve",
+    "solve_exact",
 ]

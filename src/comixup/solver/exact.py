@@ -24,7 +24,7 @@ from .objective import (
     threshold_mode,
 )
 
-__all__ = ["solve_exact", "level_labels"]
+__all__ = ["level_labels", "solve_exact"]
 
 _MAX_POINTS = 50_000_000
 

@@ -34,7 +34,7 @@ import numpy as np
 
 from .._checks import check_array, check_int, check_number
 
-__all__ = ["grid_graphcut", "grid_energy"]
+__all__ = ["grid_energy", "grid_graphcut"]
 
 _EPS = 1e-12
 
@@ -149,7 +149,7 @@ def _maxflow(h, w, active, cs, ct, cap, source_side, parent, queue):
                     flow = min(cs[root], ct[u])
                     for j in range(top):
                         c = cap[stack[j], it[stack[j]]]
-                        if c < flow:
+                        if c < flow:  # noqa: PLR1730 - the max-flow hot loop, kept as measured
                             flow = c
                     cs[root] -= flow
                     ct[u] -= flow

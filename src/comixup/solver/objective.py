@@ -33,7 +33,7 @@ import numpy as np
 from .._checks import check_array, check_choice
 from .hyperparameters import Hyperparameters
 
-__all__ = ["objective", "THRESHOLDS"]
+__all__ = ["THRESHOLDS", "objective"]
 
 #: The clipping modes of the diversity term, in the order of their numeric codes 0, 1, 2.
 THRESHOLDS = ("hard", "soft", "none")

@@ -45,6 +45,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 from collections.abc import Callable
+from typing import ClassVar
 
 import torch
 
@@ -130,10 +131,10 @@ class Method:
 
     name = "base"
     #: The method's own options and their defaults (the rest go to the mixer).
-    defaults: dict = {"loss": "ce"}
+    defaults: ClassVar[dict] = {"loss": "ce"}
     #: The mixer class (``None``: no mixer) and the keyword arguments the name fixes (``k``).
     mixer_class: type | None = None
-    mixer_fixed: dict = {}
+    mixer_fixed: ClassVar[dict] = {}
     #: Whether the mixer takes the dataset's ``mean`` / ``std`` (the engine fills them in).
     uses_normalization = False
 
@@ -274,14 +275,14 @@ class MultiInputMixupMethod(MixingMethod):
 
     name = "mixup3"
     mixer_class = MultiInputMixup
-    mixer_fixed = {"k": 3}
+    mixer_fixed: ClassVar[dict] = {"k": 3}
 
 
 class MultiInputMixup4Method(MultiInputMixupMethod):
     """Input Mixup of ``k = 4`` inputs with Dirichlet weights (Table 4)."""
 
     name = "mixup4"
-    mixer_fixed = {"k": 4}
+    mixer_fixed: ClassVar[dict] = {"k": 4}
 
 
 class MultiCutMixMethod(MixingMethod):
@@ -289,14 +290,14 @@ class MultiCutMixMethod(MixingMethod):
 
     name = "cutmix3"
     mixer_class = MultiCutMix
-    mixer_fixed = {"k": 3}
+    mixer_fixed: ClassVar[dict] = {"k": 3}
 
 
 class MultiCutMix4Method(MultiCutMixMethod):
     """CutMix of ``k = 4`` inputs, 3 overlaid boxes (Table 4)."""
 
     name = "cutmix4"
-    mixer_fixed = {"k": 4}
+    mixer_fixed: ClassVar[dict] = {"k": 4}
 
 
 class ManifoldMixupMethod(Method):
@@ -305,7 +306,7 @@ class ManifoldMixupMethod(Method):
 
     name = "manifold"
     mixer_class = ManifoldMixup
-    mixer_fixed = {"k": 2}
+    mixer_fixed: ClassVar[dict] = {"k": 2}
 
     def step(self, model, x, y, backward):
         """Forward with mixing inside the network, backward the mixed loss, return it."""
@@ -319,14 +320,14 @@ class ManifoldMixup3Method(ManifoldMixupMethod):
     """Manifold Mixup of ``k = 3`` hidden states with Dirichlet weights (Table 4)."""
 
     name = "manifold3"
-    mixer_fixed = {"k": 3}
+    mixer_fixed: ClassVar[dict] = {"k": 3}
 
 
 class ManifoldMixup4Method(ManifoldMixupMethod):
     """Manifold Mixup of ``k = 4`` hidden states with Dirichlet weights (Table 4)."""
 
     name = "manifold4"
-    mixer_fixed = {"k": 4}
+    mixer_fixed: ClassVar[dict] = {"k": 4}
 
 
 class SaliencyMixingMethod(Method):
@@ -344,7 +345,7 @@ class SaliencyMixingMethod(Method):
     mixer's keyword options.
     """
 
-    defaults = {"loss": "bce", "clean_lam": 1.0}
+    defaults: ClassVar[dict] = {"loss": "bce", "clean_lam": 1.0}
 
     def __init__(self, num_classes: int, *, seed: int = 0, **options):
         super().__init__(num_classes, seed=seed, **options)

@@ -38,13 +38,6 @@ K = 4
 PAIR = np.array([[0.0, 1.0], [1.0, 0.0]])
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def _batch(b=4, size=16):
     gen = torch.Generator().manual_seed(0)
@@ -210,7 +203,7 @@ def test_solve_raises_when_the_objective_overflows(kwargs):
 def test_comixup_with_a_huge_eta_raises():
     x, y, sal = _batch()
     with pytest.raises(ValueError, match="the objective is not finite.*eta"):
-        CoMixup(K, eta=1e308, workers=1)(x, y, sal)
+        CoMixup(K, eta=1e308, workers=1, generator=torch.Generator().manual_seed(0))(x, y, sal)
 
 
 # -- class 3: unchecked arguments in objective and solve_exact ----------------------------------

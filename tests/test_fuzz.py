@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 
 import numpy as np
-import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -28,13 +27,6 @@ MIXER_ARGS = ("x", "y", "saliency", "num_classes", "alpha", "beta", "gamma", "et
               "omega", "grid", "partition", "n_iter", "levels", "threshold", "k", "n_labels",
               "neigh_size", "t_size", "t_eps", "workers", "generator", "PuzzleMix", "CoMixup")
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _names_an_argument(err: Exception, names) -> bool:

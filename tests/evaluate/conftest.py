@@ -57,11 +57,3 @@ def oracle():
         net.classifier.bias.zero_()
     return net
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: the evaluation tests are tiny, and CI runs two workers on two cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)

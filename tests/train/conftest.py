@@ -1,7 +1,6 @@
 """Fixtures of the training-engine tests: a tiny synthetic setup that trains in about a second."""
 
 import pytest
-import torch
 
 #: Dataset options of the tiny synthetic benchmark (16 x 16 images, 64 train / 32 test).
 TINY_DATA = {"image_size": 16, "num_train": 64, "num_test": 32}
@@ -37,10 +36,3 @@ def tiny(tmp_path):
     """Factory: ``tiny(**overrides)`` returns a tiny configuration dict under ``tmp_path``."""
     return lambda **overrides: tiny_settings(tmp_path, **overrides)
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)

@@ -1,0 +1,13 @@
+"""Suite-wide fixtures."""
+
+import pytest
+import torch
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One torch thread per test: the tests are tiny, and CI runs two workers on two cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

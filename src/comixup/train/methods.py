@@ -42,7 +42,6 @@ uint8 tensor so that a resumed run continues the same random stream.
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 from collections.abc import Callable
 from typing import ClassVar
@@ -61,7 +60,7 @@ from ..mixers import (
     MultiInputMixup,
     PuzzleMix,
 )
-from ..saliency import clean_loss_and_saliency
+from ..saliency import _no_sync, clean_loss_and_saliency
 
 __all__ = [
     "METHODS",
@@ -91,12 +90,6 @@ _HIDDEN = ("generator", "mean", "std", "workers")
 
 def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
     return getattr(model, "module", model)
-
-
-def _no_sync(model):
-    """``model.no_sync()`` for a DistributedDataParallel model, else a null context."""
-    no_sync = getattr(model, "no_sync", None)
-    return no_sync() if callable(no_sync) else contextlib.nullcontext()
 
 
 class _DepthView:

@@ -90,7 +90,7 @@ _TRAIN_KEYS = {
     "amp_dtype": "amp_dtype", "channels_last": "channels_last",
     "deterministic": "deterministic", "progress": "progress", "tensorboard": "tensorboard",
     "plot": "plot", "early_stop_patience": "early_stop_patience", "label": "label",
-    "snapshots": "snapshots",
+    "snapshots": "snapshots", "eval_every": "eval_every",
     "final_eval": "final_eval",
 }
 
@@ -175,6 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--final-eval", action=argparse.BooleanOptionalAction, default=None,
                    help="at the end, evaluate localization and background robustness when the "
                         "dataset has boxes (Tables 2 and 3; default on)")
+    t.add_argument("--eval-every", type=_positive_int, metavar="N",
+                   help="evaluate on the test set every N epochs and after the last (default 1)")
     t.add_argument("--snapshots", type=_positive_int, nargs="*", metavar="EPOCH",
                    help="also keep the model weights after these epochs (snapshots/epoch<N>.pt)")
     t.add_argument("--label", help="the run's column name in comixup report (default: the "

@@ -158,3 +158,33 @@ def test_snapshots_keep_the_weights_of_the_listed_epochs(tiny, tmp_path):
     assert any(not torch.equal(snap["model"][k], v) for k, v in final.items())  # trained on
     with pytest.raises(ValueError, match="snapshots"):
         train(tiny(snapshots=[0]))
+
+
+def test_eval_every_evaluates_the_listed_epochs_and_the_last(tiny, tmp_path):
+    full = train(tiny(epochs=5, out=str(tmp_path / "full")))
+    sparse = train(tiny(epochs=5, eval_every=2, out=str(tmp_path / "sparse")))
+    table = rows(tmp_path / "sparse" / "metrics.csv")
+    assert [r["test_error"] != "" for r in table] == [False, True, False, True, True]
+    assert all(r["train_loss"] != "" for r in table)
+    reference = rows(tmp_path / "full" / "metrics.csv")
+    for epoch in (1, 3, 4):  # same training, the same numbers where both evaluated
+        assert table[epoch]["test_error"] == reference[epoch]["test_error"]
+        assert table[epoch]["ece"] == reference[epoch]["ece"]
+    assert sparse.metrics["error"] == pytest.approx(full.metrics["error"])
+    with pytest.raises(ValueError, match="eval_every"):
+        train(tiny(eval_every=0))
+
+
+def test_study_learning_curves_use_the_evaluated_epochs(tiny, tmp_path):
+    from PIL import Image
+
+    from comixup.train import study
+
+    train(tiny(epochs=3, eval_every=2, out=str(tmp_path / "a")))
+
+    class Run:
+        label, out = "vanilla", tmp_path / "a"
+
+    path = study.learning_curves([Run()], tmp_path / "curves.png")
+    with Image.open(path) as img:
+        assert img.size[0] > 0

@@ -113,6 +113,9 @@ class TrainConfig:
         lr_points: ``[[epoch, lr], ...]`` for the ``piecewise`` schedule (epochs increasing;
             fractional epochs allowed).
         phases: list of :class:`Phase` dicts (``start``, ``batch_size``, ``data_options``).
+        eval_every: evaluate on the test set after every ``eval_every``-th epoch and after the
+            last one (``1``: every epoch). The other rows of ``metrics.csv`` leave the test
+            columns empty; early stopping still validates every epoch.
         snapshots: epochs after which the model's weights are also kept in
             ``snapshots/epoch<N>.pt`` (for analyses over training, e.g. label fidelity).
         early_stop_patience: stop when the accuracy on ``early_stop_split`` has not improved for
@@ -165,6 +168,7 @@ class TrainConfig:
     gamma: float = 0.1
     lr_points: list = field(default_factory=list)
     phases: list = field(default_factory=list)
+    eval_every: int = 1
     snapshots: list = field(default_factory=list)
     early_stop_patience: int | None = None
     early_stop_split: str = "val"
@@ -270,6 +274,7 @@ class TrainConfig:
             raise TypeError(f"snapshots must be a list of epochs, got {self.snapshots!r}")
         for epoch in self.snapshots:
             _int(epoch, "snapshots[]", 1)
+        _int(self.eval_every, "eval_every", 1)
         self._validate_lr_points()
         self._validate_phases()
         _opt_int(self.early_stop_patience, "early_stop_patience", 1)

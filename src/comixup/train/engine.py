@@ -182,9 +182,10 @@ def _tensorboard(out_dir: Path):
 
 
 def _fmt(row: dict) -> str:
-    text = (f"epoch {row['epoch']} | train loss {row['train_loss']:.4f} | test error "
-            f"{row['test_error']:.2f}% (top-5 {row['test_error_top5']:.2f}%) | ECE "
-            f"{row['ece']:.2f}%")
+    text = f"epoch {row['epoch']} | train loss {row['train_loss']:.4f}"
+    if row.get("test_error") not in (None, ""):
+        text += (f" | test error {row['test_error']:.2f}% (top-5 {row['test_error_top5']:.2f}%)"
+                 f" | ECE {row['ece']:.2f}%")
     if row.get("val_error") not in (None, ""):
         text += f" | val error {row['val_error']:.2f}%"
     return text + f" | lr {row['lr']:.4g} | {row['images_per_s']:.0f} img/s | {row['seconds']:.1f}s"
@@ -452,12 +453,15 @@ class _Run:
         return evaluate(self.model, loader or self.test_loader, self.num_classes, self.device,
                         autocast_dtype=self.amp_dtype, channels_last=self.channels_last)
 
-    def evaluate_epoch(self, row: dict) -> dict:
-        """Fill ``row`` with the test metrics (and the validation error with early stopping,
-        updating its state); return the test metrics."""
-        metrics = self.evaluate()
-        row.update(test_loss=metrics["loss"], test_error=metrics["error"],
-                   test_error_top5=metrics["error_top5"], ece=metrics["ece"], val_error="")
+    def evaluate_epoch(self, row: dict, *, test: bool = True) -> dict | None:
+        """Fill ``row`` with the test metrics when ``test`` (empty strings otherwise) and the
+        validation error with early stopping, updating its state; return the test metrics
+        (``None`` when not evaluated)."""
+        metrics = self.evaluate() if test else None
+        row.update(test_loss="", test_error="", test_error_top5="", ece="", val_error="")
+        if metrics is not None:
+            row.update(test_loss=metrics["loss"], test_error=metrics["error"],
+                       test_error_top5=metrics["error_top5"], ece=metrics["ece"])
         if self.val_loader is not None:
             row["val_error"] = self.evaluate(self.val_loader)["error"]
             accuracy = 100.0 - row["val_error"]
@@ -479,10 +483,9 @@ class _Run:
             _append_csv(self.csv_path, row)
             if self.writer is not None:
                 for key in ("train_loss", "test_loss", "test_error", "test_error_top5", "ece",
-                            "lr", "images_per_s"):
-                    self.writer.add_scalar(key, row[key], row["epoch"])
-                if row["val_error"] != "":
-                    self.writer.add_scalar("val_error", row["val_error"], row["epoch"])
+                            "val_error", "lr", "images_per_s"):
+                    if row[key] != "":
+                        self.writer.add_scalar(key, row[key], row["epoch"])
                 self.writer.flush()
             ckpt_io.save_atomic({
                 "format": ckpt_io.FORMAT,
@@ -521,7 +524,7 @@ class _Run:
         from ..evaluate import plot_reliability
 
         cfg, log = self.cfg, self.log
-        if metrics is None:  # nothing left to train (resumed a finished run): just evaluate
+        if metrics is None:  # resumed a finished run, or stopped early between evaluations
             metrics = self.evaluate()
         metrics = dict(metrics)
         metrics["images_per_s"] = (self.images_total / self.train_seconds_total
@@ -595,7 +598,8 @@ def train(config: TrainConfig | dict, *, resume: str | os.PathLike | None = None
         for epoch in range(start_epoch, cfg.epochs):
             epoch_start = time.perf_counter()
             row = run.train_one_epoch(epoch)
-            metrics = run.evaluate_epoch(row)
+            test = (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs
+            metrics = run.evaluate_epoch(row, test=test)
             row["seconds"] = time.perf_counter() - epoch_start
             run.checkpoint(row)
             if run.should_stop():

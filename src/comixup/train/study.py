@@ -243,9 +243,12 @@ def learning_curves(runs, path) -> Path:
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for label, members in _by_label(runs).items():
-        histories = [_history(run) for run in members]
+        # the evaluated epochs (every epoch, or every ``eval_every``-th and the last)
+        histories = [[r for r in _history(run) if r["test_error"] != ""] for run in members]
         length = min(len(h) for h in histories)
-        epochs = np.arange(1, length + 1)
+        if length == 0:
+            continue
+        epochs = np.array([int(r["epoch"]) for r in histories[0][:length]])
         for ax, key in zip(axes, ("test_error", "ece")):
             values = np.array([[float(r[key]) for r in h[:length]] for h in histories])
             mean, std = values.mean(0), values.std(0)

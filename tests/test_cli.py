@@ -111,7 +111,7 @@ def test_print_config(capsys):
                  "--method-opt", "alpha=0.2", "--lr", "0.1", "--print-config"]) == 0
     cfg = json.loads(capsys.readouterr().out)
     assert (cfg["method"], cfg["method_options"], cfg["lr"], cfg["epochs"]) == \
-        ("mixup", {"loss": "bce", "alpha": 0.2}, 0.1, 300)
+        ("mixup", {"loss": "bce", "clean_lam": 0.0, "alpha": 0.2}, 0.1, 300)
     assert (cfg["weight_decay"], cfg["norm_weight_decay"], cfg["nesterov"]) == (1e-4, 1e-4, True)
 
 

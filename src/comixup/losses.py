@@ -79,3 +79,13 @@ def clean_scale(loss: str, num_classes: int, clean_lam: float = 1.0) -> float:
     for ``"bce"`` (CIFAR / Tiny-ImageNet reference) and ``clean_lam`` for ``"ce"`` (ImageNet)."""
     check_loss(loss)
     return clean_lam * (2.0 / num_classes if loss == "bce" else 1.0)
+
+
+def clean_loss(logits: torch.Tensor, labels: torch.Tensor, loss: str,
+               clean_lam: float = 1.0) -> torch.Tensor:
+    """The saliency methods' clean loss (Appendix C, notes 2): the cross-entropy of the clean
+    batch times :func:`clean_scale` (``clean_lam * 2 * CE / C`` for ``"bce"``, ``clean_lam * CE``
+    for ``"ce"``), computed in float32."""
+    with torch.autocast(logits.device.type, enabled=False):
+        return F.cross_entropy(logits.float(), labels) * clean_scale(loss, logits.shape[1],
+                                                                     clean_lam)

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from ._checks import check_int, check_number, check_tensor
-from .losses import check_loss, clean_scale
+from .losses import check_loss, clean_loss
 
 __all__ = [
     "clean_loss_and_saliency",
@@ -202,8 +202,7 @@ def clean_loss_and_saliency(
     with (sync or (lambda: _no_sync(model)))():
         if clean_lam > 0:
             logits = model(inp)
-            scaled = F.cross_entropy(logits.float(), y) * clean_scale(loss, logits.shape[1],
-                                                                       clean_lam)
+            scaled = clean_loss(logits, y, loss, clean_lam)
             backward(scaled)
             grad, value = inp.grad, scaled.detach()
         else:

@@ -89,17 +89,17 @@ def test_resolution_layers():
 def test_preset_method_options():
     cfg = TrainConfig(method="mixup", preset_method_options={"mixup": {"alpha": 0.2}},
                       method_options={"loss": "bce"})
-    assert cfg.effective_method_options() == {"alpha": 0.2, "loss": "bce"}
-    cfg.method = "cutmix"
-    assert cfg.effective_method_options() == {"alpha": 1.0, "loss": "bce"}  # CutMix's default
+    assert cfg.effective_method_options() == {"alpha": 0.2, "loss": "bce", "clean_lam": 0.0}
+    cfg.method = "cutmix"  # CutMix's default alpha
+    assert cfg.effective_method_options() == {"alpha": 1.0, "loss": "bce", "clean_lam": 0.0}
     # "*" applies to every method, a method's own entry wins over it, the flags win over both
     cfg = TrainConfig(method="vanilla", preset_method_options={
         "*": {"loss": "bce"}, "mixup": {"loss": "ce", "alpha": 2.0}})
     assert cfg.effective_method_options() == {"loss": "bce"}
     cfg.method = "mixup"
-    assert cfg.effective_method_options() == {"loss": "ce", "alpha": 2.0}
+    assert cfg.effective_method_options() == {"loss": "ce", "alpha": 2.0, "clean_lam": 0.0}
     cfg.method_options = {"alpha": 0.2}
-    assert cfg.effective_method_options() == {"loss": "ce", "alpha": 0.2}
+    assert cfg.effective_method_options() == {"loss": "ce", "alpha": 0.2, "clean_lam": 0.0}
     cfg.method_options = {"beta": 1}
     with pytest.raises(ValueError, match=r"unknown method option\(s\) \['beta'\]"):
         cfg.effective_method_options()

@@ -420,3 +420,27 @@ def test_normalization_parameters_get_no_decay_when_norm_weight_decay_is_zero():
         moved = not torch.equal(before[id(p)], p.detach())
         nonzero = bool(before[id(p)].abs().sum() > 0)
         assert moved == (id(p) not in norm_ids and nonzero)
+
+
+@pytest.mark.parametrize("name", ["mixup", "cutmix"])
+@pytest.mark.parametrize("loss, hand, clean_factor", [("bce", _hand_bce, 2 / C), ("ce", _hand_ce, 1.0)])
+def test_pair_mixing_clean_lam_adds_the_saliency_methods_clean_loss(name, loss, hand, clean_factor):
+    model = net()
+    x, y = batch()
+    rec = Recorder()
+    value = create_method(name, C, seed=3, loss=loss, clean_lam=0.5).step(model, x, y, rec)
+    with torch.no_grad():
+        clean = 0.5 * clean_factor * _hand_ce(net()(x), _one_hot(y))
+        # the same mixer draws: a fresh method with the same seed (the clean pass draws nothing)
+        x_mix, t = create_method(name, C, seed=3).mixer(x, y)
+        mixed = hand(net()(x_mix), t)
+    assert len(rec.losses) == 2
+    assert rec.losses[0].item() == pytest.approx(clean, rel=1e-5)
+    assert rec.losses[1].item() == pytest.approx(mixed, rel=1e-4)
+    assert value == pytest.approx(clean + mixed, rel=1e-4)
+    # clean_lam 0 (the default) is the original method: one loss, the mixed one
+    rec0 = Recorder()
+    create_method(name, C, seed=3, loss=loss).step(net(), x, y, rec0)
+    assert len(rec0.losses) == 1 and rec0.losses[0].item() == pytest.approx(mixed, rel=1e-4)
+    with pytest.raises(ValueError, match="clean_lam"):
+        create_method(name, C, clean_lam=-1)

@@ -49,7 +49,7 @@ from typing import ClassVar
 import torch
 
 from .._checks import check_int, check_num_classes, check_number
-from ..losses import check_loss, soft_cross_entropy, softmax_bce, target_loss
+from ..losses import check_loss, clean_loss, soft_cross_entropy, softmax_bce, target_loss
 from ..mixers import (
     VAT,
     CoMixup,
@@ -236,17 +236,38 @@ class Vanilla(Method):
 
 class MixingMethod(Method):
     """A method that mixes the batch with a ``mixer(x, y) -> (x_mix, soft_targets)`` and trains
-    on the mixed batch only (Input Mixup, CutMix and their multi-input variants).
+    on the mixed batch (Input Mixup, CutMix and their multi-input variants).
 
-    Options: ``loss`` and the mixer's keyword options (e.g. ``alpha``).
+    Options: ``loss``, ``clean_lam`` and the mixer's keyword options (e.g. ``alpha``).
+    ``clean_lam`` (default 0: the original methods, mixed batch only) adds the saliency methods'
+    clean loss (``clean_lam * 2 * CE / C`` for ``"bce"``, ``clean_lam * CE`` for ``"ce"``,
+    :func:`comixup.losses.clean_scale`) on the clean batch, backward before the mixed loss as in
+    :class:`SaliencyMixingMethod`: with ``clean_lam = 1`` a pair-mixing baseline sees the same
+    two losses per step as Co-Mixup, the control that separates the mixing from the clean loss
+    (not in the paper; docs/study.md).
     """
 
+    defaults: ClassVar[dict] = {"loss": "ce", "clean_lam": 0.0}
+
+    def __init__(self, num_classes: int, *, seed: int = 0, **options):
+        super().__init__(num_classes, seed=seed, **options)
+        self.clean_lam = self.options["clean_lam"] = check_number("clean_lam",
+                                                                  self.options["clean_lam"])
+
     def step(self, model, x, y, backward):
-        """Mix the batch, forward it, backward the mixed loss, return it."""
+        """The clean loss backward when ``clean_lam > 0``; mix the batch, forward it, backward
+        the mixed loss; return the sum."""
+        clean = 0.0
+        if self.clean_lam > 0:
+            with _no_sync(model):
+                logits = model(x)
+                scaled = clean_loss(logits, y, self.loss_name, self.clean_lam)
+                backward(scaled)
+            clean = float(scaled.detach())
         x_mix, targets = self.mixer(x, y)
         loss = self.loss(model(self._format(x_mix)), targets)
         backward(loss)
-        return float(loss.detach())
+        return clean + float(loss.detach())
 
 
 class InputMixupMethod(MixingMethod):

@@ -120,6 +120,8 @@ class Method:
         memory_format: memory format for batches built inside the step (the engine sets
             ``torch.channels_last`` on CUDA when requested).
         loss_name: the loss family, ``"bce"`` or ``"ce"``.
+        clean_lam: the weight of the clean loss, for the methods whose :attr:`defaults` have
+            one (validated here, once for all of them).
     """
 
     name = "base"
@@ -142,6 +144,8 @@ class Method:
                              f"{sorted(self.accepted_options())}")
         own = {key: options.pop(key, value) for key, value in self.defaults.items()}
         self.loss_name = check_loss(own.pop("loss"))
+        if "clean_lam" in own:  # the methods with a clean loss (pair-mixing and saliency ones)
+            own["clean_lam"] = self.clean_lam = check_number("clean_lam", own["clean_lam"])
         self.options = own
         self.mixer = self._build_mixer(options) if self.mixer_class is not None else None
 
@@ -249,11 +253,6 @@ class MixingMethod(Method):
 
     defaults: ClassVar[dict] = {"loss": "ce", "clean_lam": 0.0}
 
-    def __init__(self, num_classes: int, *, seed: int = 0, **options):
-        super().__init__(num_classes, seed=seed, **options)
-        self.clean_lam = self.options["clean_lam"] = check_number("clean_lam",
-                                                                  self.options["clean_lam"])
-
     def step(self, model, x, y, backward):
         """The clean loss backward when ``clean_lam > 0``; mix the batch, forward it, backward
         the mixed loss; return the sum."""
@@ -360,11 +359,6 @@ class SaliencyMixingMethod(Method):
     """
 
     defaults: ClassVar[dict] = {"loss": "bce", "clean_lam": 1.0}
-
-    def __init__(self, num_classes: int, *, seed: int = 0, **options):
-        super().__init__(num_classes, seed=seed, **options)
-        clean_lam = check_number("clean_lam", self.options["clean_lam"])
-        self.clean_lam = self.options["clean_lam"] = clean_lam
 
     def step(self, model, x, y, backward):
         """Clean step, mixing, mixed loss; returns ``clean + mixed``."""

@@ -182,4 +182,4 @@ def test_unknown_option_named(cifar_root):
     with pytest.raises(ValueError, match="labels_per_clas"):
         build_dataset("cifar10", root=cifar_root, split="train", labels_per_clas=3)
     with pytest.raises(ValueError, match="name must be one of"):
-        build_dataset("mnist", root=cifar_root, split="train")
+        build_dataset("svhn", root=cifar_root, split="train")

@@ -139,6 +139,8 @@ def test_registry_lists_every_dataset():
         "tiny-imagenet",
         "imagenet",
         "speech-commands",
+        "fashion-mnist",
+        "mnist",
     )
     for name in DATASETS:
         info = dataset_info(name)

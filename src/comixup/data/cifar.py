@@ -20,7 +20,7 @@ import torch
 from torch.utils.data import Dataset
 
 from . import transforms as T
-from .common import DatasetInfo, check_split, find_dataset_dir, select_subset
+from .common import DatasetInfo, check_split, find_dataset_dir, first_per_class, select_subset
 
 __all__ = ["CIFAR", "CIFAR10_INFO", "CIFAR100_INFO", "cifar_transform"]
 
@@ -106,8 +106,9 @@ class CIFAR(Dataset):
         limit: keep a deterministic subset of this many samples (see
             :func:`~comixup.data.common.select_subset`), applied after ``labels_per_class``.
         seed: seed of the ``limit`` subset.
-        labels_per_class: keep only the first ``labels_per_class`` images of each class, in file
-            order (the reference's option, made deterministic).
+        labels_per_class: of the training split, keep only the first ``labels_per_class`` images
+            of each class, in file order (the reference's option, made deterministic); the test
+            split is always whole.
         padding: random-crop padding of the training augmentation (default 2).
     """
 
@@ -158,17 +159,8 @@ class CIFAR(Dataset):
         else:
             self.classes = [str(i) for i in range(num_classes)]
 
-        keep = np.arange(len(labels))
-        if labels_per_class is not None:
-            if isinstance(labels_per_class, bool) or not isinstance(labels_per_class, int):
-                raise TypeError(f"labels_per_class must be an int, got {labels_per_class!r}")
-            if labels_per_class < 1:
-                raise ValueError(f"labels_per_class must be >= 1, got {labels_per_class}")
-            keep = np.sort(
-                np.concatenate(
-                    [np.flatnonzero(labels == c)[:labels_per_class] for c in range(num_classes)]
-                )
-            )
+        keep = first_per_class(labels, labels_per_class if split == "train" else None,
+                               num_classes)
         keep = keep[select_subset(len(keep), limit, seed)]
         self.info = spec["info"]
         self.split = split

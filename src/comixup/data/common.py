@@ -19,6 +19,7 @@ __all__ = [
     "SampleListDataset",
     "check_split",
     "find_dataset_dir",
+    "first_per_class",
     "load_rgb",
     "select_subset",
 ]
@@ -56,6 +57,22 @@ def select_subset(n: int, limit: int | None, seed: int = 0) -> np.ndarray:
         return np.arange(n)
     seed = check_int("seed", seed, None)
     return np.sort(np.random.default_rng(seed).permutation(n)[:limit])
+
+
+def first_per_class(labels: np.ndarray, per_class: int | None, num_classes: int) -> np.ndarray:
+    """Sorted indices of the first ``per_class`` samples of each class, in file order.
+
+    ``per_class=None`` keeps every sample. Used for the ``labels_per_class`` option of the
+    datasets held in memory (a balanced training subset that does not change with the seed).
+    """
+    if per_class is None:
+        return np.arange(len(labels))
+    if isinstance(per_class, bool) or not isinstance(per_class, int):
+        raise TypeError(f"labels_per_class must be an int, got {per_class!r}")
+    if per_class < 1:
+        raise ValueError(f"labels_per_class must be >= 1, got {per_class}")
+    return np.sort(np.concatenate(
+        [np.flatnonzero(labels == c)[:per_class] for c in range(num_classes)]))
 
 
 def check_split(split: str, allowed: Sequence[str], dataset: str) -> str:

@@ -14,6 +14,9 @@ name                   classes  channels  size (H,W)  splits                opti
 ``imagenet``           1000     3         224 x 224   train, val (= test)   ``crop``, ``resize``,
                                                                             ``scale``, ``box_dir``
 ``speech-commands``    30       1         160 x 100   train, val, test      ``classes``
+``fashion-mnist``      10       1         32 x 32     train, test           ``labels_per_class``,
+                                                                            ``padding``
+``mnist``              10       1         32 x 32     train, test           as ``fashion-mnist``
 =====================  =======  ========  ==========  ====================  =====================
 
 See ``docs/data.md`` for the directory layout each dataset expects under ``root``.
@@ -28,6 +31,7 @@ from torch.utils.data import Dataset
 from .cifar import CIFAR, CIFAR10_INFO, CIFAR100_INFO
 from .common import DatasetInfo
 from .imagenet import IMAGENET_INFO, ImageNet
+from .mnist import FASHION_MNIST_INFO, MNIST, MNIST_INFO, FashionMNIST
 from .speech_commands import SPEECH_COMMANDS_INFO, SpeechCommands
 from .synthetic import SYNTHETIC64_INFO, SYNTHETIC_INFO, Synthetic, SyntheticConfig
 from .tiny_imagenet import TINY_IMAGENET_INFO, TinyImageNet
@@ -43,6 +47,8 @@ DATASETS = (
     "tiny-imagenet",
     "imagenet",
     "speech-commands",
+    "fashion-mnist",
+    "mnist",
 )
 
 _INFO = {
@@ -53,6 +59,8 @@ _INFO = {
     "tiny-imagenet": TINY_IMAGENET_INFO,
     "imagenet": IMAGENET_INFO,
     "speech-commands": SPEECH_COMMANDS_INFO,
+    "fashion-mnist": FASHION_MNIST_INFO,
+    "mnist": MNIST_INFO,
 }
 
 
@@ -85,7 +93,9 @@ def build_dataset(
     Args:
         name: one of :data:`DATASETS`.
         root: data directory (see ``docs/data.md``). For ``synthetic``/``synthetic64`` it is
-            optional and is where the generated dataset is cached (``root/synthetic/``).
+            optional and is where the generated dataset is cached (``root/synthetic/``); for
+            ``fashion-mnist``/``mnist`` it is the directory of the four IDX files, by default
+            Debian's (``/usr/share/datasets/<name>``).
         split: ``"train"`` or ``"test"``; ``"val"`` too for tiny-imagenet and imagenet (same as
             ``"test"``: their validation sets) and speech-commands (its own validation list).
         train_transform: apply the dataset's training augmentation.
@@ -129,6 +139,8 @@ def build_dataset(
         "tiny-imagenet": (lambda **kw: TinyImageNet(root, **kw), {"padding"}),
         "imagenet": (lambda **kw: ImageNet(root, **kw), {"crop", "resize", "scale", "box_dir"}),
         "speech-commands": (lambda **kw: SpeechCommands(root, **kw), {"classes"}),
+        "fashion-mnist": (lambda **kw: FashionMNIST(root, **kw), {"labels_per_class", "padding"}),
+        "mnist": (lambda **kw: MNIST(root, **kw), {"labels_per_class", "padding"}),
     }
     build, accepted = builders[name]
     unknown = set(options) - accepted

@@ -123,3 +123,30 @@ def test_train_eval_report_end_to_end(tmp_path, capsys):
     assert (tmp_path / "report" / "reliability_grid.png").is_file()
     assert main(["report", str(tmp_path / "nothing-here")]) == 2
     assert "comixup: error: run directory not found" in capsys.readouterr().err
+
+
+def test_paired_differences_by_seed(tmp_path):
+    # Vanilla's seeds differ by 4 points; mixup is 1 and 2 points better on the same seeds.
+    fake_run(tmp_path, "v0", "vanilla", 0, 10.0, 4.0)
+    fake_run(tmp_path, "v1", "vanilla", 1, 14.0, 4.0)
+    fake_run(tmp_path, "v2", "vanilla", 2, 12.0, 4.0)
+    fake_run(tmp_path, "m0", "mixup", 0, 9.0, 4.0)
+    fake_run(tmp_path, "m1", "mixup", 1, 12.0, 4.0)
+    fake_run(tmp_path, "c1", "comixup", 1, 11.0, 4.0)
+    fake_run(tmp_path, "x0", "cutmix", 0, 9.0, 4.0, preset="other")  # no reference there
+    report = make_report([tmp_path], tmp_path / "out", evaluate=False, plot=False,
+                         log=lambda s: None)
+    rows = {(r["reference"], r["method"]): r for r in report["paired"]}
+    assert set(rows) == {("vanilla", "mixup"), ("vanilla", "comixup"), ("comixup", "vanilla"),
+                         ("comixup", "mixup")}
+    r = rows[("vanilla", "mixup")]
+    assert (r["n"], r["mean"], r["seeds"]) == (2, -1.5, "0 1")
+    assert r["std"] == pytest.approx(math.sqrt(0.5))
+    assert r["se"] == pytest.approx(0.5)
+    assert r["t"] == pytest.approx(-3.0)
+    one = rows[("comixup", "vanilla")]  # one common seed: no spread
+    assert (one["n"], one["mean"], one["std"], one["se"], one["t"]) == (1, 3.0, None, None, None)
+    assert "| toy | vanilla | mixup | -1.50 ± 0.71 | 0.50 | -3.0 | 2 | -1.00 -2.00 |" in \
+        report["markdown"]
+    with open(tmp_path / "out" / "paired_error.csv", newline="") as f:
+        assert len(list(csv.DictReader(f))) == 4

@@ -10,7 +10,13 @@ tables, written as Markdown (``report.md``) and CSV, and printed:
   baseline, and the ECE (Table 2);
 * ``table3_robustness``: top-1 error with the background replaced / Gaussian, and its increase
   over the clean error (Table 3; the increase is computed per run, then averaged);
-* ``table10_ece``: ECE per method (Table 10).
+* ``table10_ece``: ECE per method (Table 10);
+* ``paired_error``: the paired differences of top-1 error against reference columns
+  (:data:`PAIRED_REFERENCES` present in the preset): for each other column, the per-seed
+  differences ``error(method, seed) - error(reference, seed)`` over the seeds both have, their
+  mean, sample std, count and standard error ``std / sqrt(n)``, and ``t = mean / SE`` (a
+  negative difference: the method has the lower error). Pairing by seed removes the part of
+  the spread that the seed's data order and initialization share across columns.
 
 ``reliability_grid.png`` has one reliability diagram per method side by side, one row per preset
 (Figure 4); the bins of a method's seeds are added (the diagram of the pooled predictions).
@@ -30,11 +36,15 @@ import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-__all__ = ["METHOD_ORDER", "aggregate", "collect_runs", "find_runs", "load_run", "make_report"]
+__all__ = ["METHOD_ORDER", "PAIRED_REFERENCES", "aggregate", "collect_runs", "find_runs",
+           "load_run", "make_report", "paired_differences"]
 
 #: Column order of the paper's tables; other methods follow alphabetically.
 METHOD_ORDER = ("vanilla", "mixup", "manifold", "cutmix", "puzzlemix", "comixup",
                 "mixup3", "mixup4", "cutmix3", "cutmix4")
+
+#: The columns other columns are compared with, seed by seed, when a preset has them.
+PAIRED_REFERENCES = ("vanilla", "comixup")
 
 #: (table file stem, title, rows: (metric key, label)) of each table.
 TABLES = (
@@ -183,6 +193,64 @@ def aggregate(runs: list[dict]) -> dict:
     return out
 
 
+def paired_differences(runs: list[dict], references: Sequence[str] = PAIRED_REFERENCES,
+                       metric: str = "error") -> list[dict]:
+    """Per-seed differences of ``metric`` of every column against each reference column.
+
+    Args:
+        runs: :func:`load_run` results (``preset``, ``method``, ``seed`` and ``metric``).
+        references: the reference columns (method names or labels); those absent from a preset
+            are skipped.
+        metric: the run metric compared (``"error"``: top-1 error in percent).
+
+    Returns:
+        One record per (preset, reference, other column) with at least one common seed:
+        ``{"preset", "reference", "method", "metric", "n", "mean", "std", "se", "t",
+        "seeds", "differences"}`` (``std``, ``se`` and ``t`` are None below two seeds, ``t``
+        also when ``se`` is 0).
+    """
+    values: dict = {}
+    for run in runs:
+        if run.get(metric) is not None and run.get("seed") is not None:
+            values.setdefault(run["preset"], {}).setdefault(run["method"], {})[run["seed"]] = \
+                float(run[metric])
+    out = []
+    for preset in sorted(values):
+        columns = values[preset]
+        for ref in references:
+            if ref not in columns:
+                continue
+            for method in _method_order(columns):
+                if method == ref:
+                    continue
+                seeds = sorted(set(columns[method]) & set(columns[ref]))
+                if not seeds:
+                    continue
+                diffs = [columns[method][k] - columns[ref][k] for k in seeds]
+                s = _stats(diffs)
+                se = s["std"] / math.sqrt(s["n"]) if s["std"] is not None else None
+                out.append({"preset": preset, "reference": ref, "method": method,
+                            "metric": metric, "n": s["n"], "mean": s["mean"], "std": s["std"],
+                            "se": se, "t": s["mean"] / se if se else None,
+                            "seeds": " ".join(str(k) for k in seeds),
+                            "differences": " ".join(f"{d:.2f}" for d in diffs)})
+    return out
+
+
+def _paired_markdown(records: list[dict]) -> str:
+    lines = ["### Paired differences of top-1 error (percentage points; method minus reference, "
+             "seed by seed)", "",
+             "| preset | reference | method | mean ± std | SE | mean / SE | n | per seed |",
+             "| --- | --- | --- | ---: | ---: | ---: | ---: | --- |"]
+    for r in records:
+        spread = f" ± {r['std']:.2f}" if r["std"] is not None else ""
+        se = "-" if r["se"] is None else f"{r['se']:.2f}"
+        t = "-" if r["t"] is None else f"{r['t']:.1f}"
+        lines.append(f"| {r['preset']} | {r['reference']} | {r['method']} | "
+                     f"{r['mean']:+.2f}{spread} | {se} | {t} | {r['n']} | {r['differences']} |")
+    return "\n".join(lines)
+
+
 def _method_order(methods) -> list[str]:
     known = [m for m in METHOD_ORDER if m in methods]
     return known + sorted(m for m in methods if m not in METHOD_ORDER)
@@ -259,7 +327,7 @@ def make_report(paths: Sequence, out_dir=None, *, evaluate: bool = True, device:
         log: where notes go.
 
     Returns:
-        ``{"runs", "groups", "markdown", "files", "flagged"}``.
+        ``{"runs", "groups", "paired", "markdown", "files", "flagged"}``.
     """
     runs = collect_runs(paths, evaluate=evaluate, device=device, progress=progress, log=log)
     groups = aggregate(runs)
@@ -268,6 +336,9 @@ def make_report(paths: Sequence, out_dir=None, *, evaluate: bool = True, device:
     parts = [f"## comixup report: {len(runs)} run(s), {len(groups)} group(s) (preset x method); "
              + "mean ± sample std over seeds (n = runs)"]
     parts += [_markdown(title, header, body) for _, title, header, body, _ in tables]
+    paired = paired_differences(runs)
+    if paired:
+        parts.append(_paired_markdown(paired))
     if flagged:
         parts.append("### Flagged runs\n\n" + "\n".join(f"- {r['dir']}: {r['flag']}"
                                                         for r in flagged))
@@ -287,12 +358,19 @@ def make_report(paths: Sequence, out_dir=None, *, evaluate: bool = True, device:
                 w.writeheader()
                 w.writerows(records)
             files.append(str(path))
+        if paired:
+            path = out / "paired_error.csv"
+            with open(path, "w", newline="") as f:
+                w = csv.DictWriter(f, fieldnames=list(paired[0]))
+                w.writeheader()
+                w.writerows(paired)
+            files.append(str(path))
         if plot:
             grid = _reliability_grid(groups, out / "reliability_grid.png", log)
             if grid:
                 files.append(grid)
-    return {"runs": runs, "groups": groups, "markdown": markdown, "files": files,
-            "flagged": flagged}
+    return {"runs": runs, "groups": groups, "paired": paired, "markdown": markdown,
+            "files": files, "flagged": flagged}
 
 
 def _reliability_grid(groups: dict, path: Path, log) -> str | None:

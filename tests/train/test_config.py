@@ -62,6 +62,23 @@ def test_table1_recipes():
         assert (s.epochs, s.early_stop_patience, s.early_stop_split) == (30, 5, "val")
 
 
+def test_fashion_mnist_recipes():
+    # FMix Table 1's recipe (recipes 3), every column with CE and alpha 1.
+    f = resolve_config("fashion-mnist-preactresnet18")
+    assert (f.data, f.data_options, f.limit_train) == ("fashion-mnist", {}, None)
+    assert (f.epochs, f.batch_size, f.lr, f.schedule, f.milestones, f.gamma) == \
+        (200, 128, 0.1, "step", [100, 150], 0.1)
+    assert (f.optimizer, f.momentum, f.nesterov, f.weight_decay) == ("sgd", 0.9, False, 1e-4)
+    assert f.arch_options == {"initial_channels": 64, "stem_stride": 1}
+    for method in ("mixup", "cutmix"):
+        opts = resolve_config("fashion-mnist-preactresnet18", {"method": method}).method_options
+        assert (opts["loss"], opts["alpha"]) == ("ce", 1.0)
+    assert "FMix" in preset_source("fashion-mnist-preactresnet18")
+    c = resolve_config("fashion-mnist-cpu")
+    assert c.data == "fashion-mnist" and c.threads == 1
+    assert resolve_config("fashion-mnist-cpu", {"method": "vanilla"}).method_options["loss"] == "bce"
+
+
 def test_imagenet_lr_points():
     i = resolve_config("imagenet-resnet50")
     kw = {"schedule": "piecewise", "lr": i.lr, "epochs": i.epochs, "lr_points": i.lr_points}

@@ -54,6 +54,17 @@ def test_study_trains_the_grid_resumes_and_reports(tmp_path, capsys):
     with Image.open(out / "report" / "learning_curves.png") as img:
         assert img.size == (1100, 400)
         assert len(set(img.convert("L").getdata())) > 10  # curves, not a blank canvas
+    # a second invocation into the same directory: one report over both
+    argv2 = argv[:argv.index("--methods")] + ["--methods", "mixup", "--seeds", "1",
+                                              "--method-opt", "clean_lam=1"]
+    argv2 += argv[argv.index("--seeds") + 2:]
+    assert main(argv2) == 0
+    text = capsys.readouterr().out
+    table = text.split("Table 1: top-1 error")[1].split("###")[0]
+    assert "| preset | metric | vanilla | mixup | mixup clean_lam=1 |" in table
+    cost = text.split("### Cost per epoch")[1]
+    assert "| mixup clean_lam=1 |" in cost and "| vanilla |" in cost
+    assert "| synthetic-quick | vanilla | mixup clean_lam=1 |" in text  # paired differences
 
 
 def test_study_flags_that_it_sets_are_refused(tmp_path, capsys):

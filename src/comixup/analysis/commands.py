@@ -40,7 +40,7 @@ def _nonneg_float(text: str) -> float:
 def add_parsers(sub) -> None:
     """Add ``analyze {table6, table7, mixing, timing}`` and ``show`` to the sub-parsers ``sub``."""
     from .mixing import DEFAULT_TAUS
-    from .show import SALIENCY_SOURCES, SHOW_METHODS
+    from .show import SALIENCY_SOURCES, SHOW_DATASETS, SHOW_METHODS
 
     a = sub.add_parser("analyze", help="algorithm analysis: Tables 6-8, Figures 2 and 6",
                        description="Algorithm analysis of Co-Mixup (Appendix D, Figures 2 and "
@@ -96,13 +96,16 @@ def add_parsers(sub) -> None:
     s.add_argument("--method", default="comixup", choices=list(SHOW_METHODS))
     src = s.add_mutually_exclusive_group()
     src.add_argument("--images", metavar="DIR", help="a folder of JPEG / PNG images")
-    src.add_argument("--data", default="synthetic", choices=["synthetic"],
-                     help="built-in images (default synthetic)")
+    src.add_argument("--data", default="synthetic", choices=list(SHOW_DATASETS),
+                     help="built-in images, or the test images of an installed dataset "
+                          "(default synthetic)")
+    s.add_argument("--data-dir", metavar="DIR",
+                   help="directory of --data fashion-mnist / mnist (default: Debian's)")
     s.add_argument("--checkpoint", metavar="PATH", help="a last.pt whose model gives the saliency")
     s.add_argument("--saliency", choices=list(SALIENCY_SOURCES),
                    help="model (needs --checkpoint), gradient (image gradient magnitude) or box "
-                        "(synthetic ground-truth boxes); default model with a checkpoint, else "
-                        "box for --data synthetic and gradient for --images")
+                        "(the dataset's object boxes); default model with a checkpoint, else "
+                        "box for --data and gradient for --images")
     s.add_argument("--tau", type=_nonneg_float, nargs="+", help="Co-Mixup tau value(s)")
     s.add_argument("--batch", type=_int_at_least(2), default=16, help="images (default 16)")
     s.add_argument("--size", type=_int_at_least(16), default=64,
@@ -144,7 +147,7 @@ def show(args: argparse.Namespace) -> int:
     """Run ``comixup show``."""
     from .show import run_show
 
-    run_show(method=args.method, images=args.images, data=args.data, checkpoint=args.checkpoint,
-             taus=args.tau, batch=args.batch, size=args.size, saliency=args.saliency,
+    run_show(method=args.method, images=args.images, data=args.data, data_dir=args.data_dir,
+             checkpoint=args.checkpoint, taus=args.tau, batch=args.batch, size=args.size, saliency=args.saliency,
              seed=args.seed, out=args.out)
     return 0

@@ -6,20 +6,21 @@ with ``y = arange(B)``, see :mod:`comixup.analysis.mixing`). For Co-Mixup severa
 values draw the batch side by side, Figure 12 against Figure 13 ("another mixed output batch
 with larger tau").
 
-Images: the synthetic benchmark's test split (``--data synthetic``) or a folder of the user's
-own JPEG / PNG images (``--images DIR``; resized and centre-cropped to ``size x size`` with
-Pillow). Saliency:
+Images: the synthetic benchmark's test split (``--data synthetic``), the test split of an
+installed real dataset (``--data fashion-mnist`` / ``mnist``, 32x32 grayscale, read from
+``--data-dir`` or Debian's directory), or a folder of the user's own JPEG / PNG images
+(``--images DIR``; resized and centre-cropped to ``size x size`` with Pillow). Saliency:
 
 * ``model``: the paper's (input gradient of the cross-entropy, Section 4.1) under the
   checkpoint's model (needs ``--checkpoint``; the images are normalized with its dataset's
   statistics, and labelled with the model's predictions when they are the user's);
 * ``gradient``: without a model, the image's own gradient magnitude (finite differences of the
   grey levels, smoothed by a 5x5 box filter): edges and texture count as salient;
-* ``box``: for the synthetic benchmark, its stored ground-truth object box (1 inside, 0.05
-  outside): the saliency of a perfect localizer.
+* ``box``: for the built-in datasets, the object box of each image (1 inside, 0.05 outside):
+  the saliency of a perfect localizer.
 
-The default is ``model`` with a checkpoint, else ``box`` for the synthetic benchmark and
-``gradient`` for a folder of images.
+The default is ``model`` with a checkpoint, else ``box`` for ``--data`` and ``gradient`` for a
+folder of images.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from .mixing import _LABELS, make_mixer, mix_batch
 
 __all__ = [
     "SALIENCY_SOURCES",
+    "SHOW_DATASETS",
     "SHOW_METHODS",
     "box_saliency",
     "gradient_saliency",
@@ -47,6 +49,8 @@ __all__ = [
 
 #: Methods ``comixup show`` draws.
 SHOW_METHODS = tuple(_LABELS)
+#: The built-in image sources of ``--data``.
+SHOW_DATASETS = ("synthetic", "fashion-mnist", "mnist")
 #: Where the saliency comes from.
 SALIENCY_SOURCES = ("model", "gradient", "box")
 _EXTENSIONS = (".jpg", ".jpeg", ".png")
@@ -96,7 +100,7 @@ def box_saliency(boxes, size: int) -> torch.Tensor:
     return torch.where(inside, 1.0, 0.05)
 
 
-def _load(images, data, checkpoint, batch, size, seed):
+def _load(images, data, checkpoint, batch, size, seed, data_dir=None):
     """``(x01, names, boxes, model, info)`` with ``x01`` in [0, 1]."""
     model = info = None
     if checkpoint is not None:
@@ -116,8 +120,19 @@ def _load(images, data, checkpoint, batch, size, seed):
             size = info.image_size[0]
         x, names = load_image_folder(images, size=size, limit=batch)
         return x, names, None, model, info
+    if data not in SHOW_DATASETS:
+        raise ValueError(f"--data must be one of {list(SHOW_DATASETS)} (or pass --images DIR), "
+                         f"got {data!r}")
     if data != "synthetic":
-        raise ValueError(f"--data must be 'synthetic' (or pass --images DIR), got {data!r}")
+        from ..data import build_dataset
+
+        ds = build_dataset(data, root=data_dir, split="test")
+        if seed + batch > len(ds):
+            raise ValueError(f"--seed {seed} + --batch {batch} exceeds the {len(ds)} test images")
+        sl = slice(seed, seed + batch)
+        x = ds.data[sl][:, None].float() / 255.0
+        names = [f"{y}: {ds.classes[y]}" for y in ds.targets[sl]]
+        return x, names, ds.all_boxes[sl].numpy(), model, info
     from ..data.synthetic import COLOURS_NAMES, SHAPES, SyntheticConfig, generate
 
     data_ = generate(SyntheticConfig(), "test", n=seed + batch)
@@ -129,7 +144,8 @@ def _load(images, data, checkpoint, batch, size, seed):
     return x, names, data_["boxes"][sl], model, info
 
 
-def run_show(*, method: str = "comixup", images=None, data: str = "synthetic", checkpoint=None,
+def run_show(*, method: str = "comixup", images=None, data: str = "synthetic", data_dir=None,
+             checkpoint=None,
              taus: Sequence[float] | None = None, batch: int = 16, size: int = 64,
              saliency: str | None = None, seed: int = 0, top: int = 3, out="show.png",
              log: Callable[[str], None] = print) -> dict:
@@ -139,7 +155,9 @@ def run_show(*, method: str = "comixup", images=None, data: str = "synthetic", c
         method: one of :data:`SHOW_METHODS` (``comixup``, ``puzzlemix``, ``mixup``, ``cutmix``,
             ``mixup3`` ...).
         images: a folder of JPEG / PNG images (else ``data``).
-        data: ``"synthetic"``: test images ``seed .. seed + batch - 1`` of the benchmark.
+        data: one of :data:`SHOW_DATASETS`: test images ``seed .. seed + batch - 1`` of the
+            benchmark or of the installed dataset.
+        data_dir: the directory of a real ``data`` (default: its Debian directory).
         checkpoint: a ``last.pt`` whose model gives the saliency.
         taus: Co-Mixup's tau values, one panel each (default: the paper's 0.83).
         batch: images in the batch (Co-Mixup solves them as one partition, as Figure 12's 24).
@@ -162,7 +180,7 @@ def run_show(*, method: str = "comixup", images=None, data: str = "synthetic", c
     taus = [float(t) for t in (taus or [0.83])]
     if any(t < 0 for t in taus):
         raise ValueError(f"--tau values must be >= 0, got {taus}")
-    x, names, boxes, model, info = _load(images, data, checkpoint, batch, size, seed)
+    x, names, boxes, model, info = _load(images, data, checkpoint, batch, size, seed, data_dir)
     if saliency is None:
         saliency = "model" if model is not None else ("box" if boxes is not None else "gradient")
     if saliency not in SALIENCY_SOURCES:
@@ -183,9 +201,9 @@ def run_show(*, method: str = "comixup", images=None, data: str = "synthetic", c
         note = f"input-gradient saliency of the model of {checkpoint}"
     elif saliency == "box":
         if boxes is None:
-            raise ValueError("--saliency box needs --data synthetic (its stored object boxes)")
+            raise ValueError("--saliency box needs --data (the dataset's object boxes)")
         sal = box_saliency(boxes, x.shape[-1])
-        note = "saliency = the ground-truth object box (1 inside, 0.05 outside)"
+        note = "saliency = the object box (1 inside, 0.05 outside)"
     else:
         sal = gradient_saliency(x)
         note = "saliency = image gradient magnitude (no model)"
@@ -220,7 +238,11 @@ def _draw(x, names, panels, method, note, top, out):
             if i >= b:
                 ax.axis("off")
                 continue
-            ax.imshow(imgs[i].permute(1, 2, 0).numpy(), interpolation="nearest")
+            img = imgs[i].permute(1, 2, 0).numpy()
+            if img.shape[-1] == 1:  # grayscale
+                ax.imshow(img[..., 0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            else:
+                ax.imshow(img, interpolation="nearest")
             if s == 0:
                 ax.set_title(f"#{i} {names[i]}"[:22], fontsize=6)
             else:

@@ -6,6 +6,9 @@ run directory ``OUT/<label>/seed<k>``, and the runs are summarized by
 :func:`comixup.evaluate.report.make_report` into ``OUT/report`` (the paper's Tables 1, 2, 3 and
 10 with mean ± std over seeds).
 
+The report covers every finished run under ``OUT``, so several invocations into one study
+directory (e.g. the methods, then ``--method-opt clean_lam=1`` controls) make one table.
+
 Resumable: a run whose ``summary.json`` exists is skipped; a run with a ``last.pt`` but no
 summary (interrupted) is resumed from it; re-running the same command finishes the grid.
 
@@ -32,7 +35,8 @@ from pathlib import Path
 
 from .._checks import check_int
 
-__all__ = ["StudyRun", "cost_table", "learning_curves", "parse_sweep", "plan_study", "run_study"]
+__all__ = ["StudyRun", "cost_table", "finished_runs", "learning_curves", "parse_sweep",
+           "plan_study", "run_study"]
 
 
 @dataclass(frozen=True)
@@ -186,7 +190,7 @@ def run_study(preset: str, methods, seeds: int = 3, *, out=None, sweep=(), jobs:
     if report:
         from ..evaluate.report import make_report
 
-        done = [r for r in runs if r.state() == "done"]
+        done = finished_runs(out)
         if done:
             result["report"] = make_report([r.out for r in done], out / "report", log=log)
             cost = cost_table(done)
@@ -195,6 +199,16 @@ def run_study(preset: str, methods, seeds: int = 3, *, out=None, sweep=(), jobs:
             png = learning_curves(done, out / "report" / "learning_curves.png")
             result["report"]["files"] += [str(out / "report" / "cost.md"), str(png)]
     return result
+
+
+def finished_runs(out) -> list[StudyRun]:
+    """Every finished run (``summary.json``) below the study directory ``out``, from any
+    invocation, as :class:`StudyRun` whose method is the run's column label."""
+    runs = []
+    for summary in sorted(Path(out).glob("*/seed*/summary.json")):
+        cfg = json.loads((summary.parent / "config.json").read_text())
+        runs.append(StudyRun(cfg.get("label") or cfg["method"], (), cfg["seed"], summary.parent))
+    return runs
 
 
 def _history(run: StudyRun) -> list[dict]:

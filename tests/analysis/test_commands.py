@@ -73,7 +73,25 @@ def test_show_synthetic_two_taus(tmp_path, capsys):
     assert main(["show", "--method", "comixup", "--tau", "0.5", "1.0", "--batch", "4",
                  "--out", str(out)]) == 0
     assert out.stat().st_size > 0
-    assert "ground-truth object box" in capsys.readouterr().out
+    assert "the object box" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("method", ["comixup", "puzzlemix"])
+def test_show_fashion_mnist_grayscale(tmp_path, capsys, method):
+    from PIL import Image
+
+    from ..data.test_mnist import tiny_arrays, write_dataset
+
+    root = write_dataset(tmp_path / "fm", tiny_arrays())
+    out = tmp_path / "fm.png"
+    assert main(["show", "--data", "fashion-mnist", "--data-dir", str(root), "--method", method,
+                 "--batch", "6", "--out", str(out)]) == 0
+    assert "the object box" in capsys.readouterr().out
+    with Image.open(out) as img:
+        assert len(set(img.convert("L").getdata())) > 10
+    assert main(["show", "--data", "fashion-mnist", "--data-dir", str(root), "--seed", "8",
+                 "--batch", "4", "--out", str(out)]) == 2
+    assert "exceeds the 10 test images" in capsys.readouterr().err
 
 
 def test_show_image_folder(tmp_path, capsys):

@@ -52,12 +52,15 @@ __all__ = [
 #: Where each dataset is read from when no ``root`` is given (Debian's data packages).
 DEFAULT_ROOTS = {
     "fashion-mnist": "/usr/share/datasets/fashion-mnist",
-    "mnist": "/usr/share/datasets/mnist",
+    "mnist": "/usr/share/datasets/mnist",  # no Debian package: the default for a manual copy
 }
 #: How to get each dataset, for the error of a missing directory.
 _HOW_TO_GET = {
-    "fashion-mnist": "apt-get install dataset-fashion-mnist (Debian/Ubuntu)",
-    "mnist": "download them from the MNIST page",
+    "fashion-mnist": "with `apt-get install dataset-fashion-mnist` (Debian, Ubuntu; it puts them "
+                     "in the default directory), or put them in a directory and pass it as "
+                     "--data-dir (root=...)",
+    "mnist": "from the MNIST database's web page and put them in the default directory or in "
+             "one passed as --data-dir (root=...)",
 }
 #: The file stems of each split, images then labels.
 _FILES = {
@@ -225,9 +228,9 @@ class MNIST(BoxedDataset):
         if not base.is_dir():
             raise FileNotFoundError(
                 f"{self.dataset} not found: {base} is not a directory. Get the four IDX files "
-                f"({', '.join(s + '.gz' for pair in _FILES.values() for s in pair)}) with "
-                f"`{_HOW_TO_GET[self.dataset]}`, or put them in a directory and pass it as "
-                "--data-dir (root=...)")
+                f"({', '.join(s + '.gz' for pair in _FILES.values() for s in pair)}) "
+                f"{_HOW_TO_GET[self.dataset]}; the default directory is "
+                f"{DEFAULT_ROOTS[self.dataset]}")
         image_path, label_path = (_find_file(base, stem) for stem in _FILES[split])
         images = read_idx(image_path, ndim=3, shape=(_SIDE, _SIDE))
         labels = read_idx(label_path, ndim=1)

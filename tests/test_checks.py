@@ -238,7 +238,8 @@ def test_objective_checks_z(bad):
                   gamma=1.0, tau=0.8)
 
 
-@pytest.mark.parametrize("scale,shift", [(1e308, 0.0), (2.0, 0.0), (1.0, 0.25), (0.5, 0.0), (-1.0, 0.5)])
+@pytest.mark.parametrize("scale,shift", [(1e308, 0.0), (2.0, 0.0), (1.0, 0.25), (0.5, 0.0),
+                                         (-1.0, 0.5)])
 def test_objective_names_z_when_it_is_not_a_labeling(scale, shift):
     # a labeling scaled or shifted off the simplex used to overflow or pass, blaming cost/A
     cost = -np.ones((2, 2, 2)) / 4
@@ -246,7 +247,8 @@ def test_objective_names_z_when_it_is_not_a_labeling(scale, shift):
     z[..., 0] = 1.0
     z[1, 0, 0] = [0.5, 0.5]
     assert np.isfinite(objective(cost, z, np.eye(2), beta=0.3, gamma=1.0, tau=0.8))
-    with pytest.raises(ValueError, match=r"^z must be a labeling.*one-hot or a distribution") as err:
+    with pytest.raises(ValueError, match=r"^z must be a labeling.*one-hot or a distribution") \
+            as err:
         objective(cost, z * scale + shift, np.eye(2), beta=0.3, gamma=1.0, tau=0.8)
     assert "cost" not in str(err.value) and "A " not in str(err.value)
 

@@ -9,8 +9,9 @@
 3. optionally a checkpoint to resume from (every state, the RNGs included);
 4. per epoch: at a phase's start its batch size, data options and method options (the method
    is rebuilt with them, its random stream continued); train (the method computes and
-   backpropagates the loss(es) of a batch; one optimizer step per batch), evaluate top-1/top-5 error and ECE on the test set, log a row of
-   ``metrics.csv`` (and TensorBoard), save ``last.pt`` atomically, maybe stop early;
+   backpropagates the loss(es) of a batch; one optimizer step per batch), evaluate top-1/top-5
+   error and ECE on the test set, log a row of ``metrics.csv`` (and TensorBoard), save
+   ``last.pt`` atomically, maybe stop early;
 5. a summary (final errors, ECE, throughput) and ``reliability.png``; with ``final_eval`` and a
    test set with boxes, also localization by CAM (Table 2) and background-corruption
    robustness (Table 3), see :mod:`comixup.evaluate.suite`.

@@ -181,9 +181,9 @@ def clean_loss_and_saliency(
     Precision: the clean forward and backward run in float32 with autocast off, whatever the
     caller's autocast (the input is cast to float32 when it is of lower precision; float64
     stays), so mixed-precision training gets the saliency of full-precision training. In
-    bfloat16 the input gradient keeps 8 bits of mantissa: on a toy network its pixel
-    correlation with the float32 saliency was 0.93, and the most salient 8x8 window agreed for
-    30% of the inputs. The clean loss's weight gradients therefore come from this float32
+    bfloat16 the input gradient keeps 8 bits of mantissa: on a width-8 PreActResNet18 and 32
+    random inputs its pixel correlation with the float32 saliency averaged 0.94, and the most
+    salient 8x8 window agreed for 47% of the inputs. The clean loss's weight gradients therefore come from this float32
     pass too.
 
     Args:

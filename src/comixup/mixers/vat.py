@@ -36,12 +36,13 @@ bookkeeping) in the model's current mode.
 
 Precision. The power iteration measures how the KL changes over a step of ``xi`` (1e-2 on the
 normalized input), below bfloat16's resolution of the input (8 bits of mantissa: a step of
-``2^-8`` relative); under autocast the direction is noise (on a toy network its cosine to
-float64 fell to 0.44). So the power iteration always runs in float32 with autocast off; under
-autocast its reference point ``p(x)`` is recomputed in float32 too (one extra forward without
-gradient), since the clean logits of the autocast forward differ from the float32 forward by
-more than the ``xi`` step changes them. The final perturbed forward (whose gradient trains the
-model) runs in the caller's precision.
+``2^-8`` relative); under autocast the direction is noise (on a width-8 PreActResNet18 and 16
+random 32x32 inputs its cosine to the float32 direction averaged -0.07). So the power
+iteration always runs in float32 with autocast off; under autocast its reference point
+``p(x)`` is recomputed in float32 too (one extra forward without gradient), since the clean
+logits of the autocast forward differ from the float32 forward by more than the ``xi`` step
+changes them. The final perturbed forward (whose gradient trains the model) runs in the
+caller's precision.
 """
 
 from __future__ import annotations

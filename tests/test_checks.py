@@ -234,8 +234,23 @@ def test_objective_checks_z(bad):
         objective(-np.ones((2, 2, 2)), np.ones((2, 2, 2, 1)), np.eye(2), beta=0.3, gamma=1.0,
                   tau=0.8)
     with pytest.raises(ValueError, match="objective is not finite"):
-        objective(np.full((2, 2, 2), -1e308), np.full((2, 2, 2, 2), 1.0), np.eye(2), beta=0.3,
+        objective(np.full((2, 2, 2), -1e308), np.full((2, 2, 2, 2), 0.5), np.eye(2), beta=0.3,
                   gamma=1.0, tau=0.8)
+
+
+@pytest.mark.parametrize("scale,shift", [(1e308, 0.0), (2.0, 0.0), (1.0, 0.25), (0.5, 0.0),
+                                         (-1.0, 0.5)])
+def test_objective_names_z_when_it_is_not_a_labeling(scale, shift):
+    # a labeling scaled or shifted off the simplex used to overflow or pass, blaming cost/A
+    cost = -np.ones((2, 2, 2)) / 4
+    z = np.zeros((2, 2, 2, 2))
+    z[..., 0] = 1.0
+    z[1, 0, 0] = [0.5, 0.5]
+    assert np.isfinite(objective(cost, z, np.eye(2), beta=0.3, gamma=1.0, tau=0.8))
+    with pytest.raises(ValueError, match=r"^z must be a labeling.*one-hot or a distribution") \
+            as err:
+        objective(cost, z * scale + shift, np.eye(2), beta=0.3, gamma=1.0, tau=0.8)
+    assert "cost" not in str(err.value) and "A " not in str(err.value)
 
 
 @pytest.mark.parametrize("levels,exc", [(3.0, TypeError), (True, TypeError), (5, ValueError),
@@ -326,3 +341,16 @@ def test_puzzlemix_n_labels_is_bounded_and_the_prior_never_overflows():
     np.testing.assert_allclose(level_prior(0.3, 3, 0.2, 16),  # binomial P(l), as before
                                0.2 * -np.log(np.array([0.49, 0.42, 0.09]) + 1e-8) / 16,
                                rtol=1e-12)
+
+
+def test_sources_cite_only_documents_of_the_repository():
+    # docstrings cite docs/recipes.md as "recipes N"; "notes N" pointed outside the repository
+    import pathlib
+    import re
+
+    import comixup
+
+    root = pathlib.Path(comixup.__file__).parent
+    cited = [(p.name, m.group(0)) for p in sorted(root.rglob("*.py"))
+             for m in re.finditer(r"\bnotes \d", p.read_text())]
+    assert cited == []

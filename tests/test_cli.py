@@ -152,6 +152,33 @@ def test_imagenet_and_tinyimagenet_recipes(capsys):
     assert json.loads(capsys.readouterr().out)["method_options"] == {"loss": "ce"}
 
 
+def test_imagenet_preset_prints_the_released_settings(capsys):
+    assert main(["train", "--preset", "imagenet-resnet50", "--method", "comixup",
+                 "--print-config"]) == 0
+    assert json.loads(capsys.readouterr().out)["method_options"]["alpha"] == 1.0
+    assert main(["train", "--preset", "imagenet-resnet50", "--method", "puzzlemix",
+                 "--print-config"]) == 0
+    cfg = json.loads(capsys.readouterr().out)
+    options = cfg["method_options"]
+    assert (options["beta"], options["neigh_size"], options["t_size"]) == (1.5, 2, -1)
+    by_phase = [(p["start"], p["method_options"]["puzzlemix"]["clean_lam"]) for p in cfg["phases"]]
+    assert by_phase == [(0, 1), (15, 1), (40, 0)]
+    assert [p["data_options"]["scale"][0] for p in cfg["phases"]] == [0.08, 0.087, 0.087]
+
+
+FP32_REFERENCE = ["cifar100-preactresnet18", "cifar100-wrn16-8", "cifar100-resnext29-4-24",
+                  "tinyimagenet-preactresnet18"]
+
+
+@pytest.mark.parametrize("preset", FP32_REFERENCE)
+def test_presets_of_float32_references_print_amp_false(preset, capsys):
+    # Co-Mixup's and Puzzle Mix's main.py train CIFAR-100 and Tiny-ImageNet in float32
+    assert main(["train", "--preset", preset, "--print-config"]) == 0
+    assert json.loads(capsys.readouterr().out)["amp"] is False
+    assert main(["train", "--preset", preset, "--amp", "--print-config"]) == 0
+    assert json.loads(capsys.readouterr().out)["amp"] is True  # a flag still turns it on
+
+
 @pytest.mark.parametrize("argv,match", [
     (["train", "--preset", "nope"], "preset must be one of"),
     (["train", "--method", "nope", "--print-config"], "method must be one of"),

@@ -105,3 +105,42 @@ def test_salient_location_stride_uses_non_overlapping_windows():
     assert tuple(loc[0]) == max(windows, key=windows.get)
     with pytest.raises(ValueError, match="stride"):
         salient_location(sal, stride=0)
+
+
+def _pixel_correlation(a, b):
+    a, b = a.flatten(1).double(), b.flatten(1).double()
+    a, b = a - a.mean(1, keepdim=True), b - b.mean(1, keepdim=True)
+    return (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1))
+
+
+@pytest.fixture
+def one_thread():
+    """One intra-op thread: multi-threaded CPU reductions may round differently run to run."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("clean_lam", [1.0, 0.0])
+def test_saliency_under_bf16_autocast_equals_the_float32_saliency(clean_lam, one_thread):
+    from comixup import models
+
+    torch.manual_seed(0)
+    model = models.create("preactresnet18", 10, in_channels=3, initial_channels=8)
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(8, 3, 32, 32, generator=g), torch.randint(0, 10, (8,), generator=g)
+    loss32, sal32 = clean_loss_and_saliency(model, x, y, loss="ce", clean_lam=clean_lam)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss16, sal16 = clean_loss_and_saliency(model, x, y, loss="ce", clean_lam=clean_lam)
+        assert torch.is_autocast_enabled("cpu")  # the caller's autocast is left on
+    assert sal16.dtype == torch.float32
+    torch.testing.assert_close(sal16, sal32, rtol=1e-5, atol=1e-6 * float(sal32.max()))
+    torch.testing.assert_close(loss16, loss32, rtol=1e-6, atol=0)
+    assert _pixel_correlation(sal16, sal32).min() > 0.99999
+    # the same input gradient taken in bfloat16 is visibly another map (what the fp32 pass avoids)
+    inp = x.clone().requires_grad_(True)
+    model.train(clean_lam > 0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        F.cross_entropy(model(inp).float(), y).backward()
+    assert _pixel_correlation(input_saliency(inp.grad), sal32).min() < 0.999

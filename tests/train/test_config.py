@@ -62,6 +62,50 @@ def test_table1_recipes():
         assert (s.epochs, s.early_stop_patience, s.early_stop_split) == (30, 5, "val")
 
 
+def test_imagenet_recipe_follows_the_released_code():
+    # Co-Mixup: the released code draws its prior from Dirichlet(ones) (alpha 1), grid 4
+    c = resolve_config("imagenet-resnet50", {"method": "comixup"})
+    assert (c.method_options["alpha"], c.method_options["grid"]) == (1.0, 4)
+    assert (c.method_options["partition"], c.method_options["n_iter"]) == (16, 3)
+    # RandomResizedCrop min scale 0.08 in phase 1, 0.087 in phases 2-3
+    assert c.phase_at(0)["data_options"]["scale"] == [0.08, 1.0]
+    for epoch in (15, 40, 99):
+        assert c.phase_at(epoch)["data_options"]["scale"] == [0.087, 1.0]
+    # Puzzle Mix: the released ImageNet configs, clean_lam 1, 1, 0 by phase
+    p = resolve_config("imagenet-resnet50", {"method": "puzzlemix"})
+    opts = p.method_options
+    assert (opts["beta"], opts["gamma"], opts["eta"], opts["alpha"]) == (1.5, 0.5, 0.2, 1.0)
+    assert (opts["neigh_size"], opts["t_size"], opts["transport"], opts["t_eps"]) == \
+        (2, -1, True, 0.8)
+    by_epoch = {e: p.phase_at(e)["method_options"]["clean_lam"] for e in (0, 14, 15, 39, 40, 99)}
+    assert by_epoch == {0: 1, 14: 1, 15: 1, 39: 1, 40: 0, 99: 0}
+    assert p.phase_at(40)["method_options"]["beta"] == 1.5  # the rest holds in every phase
+    # the other columns do not see Puzzle Mix's phase options
+    assert c.phase_at(40)["method_options"]["clean_lam"] == 1.0
+    text = json.dumps(p.to_dict())
+    assert '"clean_lam": 0' in text and '"neigh_size": 2' in text
+
+
+def test_phase_method_options_merge_and_validate():
+    cfg = TrainConfig.from_dict({"method": "mixup", "method_options": {"alpha": 0.4},
+                                 "phases": [{"start": 0},
+                                            {"start": 3, "method_options": {
+                                                "*": {"loss": "bce"}, "mixup": {"alpha": 2.0},
+                                                "cutmix": {"alpha": 9.0}}}]})
+    assert cfg.phase_at(0)["method_options"]["alpha"] == 0.4
+    late = cfg.phase_at(5)["method_options"]
+    assert (late["alpha"], late["loss"]) == (2.0, "bce")
+    with pytest.raises(ValueError, match=r"phases\[0\].method_options key must be one of"):
+        TrainConfig.from_dict({"phases": [{"start": 0, "method_options": {"mixupp": {}}}]})
+    with pytest.raises(TypeError, match=r"phases\[0\].method_options\['mixup'\] must be a dict"):
+        TrainConfig.from_dict({"phases": [{"start": 0, "method_options": {"mixup": 1}}]})
+    with pytest.raises(TypeError, match=r"phases\[0\].method_options must be a dict"):
+        TrainConfig.from_dict({"phases": [{"start": 0, "method_options": [1]}]})
+    with pytest.raises(ValueError, match=r"unknown method option\(s\) \['beta'\].*phases"):
+        TrainConfig.from_dict({"method": "mixup",
+                               "phases": [{"start": 0, "method_options": {"mixup": {"beta": 1}}}]})
+
+
 def test_fashion_mnist_recipes():
     # FMix Table 1's recipe (recipes 3), every column with CE and alpha 1.
     f = resolve_config("fashion-mnist-preactresnet18")

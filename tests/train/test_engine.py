@@ -87,6 +87,38 @@ def test_phases_change_the_batch_size(tiny):
     assert len(result.history) == 2
 
 
+def test_phases_switch_the_method_options_and_continue_its_random_stream(tiny, tmp_path,
+                                                                         monkeypatch):
+    from comixup.train import engine
+
+    built = []
+    real = engine.create_method
+
+    def spy(name, num_classes, **options):
+        method = real(name, num_classes, **options)
+        built.append((options["alpha"], method))
+        return method
+
+    monkeypatch.setattr(engine, "create_method", spy)
+    phases = [{"start": 0}, {"start": 1, "method_options": {"mixup": {"alpha": 0.3},
+                                                            "cutmix": {"alpha": 5.0}}}]
+    train(tiny(method="mixup", epochs=2, limit_train=32, phases=phases))
+    assert [alpha for alpha, _ in built] == [1.0, 0.3]
+    assert built[1][1].mixer.alpha == 0.3
+    built.clear()
+    train(tiny(method="mixup", epochs=2, limit_train=32, phases=[{"start": 0}, {"start": 1}]))
+    assert len(built) == 1  # no option changes: the method is kept
+    # a run resumed in the second phase switches too and continues the same random stream
+    opts = {"method": "mixup", "limit_train": 32, "phases": phases, "schedule": "constant"}
+    full = train(tiny(epochs=2, out=str(tmp_path / "full"), **opts))
+    train(tiny(epochs=1, out=str(tmp_path / "cut"), **opts))
+    resumed = train(tiny(epochs=2, out=str(tmp_path / "cut"), **opts),
+                    resume=tmp_path / "cut" / "last.pt")
+    for key, value in full.model.state_dict().items():
+        assert torch.equal(value, resumed.model.state_dict()[key]), key
+    assert built[-1][0] == 0.3
+
+
 def test_bad_settings_fail_early(tiny):
     with pytest.raises(ValueError, match="no training batch"):
         train(tiny(limit_train=8))

@@ -376,6 +376,83 @@ def test_vat_perturbation_has_norm_eps_and_beats_a_random_direction(norm):
         assert kl.item() > 1.5 * kl_rand.item() > 0
 
 
+@pytest.fixture
+def one_thread():
+    """One intra-op thread: multi-threaded CPU reductions may round differently run to run."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("norm", ["l2", "linf"])
+def test_vat_direction_under_bf16_autocast_equals_the_float32_direction(norm, one_thread):
+    from comixup.mixers.vat import VAT
+
+    model = _bn_net()  # BatchNorm in train mode, as in training
+    x, _ = batch(b=8, size=16)
+    std = [0.2, 0.25, 0.3]
+
+    def direction(autocast):
+        vat = VAT(eps=1.0, power_iterations=1, norm=norm, std=std,
+                  generator=torch.Generator().manual_seed(3))
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            logits = model(x)  # the clean forward, bf16 logits under autocast
+            r_adv = vat.perturbation(model, x, logits.detach())
+            assert torch.is_autocast_enabled("cpu") == autocast
+        return r_adv
+
+    r32, r16 = direction(False), direction(True)
+    assert r16.dtype == torch.float32
+    cosine = F.cosine_similarity(r16.flatten(1).double(), r32.flatten(1).double(), dim=1)
+    assert cosine.min().item() > 1 - 1e-6
+    torch.testing.assert_close(r16, r32, rtol=1e-5, atol=1e-6 * float(r32.abs().max()))
+
+
+def test_vat_perturbed_forwards_leave_the_batchnorm_statistics_alone():
+    from comixup.mixers.vat import VAT, frozen_batchnorm_stats
+
+    model = _bn_net()
+    x, y = batch(b=8, size=16)
+    bn = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+
+    def stats():
+        return [(m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone())
+                for m in bn]
+
+    logits = model(x)  # the clean forward updates them once
+    before = stats()
+    vat = VAT(power_iterations=1, generator=torch.Generator().manual_seed(0))
+    kl, r_adv = vat(model, x, logits.detach())
+    kl.backward()
+    for (m0, v0, n0), (m1, v1, n1) in zip(before, stats()):
+        assert torch.equal(m0, m1) and torch.equal(v0, v1) and torch.equal(n0, n1)
+    assert all(m.track_running_stats for m in bn)  # restored after the block
+    # frozen, the train-mode forward still normalizes with the batch's statistics
+    with torch.no_grad(), frozen_batchnorm_stats(model):
+        frozen = model(x + r_adv)
+    model.eval()
+    with torch.no_grad():
+        assert not torch.allclose(frozen, model(x + r_adv))
+    model.train()
+    # the training step: the supervised forward is the only one that updates the statistics
+    method = create_method("vat", C, seed=0, std=[0.25] * 3)
+    reference = _bn_net()
+    reference(x)
+    method.step(model := _bn_net(), x, y, Recorder())
+    for a, b in zip([m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)],
+                    [m for m in reference.modules() if isinstance(m, torch.nn.BatchNorm2d)]):
+        torch.testing.assert_close(a.running_mean, b.running_mean)
+        torch.testing.assert_close(a.running_var, b.running_var)
+        assert a.num_batches_tracked == b.num_batches_tracked == 1
+
+
+def test_vat_defaults_are_table12_best_cell_with_the_power_iteration():
+    # Table 12 (update = 1): alpha 0.001 / 0.01 / 0.1 -> 24.76 / 28.33 / 34.75 at eps 1
+    opts = METHODS["vat"].option_defaults()
+    assert (opts["alpha"], opts["eps"], opts["power_iterations"]) == (0.001, 1.0, 1)
+
+
 def test_vat_step_adds_weighted_kl():
     model = net()
     x, y = batch()

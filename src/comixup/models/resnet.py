@@ -7,6 +7,13 @@ parameter and name for name, so torchvision checkpoints load (the final layer is
 ``classifier`` here instead of ``fc``; rename that key). The Puzzle Mix and Co-Mixup ImageNet
 experiments train this network. 25,557,032 parameters for 1000 classes (recipes 6).
 
+Initialization, as both ImageNet reference code bases (Co-Mixup's ``comix-imagenet`` and Puzzle
+Mix's ``imagenet_fast``) do it after building the network: Kaiming-normal convolutions (fan-out),
+BatchNorm weight 1 and bias 0, except the last BatchNorm of every bottleneck (``bn3``), whose
+weight starts at 0 so that each residual block starts as the identity (the "zero-gamma" of Goyal
+et al., 2017); the classifier's weight is drawn from N(0, 0.01^2) and its bias keeps PyTorch's
+default uniform initialization (neither reference touches it).
+
 Mixing depths: 0 (input), 1 (after ``layer1``), 2 (after ``layer2``), 3 (after ``layer3``).
 """
 
@@ -55,7 +62,9 @@ class ResNet(MixableNet):
         num_classes: number of outputs.
         in_channels: input channels (3 for RGB).
 
-    The stem is a 7x7 stride-2 convolution, BN, ReLU and a 3x3 stride-2 max pool. Depth ``d``
+    The stem is a 7x7 stride-2 convolution, BN, ReLU and a 3x3 stride-2 max pool. The weights
+    are initialized as the ImageNet references do (module docstring): zero weight on every
+    bottleneck's last BatchNorm, classifier weight from N(0, 0.01^2). Depth ``d``
     of :meth:`forward` is the input (0) or the output of ``layer{d}`` (1-3); :meth:`features` is
     the output of ``layer4`` (which ends in a ReLU).
     """
@@ -73,6 +82,10 @@ class ResNet(MixableNet):
         )
         self.classifier = nn.Linear(512 * Bottleneck.expansion, num_classes)
         init_weights(self)
+        for m in self.modules():
+            if isinstance(m, Bottleneck):
+                nn.init.zeros_(m.bn3.weight)  # each residual branch starts at zero
+        nn.init.normal_(self.classifier.weight, 0.0, 0.01)
 
     def _stage(self, index: int, h: torch.Tensor) -> torch.Tensor:
         if index == 0:

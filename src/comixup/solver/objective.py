@@ -133,6 +133,27 @@ def check_labeling(z, n_out: int | None, h: int, w: int, m: int) -> np.ndarray:
     return z
 
 
+#: Tolerance of :func:`check_is_labeling` on the entries and the per-cell sums of ``z``.
+LABELING_TOL = 1e-6
+
+
+def check_is_labeling(z: np.ndarray) -> np.ndarray:
+    """``z`` (already a finite ``(n_out, h, w, m)`` array) if every cell holds a labeling: a
+    one-hot vector or a distribution over the ``m`` inputs (entries in ``[0, 1]`` summing to 1,
+    up to :data:`LABELING_TOL`); otherwise a ValueError naming ``z``."""
+    if z.size == 0:
+        return z
+    sums = z.sum(-1)
+    low, high = float(z.min()), float(z.max())
+    if low < -LABELING_TOL or high > 1 + LABELING_TOL \
+            or float(np.abs(sums - 1.0).max()) > LABELING_TOL:
+        raise ValueError(
+            "z must be a labeling: every cell's vector one-hot or a distribution over the inputs "
+            f"(entries in [0, 1] that sum to 1); got entries in [{low:.3g}, {high:.3g}] and cell "
+            f"sums in [{float(sums.min()):.3g}, {float(sums.max()):.3g}]")
+    return z
+
+
 def check_finite_objective(f: float, cost: np.ndarray, A: np.ndarray, **weights) -> float:
     """``f`` if it is finite; otherwise a ValueError that names the arguments whose size made
     Eq. (1) overflow (``cost``, ``A`` and the weights in ``weights``)."""
@@ -150,7 +171,8 @@ def objective(cost, z, A, *, beta: float, gamma: float, tau: float, threshold: s
     Args:
         cost: ``(m, g, g)`` unary cost in the paper's units (negated normalized saliency, plus any
             prior the caller folded in), finite.
-        z: ``(n_out, g, g, m)`` labelings, finite; each cell's vector should sum to 1.
+        z: ``(n_out, g, g, m)`` labelings: each cell's vector one-hot or a distribution over
+            the ``m`` inputs (entries in ``[0, 1]`` summing to 1, :func:`check_is_labeling`).
         A: ``(m, m)`` compatibility matrix, finite.
         beta, gamma, tau: hyperparameters in the paper's units (scaled by ``n`` inside;
             :class:`~comixup.solver.Hyperparameters`), finite and >= 0.
@@ -161,7 +183,8 @@ def objective(cost, z, A, *, beta: float, gamma: float, tau: float, threshold: s
 
     Raises:
         TypeError, ValueError: an argument of the wrong kind, shape or value (the message
-            names it), or an objective that overflows float64 (:func:`check_finite_objective`).
+            names it; a ``z`` that is not a labeling names ``z``), or an objective that
+            overflows float64 (:func:`check_finite_objective`).
     """
     cost = check_cost(cost)
     m, h, w = cost.shape
@@ -171,6 +194,7 @@ def objective(cost, z, A, *, beta: float, gamma: float, tau: float, threshold: s
     hp = Hyperparameters(beta=beta, gamma=gamma, tau=tau)
     eff = hp.effective(n)
     mode = threshold_mode(threshold)
+    check_is_labeling(z)
     flat_z = np.ascontiguousarray(z.reshape(z.shape[0], n, m))
     f = objective_kernel(np.ascontiguousarray(cost.reshape(m, n)), flat_z, A, h, w,
                          eff.beta, eff.gamma, eff.tau, mode)

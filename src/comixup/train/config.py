@@ -66,12 +66,19 @@ class Phase:
             (e.g. the crop size); merged over the run's ``data_options``.
         data_dir: dataset root during the phase (e.g. a copy of ImageNet pre-resized to 160 px
             for the first phase); ``None`` keeps the run's ``data_dir``.
+        method_options: method options that hold from this phase's start, keyed like
+            :attr:`TrainConfig.preset_method_options` (``{"<method>": {...}}``, ``"*"`` for
+            every method), e.g. ``{"puzzlemix": {"clean_lam": 0}}`` for the last phase of the
+            ImageNet Puzzle Mix recipe. They are merged over the run's method options (its
+            ``"*"`` entry first, then the run's method's) when the phase starts; options a
+            phase does not name keep the run's values.
     """
 
     start: int
     batch_size: int | None = None
     data_options: dict = field(default_factory=dict)
     data_dir: str | None = None
+    method_options: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -112,7 +119,8 @@ class TrainConfig:
         gamma: the ``step`` schedule's factor.
         lr_points: ``[[epoch, lr], ...]`` for the ``piecewise`` schedule (epochs increasing;
             fractional epochs allowed).
-        phases: list of :class:`Phase` dicts (``start``, ``batch_size``, ``data_options``).
+        phases: list of :class:`Phase` dicts (``start``, ``batch_size``, ``data_options``,
+            ``data_dir``, ``method_options``).
         eval_every: evaluate on the test set after every ``eval_every``-th epoch and after the
             last one (``1``: every epoch). The other rows of ``metrics.csv`` leave the test
             columns empty; early stopping still validates every epoch.
@@ -230,11 +238,34 @@ class TrainConfig:
                              f"accepted: {sorted(cls.accepted_options())}")
         return opts
 
+    def phase_method_options(self, phase: dict) -> dict:
+        """The options :attr:`method` runs with during ``phase`` (an entry of :attr:`phases`):
+        :meth:`effective_method_options` updated by the phase's ``method_options["*"]``, then
+        by its ``method_options[method]``.
+
+        Raises:
+            ValueError: an option the method does not take (naming the phase's entry).
+        """
+        from .methods import METHODS
+
+        opts = self.effective_method_options()
+        extra = phase.get("method_options", {})
+        opts.update(extra.get("*", {}))
+        opts.update(extra.get(self.method, {}))
+        unknown = sorted(set(opts) - METHODS[self.method].accepted_options())
+        if unknown:
+            raise ValueError(f"unknown method option(s) {unknown} for method {self.method!r} in "
+                             f"phases[].method_options (start {phase.get('start')}); accepted: "
+                             f"{sorted(METHODS[self.method].accepted_options())}")
+        return opts
+
     def phase_at(self, epoch: int) -> dict:
-        """The phase active at ``epoch``: ``{"index", "batch_size", "data_options", "data_dir"}``
-        (index -1 and the run's settings when no phase has started)."""
+        """The phase active at ``epoch``: ``{"index", "batch_size", "data_options", "data_dir",
+        "method_options"}`` (index -1 and the run's settings when no phase has started);
+        ``method_options`` are those of :meth:`phase_method_options`."""
         active = {"index": -1, "batch_size": self.batch_size,
-                  "data_options": dict(self.data_options), "data_dir": self.data_dir}
+                  "data_options": dict(self.data_options), "data_dir": self.data_dir,
+                  "method_options": self.effective_method_options()}
         for i, phase in enumerate(sorted(self.phases, key=lambda p: p["start"])):
             if phase["start"] <= epoch:
                 active = {
@@ -242,6 +273,7 @@ class TrainConfig:
                     "batch_size": phase.get("batch_size") or self.batch_size,
                     "data_options": {**self.data_options, **phase.get("data_options", {})},
                     "data_dir": phase.get("data_dir") or self.data_dir,
+                    "method_options": self.phase_method_options(phase),
                 }
         return active
 
@@ -305,6 +337,14 @@ class TrainConfig:
                 _choice(name, "preset_method_options key", ["*", *METHODS])
             if not isinstance(opts, dict):
                 raise TypeError(f"preset_method_options[{name!r}] must be a dict, got {opts!r}")
+        for i, phase in enumerate(self.phases):
+            for name, opts in phase.get("method_options", {}).items():
+                if name != "*":
+                    _choice(name, f"phases[{i}].method_options key", ["*", *METHODS])
+                if not isinstance(opts, dict):
+                    raise TypeError(f"phases[{i}].method_options[{name!r}] must be a dict, "
+                                    f"got {opts!r}")
+            self.phase_method_options(phase)
         if self.data_dir is not None:
             _str(self.data_dir, "data_dir")
         if self.out is not None:
@@ -352,6 +392,9 @@ class TrainConfig:
             _opt_int(phase.get("batch_size"), f"phases[{i}].batch_size", 1)
             if not isinstance(phase.get("data_options", {}), dict):
                 raise TypeError(f"phases[{i}].data_options must be a dict")
+            if not isinstance(phase.get("method_options", {}), dict):
+                raise TypeError(f"phases[{i}].method_options must be a dict of "
+                                "{method: options}")
             if phase.get("data_dir") is not None:
                 _str(phase["data_dir"], f"phases[{i}].data_dir")
         if len(set(starts)) != len(starts):

@@ -7,9 +7,11 @@
    learning-rate schedule, AMP gradient scaler and training method
    (:mod:`comixup.train.methods`);
 3. optionally a checkpoint to resume from (every state, the RNGs included);
-4. per epoch: train (the method computes and backpropagates the loss(es) of a batch; one
-   optimizer step per batch), evaluate top-1/top-5 error and ECE on the test set, log a row of
-   ``metrics.csv`` (and TensorBoard), save ``last.pt`` atomically, maybe stop early;
+4. per epoch: at a phase's start its batch size, data options and method options (the method
+   is rebuilt with them, its random stream continued); train (the method computes and
+   backpropagates the loss(es) of a batch; one optimizer step per batch), evaluate top-1/top-5
+   error and ECE on the test set, log a row of ``metrics.csv`` (and TensorBoard), save
+   ``last.pt`` atomically, maybe stop early;
 5. a summary (final errors, ECE, throughput) and ``reliability.png``; with ``final_eval`` and a
    test set with boxes, also localization by CAM (Table 2) and background-corruption
    robustness (Table 3), see :mod:`comixup.evaluate.suite`.
@@ -277,14 +279,8 @@ class _Run:
         self.test_set = build_data(cfg, "test", train_transform=False, limit=cfg.limit_test)
         self.info = getattr(self.test_set, "info", None) or dataset_info(cfg.data)
         self.num_classes = self.info.num_classes
-        options = cfg.effective_method_options()
-        if getattr(METHODS[cfg.method], "uses_normalization", False):  # Puzzle Mix, VAT
-            options.setdefault("mean", list(self.info.mean))
-            options.setdefault("std", list(self.info.std))
-        self.method = create_method(cfg.method, self.num_classes,
-                                    seed=_method_seed(cfg.seed, world.rank), **options)
-        self.method.memory_format = (torch.channels_last if self.channels_last
-                                     else torch.contiguous_format)
+        self.method_options = cfg.effective_method_options()
+        self.method = self._make_method(self.method_options)
         self.test_bs = cfg.test_batch_size or max(1, cfg.batch_size // world.world_size)
         self.test_loader = self._eval_loader(self.test_set)
         self.val_loader = None
@@ -304,6 +300,32 @@ class _Run:
                                       gamma=cfg.gamma, lr_points=cfg.lr_points)
         self.scaler = torch.amp.GradScaler(device.type,
                                            enabled=self.amp_dtype == torch.float16)
+
+    def _make_method(self, options: dict):
+        """The training method with ``options`` (the dataset's normalization filled in for the
+        methods that take it, unless the options set it)."""
+        cfg = self.cfg
+        options = dict(options)
+        if getattr(METHODS[cfg.method], "uses_normalization", False):  # Puzzle Mix, VAT
+            options.setdefault("mean", list(self.info.mean))
+            options.setdefault("std", list(self.info.std))
+        method = create_method(cfg.method, self.num_classes,
+                               seed=_method_seed(cfg.seed, self.world.rank), **options)
+        method.memory_format = (torch.channels_last if self.channels_last
+                                else torch.contiguous_format)
+        return method
+
+    def _set_method_options(self, options: dict) -> None:
+        """Switch the method to a phase's options (``phases[].method_options``): a method built
+        with them that continues the current one's random stream. Nothing changes when the
+        options are those in effect."""
+        if options == self.method_options:
+            return
+        method = self._make_method(options)
+        method.load_state_dict(self.method.state_dict())
+        changed = {k: v for k, v in options.items() if self.method_options.get(k) != v}
+        self.method, self.method_options = method, dict(options)
+        self.log(f"method options from this phase on: {changed}")
 
     def _eval_loader(self, dataset):
         from ..data import make_loader
@@ -410,6 +432,7 @@ class _Run:
         phase = cfg.phase_at(epoch)
         if phase["index"] != self.phase_index:
             self.phase_index, self.train_loader = phase["index"], self._train_loader(phase)
+            self._set_method_options(phase["method_options"])
         set_epoch(self.train_loader, epoch)
         self.model.train()
         steps = len(self.train_loader)

@@ -53,8 +53,11 @@ def add_parsers(sub) -> None:
     t7.add_argument("--seeds", type=_int_at_least(1), default=20, help="seeds (default 20)")
     t7.add_argument("--m", type=_int_at_least(2), nargs="+", default=[5, 10, 20, 50, 100],
                     help="numbers of inputs m = m' (default 5 10 20 50 100)")
-    t7.add_argument("--grid", type=_int_at_least(1), default=4,
-                    help="labeling grid side (default 4, n = 16)")
+    t7.add_argument("--setting", choices=("reference", "table6"), default="reference",
+                    help="problem setting: the reference implementation's Table 7 script "
+                         "(default; 8x8 grid) or the Table 6 setting (4x4 grid)")
+    t7.add_argument("--grid", type=_int_at_least(1), default=None,
+                    help="labeling grid side (default: the setting's, 8 or 4)")
     t7.add_argument("--nb-patience", type=_int_at_least(1), default=1,
                     help="Narasimhan-Bilmes: non-improving permutations before it stops "
                          "(default 1, the original procedure)")
@@ -124,7 +127,8 @@ def analyze(args: argparse.Namespace) -> int:
     elif args.analysis == "table7":
         from .table7 import run_table7
 
-        run_table7(ms=args.m, seeds=args.seeds, grid=args.grid, patience=args.nb_patience, **kw)
+        run_table7(ms=args.m, seeds=args.seeds, grid=args.grid, patience=args.nb_patience,
+                   setting=args.setting, **kw)
     elif args.analysis == "mixing":
         from .mixing import run_mixing
 

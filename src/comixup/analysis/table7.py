@@ -34,9 +34,10 @@ import numpy as np
 from .._checks import check_int
 from ._io import markdown_table, out_dir, progress, write_csv
 from .narasimhan_bilmes import narasimhan_bilmes
-from .problems import random_labelings, uniform_problem
+from .problems import (bernoulli_masks, normalized_abs_normal_problem, random_labelings,
+                       uniform_problem)
 
-__all__ = ["PAPER_TABLE7", "PAPER_TABLE8", "TABLE7_MS", "run_table7", "table7_rows"]
+__all__ = ["PAPER_TABLE7", "PAPER_TABLE8", "SETTINGS", "TABLE7_MS", "run_table7", "table7_rows"]
 
 #: The ``m`` of Tables 7 and 8.
 TABLE7_MS = (5, 10, 20, 50, 100)
@@ -55,6 +56,17 @@ PAPER_TABLE8 = {
 }
 METHODS = ("Algorithm 1", "Narasimhan-Bilmes", "Random")
 _KW = dict(beta=0.32, gamma=1.0, tau=0.83, threshold="hard")
+#: The problem settings of ``analyze table7``: hyperparameters, default grid side and a label.
+SETTINGS = {
+    "reference": dict(kw=dict(beta=0.8, gamma=0.5, tau=0.83, threshold="hard"), grid=8,
+                      label="reference script's problem (|N(0, 1)| unary normalized to sum 1 "
+                            "per input, A = I, eta = 0, hard clipping, beta = 0.8, gamma = 0.5, "
+                            "tau = 0.83), random guess Bernoulli(1/2) per entry"),
+    "table6": dict(kw=_KW, grid=4,
+                   label="Table 6 setting (|L| = 2, unary U[0, 1] + Dirichlet prior, A = I, "
+                         "hard clipping, beta = 0.32, gamma = 1, tau = 0.83), random guess "
+                         "uniformly random one-hot labeling"),
+}
 
 
 def _warm_up():
@@ -65,38 +77,53 @@ def _warm_up():
     narasimhan_bilmes(cost, A, rng=np.random.default_rng(0), **_KW)
 
 
-def table7_rows(ms: Sequence[int] = (5, 10, 20), *, seeds: int = 20, grid: int = 4,
-                patience: int = 1, show_progress: bool = False) -> list[dict]:
+def table7_rows(ms: Sequence[int] = (5, 10, 20), *, seeds: int = 20, grid: int | None = None,
+                patience: int = 1, setting: str = "reference",
+                show_progress: bool = False) -> list[dict]:
     """Per-seed results of Tables 7 and 8: one dict per (m, seed, method).
 
     Keys: ``m``, ``seed``, ``method`` (one of :data:`METHODS`), ``f`` (the objective) and
     ``seconds`` (time of the call; 0 for the random labeling); Narasimhan-Bilmes rows also have
     ``iterations``. ``patience`` is passed to
-    :func:`~comixup.analysis.narasimhan_bilmes.narasimhan_bilmes`.
+    :func:`~comixup.analysis.narasimhan_bilmes.narasimhan_bilmes`. ``setting`` is a key of
+    :data:`SETTINGS`; ``grid`` defaults to its grid side.
     """
+    from .._checks import check_choice
     from ..solver import objective, solve
+    from ..solver.objective import objective_kernel
 
+    setting = check_choice("setting", setting, tuple(SETTINGS))
+    kw = SETTINGS[setting]["kw"]
     seeds = check_int("seeds", seeds, 1)
-    grid = check_int("grid", grid, 1)
+    grid = check_int("grid", SETTINGS[setting]["grid"] if grid is None else grid, 1)
     ms = [check_int("m", m, 2) for m in ms]
     _warm_up()
     rows = []
     for m in ms:
         bar = progress(range(seeds), desc=f"table7 m={m}", enabled=show_progress)
         for seed in bar:
-            cost, A = uniform_problem(m, grid, rng=np.random.default_rng(seed))
+            problem = uniform_problem if setting == "table6" else normalized_abs_normal_problem
+            cost, A = problem(m, grid, rng=np.random.default_rng(seed))
             t0 = time.perf_counter()
-            z = solve(cost, A, eta=0.0, levels=2, rng=np.random.default_rng([seed, 1]), **_KW)
+            z = solve(cost, A, eta=0.0, levels=2, rng=np.random.default_rng([seed, 1]), **kw)
             t1 = time.perf_counter()
-            rows.append(dict(m=m, seed=seed, method=METHODS[0], f=objective(cost, z, A, **_KW),
+            rows.append(dict(m=m, seed=seed, method=METHODS[0], f=objective(cost, z, A, **kw),
                              seconds=t1 - t0))
             z, info = narasimhan_bilmes(cost, A, rng=np.random.default_rng([seed, 2]),
-                                        patience=patience, return_info=True, **_KW)
-            rows.append(dict(m=m, seed=seed, method=METHODS[1], f=objective(cost, z, A, **_KW),
+                                        patience=patience, return_info=True, **kw)
+            rows.append(dict(m=m, seed=seed, method=METHODS[1], f=objective(cost, z, A, **kw),
                              seconds=time.perf_counter() - t1, iterations=info["iterations"]))
-            z = random_labelings(m, m, grid, grid, 1, rng=np.random.default_rng([seed, 3]))[0]
-            rows.append(dict(m=m, seed=seed, method=METHODS[2], f=objective(cost, z, A, **_KW),
-                             seconds=0.0))
+            rng = np.random.default_rng([seed, 3])
+            if setting == "table6":
+                z = random_labelings(m, m, grid, grid, 1, rng=rng)[0]
+                f = objective(cost, z, A, **kw)
+            else:  # not a labeling: the objective's kernel, scaled as objective() scales
+                z = bernoulli_masks(m, m, grid, grid, 1, rng=rng)[0]
+                n = grid * grid
+                f = float(objective_kernel(cost.reshape(m, n), z.reshape(m, n, m), A, grid,
+                                           grid, kw["beta"] / n, kw["gamma"] / n, kw["tau"] * n,
+                                           0))
+            rows.append(dict(m=m, seed=seed, method=METHODS[2], f=f, seconds=0.0))
     return rows
 
 
@@ -116,7 +143,7 @@ def _summary(rows):
     return out
 
 
-def _markdown(summary, seeds, grid, patience) -> str:
+def _markdown(summary, seeds, grid, patience, setting="reference") -> str:
     ms = sorted({r["m"] for r in summary})
     get = {(r["m"], r["method"]): r for r in summary}
     t7 = []
@@ -150,9 +177,8 @@ def _markdown(summary, seeds, grid, patience) -> str:
         t8.append(cells)
     nb_iters = ", ".join(f"m = {m}: {get[m, 'Narasimhan-Bilmes']['mean_iterations']:.1f}"
                          for m in ms)
-    return (f"Table 7 (Appendix D.2): mean (std) objective over {seeds} seeds; Table 6 setting "
-            f"(|L| = 2, unary U[0, 1] + Dirichlet prior, A = I, hard clipping, beta = 0.32, "
-            f"gamma = 1, tau = 0.83), m' = m, {grid}x{grid} grid (n = {grid * grid}); "
+    return (f"Table 7 (Appendix D.2): mean (std) objective over {seeds} seeds; "
+            f"{SETTINGS[setting]['label']}, m' = m, {grid}x{grid} grid (n = {grid * grid}); "
             f"Narasimhan-Bilmes patience {patience}.\n\n"
             + markdown_table(header, t7 + ratio)
             + "\nTable 8: mean convergence time (s), one thread.\n\n"
@@ -160,8 +186,8 @@ def _markdown(summary, seeds, grid, patience) -> str:
             + f"\nNarasimhan-Bilmes permutations drawn (mean): {nb_iters}.\n")
 
 
-def run_table7(*, ms: Sequence[int] = (5, 10, 20, 50, 100), seeds: int = 20, grid: int = 4,
-               patience: int = 1, out=None, show_progress: bool = True,
+def run_table7(*, ms: Sequence[int] = (5, 10, 20, 50, 100), seeds: int = 20,
+               grid: int | None = None, patience: int = 1, setting: str = "reference", out=None, show_progress: bool = True,
                log: Callable[[str], None] = print) -> dict:
     """``comixup analyze table7``: Tables 7 and 8 (Appendix D.2), ours beside the paper's.
 
@@ -178,10 +204,11 @@ def run_table7(*, ms: Sequence[int] = (5, 10, 20, 50, 100), seeds: int = 20, gri
     except ImportError:  # pragma: no cover
         pass
     t0 = time.perf_counter()
-    rows = table7_rows(ms, seeds=seeds, grid=grid, patience=patience,
+    rows = table7_rows(ms, seeds=seeds, grid=grid, patience=patience, setting=setting,
                        show_progress=show_progress)
     summary = _summary(rows)
-    md = _markdown(summary, seeds, grid, patience)
+    side = SETTINGS[setting]["grid"] if grid is None else grid
+    md = _markdown(summary, seeds, side, patience, setting)
     seconds = time.perf_counter() - t0
     log(md)
     files = []

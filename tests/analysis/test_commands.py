@@ -38,14 +38,17 @@ def test_bench_and_analysis_share_table6():
     assert c["f_opt"] == -100.0
 
 
-def test_analyze_table7(tmp_path):
+@pytest.mark.parametrize("setting", ["reference", "table6"])
+def test_analyze_table7(tmp_path, setting):
     assert main(["analyze", "table7", "--seeds", "2", "--m", "3", "4", "--grid", "2",
-                 "--out", str(tmp_path), "--no-progress"]) == 0
+                 "--setting", setting, "--out", str(tmp_path), "--no-progress"]) == 0
     summary = _csv(tmp_path / "table7.csv")
     assert [(r["m"], r["method"]) for r in summary][:3] == [
         ("3", "Algorithm 1"), ("3", "Narasimhan-Bilmes"), ("3", "Random")]
     assert len(_csv(tmp_path / "table7_runs.csv")) == 2 * 2 * 3
-    assert "Table 8" in (tmp_path / "table7.md").read_text()
+    md = (tmp_path / "table7.md").read_text()
+    assert "Table 8" in md
+    assert ("Bernoulli" in md) == (setting == "reference")
 
 
 def test_analyze_timing_shares_bench_code(tmp_path):

@@ -195,7 +195,8 @@ def _markdown(summary, seeds, grid, patience, setting="reference") -> str:
 
 
 def run_table7(*, ms: Sequence[int] = (5, 10, 20, 50, 100), seeds: int = 20,
-               grid: int | None = None, patience: int = 1, setting: str = "reference", out=None, show_progress: bool = True,
+               grid: int | None = None, patience: int = 1, setting: str = "reference", out=None,
+               show_progress: bool = True,
                log: Callable[[str], None] = print) -> dict:
     """``comixup analyze table7``: Tables 7 and 8 (Appendix D.2), ours beside the paper's.
 

@@ -18,7 +18,8 @@ module                                      what (command)
 :mod:`~comixup.analysis.show`               Figures 1, 12 and 13: an input batch and its mixed
                                             batch (``comixup show``)
 :mod:`~comixup.analysis.problems`           the test problems (uniform unaries of Appendix D,
-                                            realistic saliency of the benchmark)
+                                            the reference Table 7 script's problem, realistic
+                                            saliency of the benchmark)
 :mod:`~comixup.analysis.fidelity`           label fidelity of mixed images (object masks)
 ==========================================  =====================================================
 

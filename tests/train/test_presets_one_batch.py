@@ -35,14 +35,6 @@ UNSUPPORTED = {
 }
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def train_geometry(cfg, data_options: dict):
     """``(num_classes, channels, (H, W), mean, std)`` of the preset's training batches."""
     info = data.dataset_info(cfg.data)

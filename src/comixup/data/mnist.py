@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import transforms as T
+from .cifar import cifar_transform
 from .common import BoxedDataset, DatasetInfo, check_split, first_per_class, select_subset
 
 __all__ = [
@@ -45,7 +45,6 @@ __all__ = [
     "MNIST",
     "MNIST_INFO",
     "FashionMNIST",
-    "mnist_transform",
     "read_idx",
 ]
 
@@ -153,24 +152,12 @@ def _find_file(root: Path, stem: str) -> Path:
     raise FileNotFoundError(f"{root / stem}.gz: no such file (nor {root / stem})")
 
 
-def mnist_transform(info: DatasetInfo, train: bool, padding: int = 4) -> T.Compose:
-    """The pipeline on a float ``(1, 32, 32)`` padded image in ``[0, 1]``.
-
-    ``train=True``: ``RandomCrop(32, padding)`` + ``RandomHorizontalFlip()`` + ``Normalize``;
-    otherwise ``Normalize`` only (recipes 3).
-    """
-    steps = (
-        [T.RandomCrop(info.image_size, padding=padding), T.RandomHorizontalFlip()] if train else []
-    )
-    return T.Compose(steps + [T.Normalize(info.mean, info.std)])
-
-
 def _tight_boxes(images: np.ndarray) -> np.ndarray:
     """``(N, 4)`` float boxes ``(x0, y0, x1, y1)`` around the non-zero pixels of each image,
     in pixel edges of the padded frame; an all-zero image gets the whole stored image."""
     rows = images.any(axis=2)  # (N, H)
     cols = images.any(axis=1)  # (N, W)
-    n, h, w = images.shape
+    h, w = images.shape[1:]
     empty = ~rows.any(axis=1)
     y0 = np.where(empty, 0, rows.argmax(axis=1))
     y1 = np.where(empty, h, h - rows[:, ::-1].argmax(axis=1))
@@ -251,7 +238,8 @@ class MNIST(BoxedDataset):
         self.data = torch.from_numpy(np.pad(kept, ((0, 0), (_PAD, _PAD), (_PAD, _PAD))))
         self.targets = labels[keep].tolist()
         self.all_boxes = torch.from_numpy(_tight_boxes(kept))
-        self.transform = mnist_transform(self.info, train_transform, padding)
+        # the crop + flip + normalization of the CIFAR pipeline, on the padded 32 x 32 frame
+        self.transform = cifar_transform(self.info, train_transform, padding)
 
     def _raw_boxes(self, index: int):
         return [self.all_boxes[index].tolist()], tuple(self.info.image_size)

@@ -1,4 +1,4 @@
-"""The validation layer (issue 12): the shared checks, and one test group per class of bad input
+"""The validation layer: the shared checks, and one test group per class of bad input
 that used to crash unclearly, pass NaN silently or corrupt memory. Every error is a TypeError or
 a ValueError whose message names the argument."""
 

@@ -1,4 +1,4 @@
-"""Damaged and foreign checkpoints and bad flags (issue 12, class 8): every user error of the
+"""Damaged and foreign checkpoints and bad flags: every user error of the
 command line is one ``comixup: error:`` line naming the file or the flag, exit status 2, never
 a traceback; :func:`comixup.train.checkpoint.load` raises one ValueError naming the file."""
 

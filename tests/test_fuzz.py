@@ -1,4 +1,4 @@
-"""Fuzzing of the public API (issue 12): hypothesis draws the arguments of the mixers and of the
+"""Fuzzing of the public API: hypothesis draws the arguments of the mixers and of the
 solver functions, good and bad mixed (NaN, inf, huge and tiny values, wrong types, strings,
 ragged lists, complex numbers, wrong shapes and dtypes). Every case must either raise a
 ValueError or TypeError whose message names an argument, or return finite outputs whose

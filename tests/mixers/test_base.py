@@ -1,4 +1,4 @@
-"""Tests for comixup.mixers.base: the protocol shared by every mixer (issue 9, part 1).
+"""Tests for comixup.mixers.base: the protocol shared by every mixer.
 
 One base class (:class:`Mixer`) and one ``__call__``; ``sample_params`` makes the draws and
 ``apply`` is deterministic and works for any channel count, so the same parameters mix a stack

@@ -1,4 +1,4 @@
-"""Every mixer gives the batch it gave before the shared-protocol refactor (issue 9, part 1).
+"""Every mixer gives the batch pinned by its golden fixture.
 
 ``reference_outputs.pt`` was written by ``reference_cases.py`` from the code as it was before
 the mixers were moved onto one base class; the same generator state must still give the same

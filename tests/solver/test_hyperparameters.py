@@ -1,4 +1,4 @@
-"""Tests for comixup.solver.hyperparameters: Eq. (1)'s hyperparameters held once (issue 9)."""
+"""Tests for comixup.solver.hyperparameters: Eq. (1)'s hyperparameters held once."""
 
 from __future__ import annotations
 

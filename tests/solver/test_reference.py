@@ -1,4 +1,4 @@
-"""The solver's results are bit-identical to those before its refactor (issue 9, part 3).
+"""The solver's results are bit-identical to its golden fixture.
 
 ``reference_outputs.npz`` was written by ``reference_cases.py`` from the code as it was before
 the clipped diversity, the hyperparameters and Algorithm 1's kernel were split into shared

@@ -1,4 +1,4 @@
-"""The GPU code paths on the CPU (issue 12, part 5): ``amp_cpu`` runs autocast, the fp16
+"""The GPU code paths on the CPU: ``amp_cpu`` runs autocast, the fp16
 gradient scaler and channels-last on the CPU, so CI exercises them without a GPU.
 
 Every method trains one step under bf16 autocast with channels-last batches and model; the fp16

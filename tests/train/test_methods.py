@@ -222,7 +222,7 @@ def test_real_comixup_step():
     assert all(torch.isfinite(p.grad).all() for p in model.parameters())
 
 
-# -- the two loss families (issue: every column trained as the reference trained it) ----------
+# -- the two loss families (every column trained as the reference trained it) ----------------
 
 
 def _one_hot(y):

@@ -183,8 +183,8 @@ def clean_loss_and_saliency(
     stays), so mixed-precision training gets the saliency of full-precision training. In
     bfloat16 the input gradient keeps 8 bits of mantissa: on a width-8 PreActResNet18 and 32
     random inputs its pixel correlation with the float32 saliency averaged 0.94, and the most
-    salient 8x8 window agreed for 47% of the inputs. The clean loss's weight gradients therefore come from this float32
-    pass too.
+    salient 8x8 window agreed for 47% of the inputs. The clean loss's weight gradients therefore
+    come from this float32 pass too.
 
     Args:
         model: the classifier (possibly DistributedDataParallel).

@@ -332,18 +332,17 @@ class TrainConfig:
         for name in ("method_options", "arch_options", "data_options", "preset_method_options"):
             if not isinstance(getattr(self, name), dict):
                 raise TypeError(f"{name} must be a dict, got {getattr(self, name)!r}")
-        for name, opts in self.preset_method_options.items():
-            if name != "*":
-                _choice(name, "preset_method_options key", ["*", *METHODS])
-            if not isinstance(opts, dict):
-                raise TypeError(f"preset_method_options[{name!r}] must be a dict, got {opts!r}")
-        for i, phase in enumerate(self.phases):
-            for name, opts in phase.get("method_options", {}).items():
+        def check_per_method(table: dict, label: str) -> None:
+            # {"<method>" or "*": {options}}, as preset_method_options and phase options hold
+            for name, opts in table.items():
                 if name != "*":
-                    _choice(name, f"phases[{i}].method_options key", ["*", *METHODS])
+                    _choice(name, f"{label} key", ["*", *METHODS])
                 if not isinstance(opts, dict):
-                    raise TypeError(f"phases[{i}].method_options[{name!r}] must be a dict, "
-                                    f"got {opts!r}")
+                    raise TypeError(f"{label}[{name!r}] must be a dict, got {opts!r}")
+
+        check_per_method(self.preset_method_options, "preset_method_options")
+        for i, phase in enumerate(self.phases):
+            check_per_method(phase.get("method_options", {}), f"phases[{i}].method_options")
             self.phase_method_options(phase)
         if self.data_dir is not None:
             _str(self.data_dir, "data_dir")

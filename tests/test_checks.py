@@ -29,7 +29,7 @@ from comixup._checks import (
     check_number,
     check_tensor,
 )
-from comixup.mixers import VAT
+from comixup.vat import VAT
 from comixup.mixers.puzzlemix import level_prior
 from comixup.saliency import clean_loss_and_saliency, pooled_unary
 from comixup.solver import grid_energy, grid_graphcut, objective, solve, solve_exact

@@ -252,7 +252,7 @@ def test_python_dash_m_comixup():
     assert bad.returncode == 2 and "invalid choice" in bad.stderr
 
 
-@pytest.mark.parametrize("method", __import__("comixup.train.methods", fromlist=["x"]).method_names())
+@pytest.mark.parametrize("method", __import__("comixup.methods", fromlist=["x"]).method_names())
 def test_every_method_trains_one_epoch_through_the_cli(method, tmp_path, capsys):
     # Every method through `comixup train` on the synthetic benchmark, with the limit flags.
     argv = tiny_args(tmp_path, "--method", method, "--epochs", "1", "--limit-train", "32",

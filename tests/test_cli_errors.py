@@ -1,6 +1,6 @@
 """Damaged and foreign checkpoints and bad flags: every user error of the
 command line is one ``comixup: error:`` line naming the file or the flag, exit status 2, never
-a traceback; :func:`comixup.train.checkpoint.load` raises one ValueError naming the file."""
+a traceback; :func:`comixup.checkpoint.load` raises one ValueError naming the file."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from comixup.cli import main
-from comixup.train import checkpoint as ck
+from comixup import checkpoint as ck
 from comixup.train import train
 
 from .train.conftest import tiny_settings
@@ -173,7 +173,7 @@ def test_bad_flags_give_one_line_naming_the_flag(argv, flag, capsys):
 def test_choices_come_from_the_package_constants():
     from comixup.cli import build_parser
     from comixup.losses import LOSSES
-    from comixup.train.config import AMP_DTYPES, OPTIMIZERS, SCHEDULES
+    from comixup.config import AMP_DTYPES, OPTIMIZERS, SCHEDULES
 
     train_parser = build_parser()._subparsers._group_actions[0].choices["train"]
     choices = {a.dest: a.choices for a in train_parser._actions if a.choices}

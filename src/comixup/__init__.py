@@ -9,7 +9,6 @@ outputs stay different from each other. See :class:`comixup.CoMixup` for the bat
 __version__ = "0.1.0"
 
 from .mixers import (
-    VAT,
     CoMixup,
     CutMix,
     InputMixup,
@@ -18,6 +17,7 @@ from .mixers import (
     MultiInputMixup,
     PuzzleMix,
 )
+from .vat import VAT
 
 __all__ = [
     "VAT",

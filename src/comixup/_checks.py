@@ -36,7 +36,7 @@ __all__ = [
 ]
 
 #: The smallest number of classes that a mixer (:class:`comixup.mixers.Mixer`) and a training
-#: method (:class:`comixup.train.methods.Method`) accept. One class is legal (every soft target
+#: method (:class:`comixup.methods.Method`) accept. One class is legal (every soft target
 #: is then ``[1]``), so a mixer can be used on any batch; datasets have two or more.
 MIN_CLASSES = 1
 
@@ -187,7 +187,7 @@ def check_tensor(name: str, value, *, floating: bool = True, finite: bool = True
 
 def first_line(err: BaseException | str, limit: int = 300) -> str:
     """The first non-empty line of an error message, at most ``limit`` characters (for the
-    one-line errors of the command line and of :func:`comixup.train.checkpoint.load`)."""
+    one-line errors of the command line and of :func:`comixup.checkpoint.load`)."""
     text = str(err).strip()
     line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "") or type(err).__name__
     return line if len(line) <= limit else line[: limit - 3] + "..."

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from ._checks import check_device, check_int, check_number, first_line
 from .losses import LOSSES
-from .train.config import AMP_DTYPES, OPTIMIZERS, SCHEDULES
+from .config import AMP_DTYPES, OPTIMIZERS, SCHEDULES
 
 __all__ = ["build_parser", "main"]
 
@@ -70,7 +70,7 @@ def one_line(message) -> str:
 
 
 def _key_value(text: str):
-    from .train.config import parse_option
+    from .config import parse_option
 
     try:
         return parse_option(text)
@@ -303,8 +303,8 @@ def _resume_config(args: argparse.Namespace, overrides: dict):
     agrees with the checkpoint is accepted, and one that would change the model, the data, the
     method or its loss is an error naming the flag.
     """
-    from .train import checkpoint as ckpt_io
-    from .train.config import resolve_config
+    from . import checkpoint as ckpt_io
+    from .config import resolve_config
 
     state = ckpt_io.load(args.resume, require=ckpt_io.RESUME_KEYS)
     saved = resolve_config(base=state["config"]).to_dict()
@@ -335,7 +335,7 @@ def _resume_config(args: argparse.Namespace, overrides: dict):
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .train.config import list_presets, resolve_config
+    from .config import list_presets, resolve_config
 
     if args.list_presets:
         presets = list_presets()
@@ -405,7 +405,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_study(args: argparse.Namespace) -> int:
-    from .train.study import parse_sweep, run_study
+    from .study import parse_sweep, run_study
 
     extra = list(args.train_args)
     if extra and extra[0] == "--":

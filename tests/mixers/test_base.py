@@ -12,7 +12,6 @@ import torch
 from torch import nn
 
 from comixup.mixers import (
-    VAT,
     CoMixup,
     CutMix,
     InputMixup,
@@ -23,6 +22,7 @@ from comixup.mixers import (
     MultiInputMixup,
     PuzzleMix,
 )
+from comixup.vat import VAT
 
 K = 5
 

@@ -12,7 +12,7 @@ import torch
 from comixup.train import TrainConfig
 from comixup.train import distributed as ddp
 from comixup.train.engine import _Run, autocast_dtype, use_channels_last
-from comixup.train.methods import method_names
+from comixup.methods import method_names
 
 from .conftest import tiny_settings
 

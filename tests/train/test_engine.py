@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from comixup.train import TrainConfig, train
-from comixup.train import checkpoint as ck
+from comixup import checkpoint as ck
 
 
 def rows(path):
@@ -210,7 +210,7 @@ def test_eval_every_evaluates_the_listed_epochs_and_the_last(tiny, tmp_path):
 def test_study_learning_curves_use_the_evaluated_epochs(tiny, tmp_path):
     from PIL import Image
 
-    from comixup.train import study
+    from comixup import study
 
     train(tiny(epochs=3, eval_every=2, out=str(tmp_path / "a")))
 

@@ -19,8 +19,8 @@ import torch
 
 from comixup import data, models
 from comixup.data.synthetic import SyntheticConfig, synthetic_info
-from comixup.train.config import list_presets, resolve_config
-from comixup.train.methods import METHODS, create_method
+from comixup.config import list_presets, resolve_config
+from comixup.methods import METHODS, create_method
 
 BATCH = 4
 PRESETS = sorted(list_presets())

@@ -122,7 +122,7 @@ def _checkpoints(run_dir) -> list:
     """``[(epoch, path)]`` of a run's snapshots and its ``last.pt``, in epoch order."""
     from pathlib import Path
 
-    from ..train import checkpoint as ckpt_io
+    from .. import checkpoint as ckpt_io
 
     run_dir = Path(run_dir)
     found = {}
@@ -155,10 +155,10 @@ def fidelity_over_training(run_dirs, *, batches: int = 5, batch_size: int = 100,
 
     from ..evaluate.localization import box_mask
     from ..saliency import clean_loss_and_saliency
-    from ..train import checkpoint as ckpt_io
-    from ..train.config import TrainConfig
+    from .. import checkpoint as ckpt_io
+    from ..config import TrainConfig
     from ..train.engine import build_data, build_model, resolve_device
-    from ..train.methods import METHODS, create_method
+    from ..methods import METHODS, create_method
 
     dev = resolve_device(device)
     rows = []

@@ -264,8 +264,8 @@ def load_batch(batch: int = 100, checkpoint=None):
     batch = check_int("batch", batch, 2)
     if checkpoint is not None:
         from ..data import dataset_info
-        from ..train import checkpoint as ckpt_io
-        from ..train.config import resolve_config
+        from .. import checkpoint as ckpt_io
+        from ..config import resolve_config
         from ..train.engine import build_data, build_model
 
         state = ckpt_io.load(checkpoint)

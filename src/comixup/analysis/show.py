@@ -105,8 +105,8 @@ def _load(images, data, checkpoint, batch, size, seed, data_dir=None):
     model = info = None
     if checkpoint is not None:
         from ..data import dataset_info
-        from ..train import checkpoint as ckpt_io
-        from ..train.config import resolve_config
+        from .. import checkpoint as ckpt_io
+        from ..config import resolve_config
         from ..train.engine import build_model
 
         state = ckpt_io.load(checkpoint)

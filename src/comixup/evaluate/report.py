@@ -120,7 +120,7 @@ def load_run(run_dir, *, evaluate: bool = True, device: str = "auto", progress: 
     if (run_dir / "config.json").is_file():
         cfg = json.loads((run_dir / "config.json").read_text())
     elif (run_dir / "last.pt").is_file():
-        from ..train import checkpoint as ckpt_io
+        from .. import checkpoint as ckpt_io
 
         cfg = ckpt_io.load(run_dir / "last.pt")["config"]
     run.update(preset=cfg.get("preset") or f"{cfg.get('data', '?')}-{cfg.get('arch', '?')}",

@@ -235,8 +235,8 @@ def evaluate_checkpoint(
         The result dict (also written to ``eval.json``).
     """
     from ..data import dataset_info
-    from ..train import checkpoint as ckpt_io
-    from ..train.config import resolve_config
+    from .. import checkpoint as ckpt_io
+    from ..config import resolve_config
     from ..train.engine import autocast_dtype, build_data, build_model, resolve_device
 
     state = ckpt_io.load(checkpoint)

@@ -1,6 +1,6 @@
 """Mixing methods, one file each, all called as ``x_mix, y_mix = t(x, y[, saliency])``.
 
-Every mixer below but :class:`VAT` is a :class:`Mixer` (:mod:`comixup.mixers.base`): its call
+Every mixer below is a :class:`Mixer` (:mod:`comixup.mixers.base`): its call
 checks the arguments, makes the soft targets and returns a batch of one unmixed once for all;
 ``sample_params`` makes the random draws (and solves the graph cuts) and ``apply`` mixes any
 tensor with those parameters, so the same mixing applies to, e.g., object masks.
@@ -13,8 +13,6 @@ tensor with those parameters, so the same mixing applies to, e.g., object masks.
   :class:`PuzzleMix` (Kim, Choo and Song, ICML 2020);
 * :class:`MultiInputMixup`, :class:`MultiCutMix`: the k-input variants of Table 4
   (``ManifoldMixup(k=3)`` for Manifold Mixup);
-* :class:`VAT` (Miyato et al., TPAMI 2018), the non-mixup baseline of Table 12 (a regularizer,
-  called as ``kl, r_adv = vat(model, x, logits)``).
 """
 
 from .base import Mixer, MixParams
@@ -24,10 +22,8 @@ from .manifold import ManifoldMixup, ManifoldParams
 from .mixup import InputMixup, WeightParams, mix_pair, sample_lambda
 from .multimix import MultiCutMix, MultiInputMixup, sample_weights
 from .puzzlemix import PuzzleMix, PuzzleParams
-from .vat import VAT
 
 __all__ = [
-    "VAT",
     "BoxParams",
     "CoMixup",
     "CoMixupParams",

@@ -10,9 +10,9 @@
 The command line front end is ``comixup train`` (:mod:`comixup.cli`).
 """
 
-from .config import TrainConfig, list_presets, load_preset, resolve_config
+from ..config import TrainConfig, list_presets, load_preset, resolve_config
 from .engine import TrainResult, train
-from .methods import METHODS, Method, create_method
+from ..methods import METHODS, Method, create_method
 
 __all__ = [
            "METHODS",

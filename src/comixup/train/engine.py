@@ -1,11 +1,11 @@
 """The training loop, readable top to bottom (in the spirit of nanoGPT's ``train.py``).
 
-``train(config)`` runs one experiment described by a :class:`~comixup.train.config.TrainConfig`:
+``train(config)`` runs one experiment described by a :class:`~comixup.config.TrainConfig`:
 
 1. devices, DDP process group (``torchrun``), seeds and determinism;
 2. data (``comixup.data``), model (``comixup.models``), optimizer (SGD with Nesterov momentum),
    learning-rate schedule, AMP gradient scaler and training method
-   (:mod:`comixup.train.methods`);
+   (:mod:`comixup.methods`);
 3. optionally a checkpoint to resume from (every state, the RNGs included);
 4. per epoch: at a phase's start its batch size, data options and method options (the method
    is rebuilt with them, its random stream continued); train (the method computes and
@@ -37,10 +37,10 @@ import numpy as np
 import torch
 
 from .._checks import check_device
-from . import checkpoint as ckpt_io
+from .. import checkpoint as ckpt_io
 from . import distributed as ddp
-from .config import TrainConfig
-from .methods import METHODS, create_method
+from ..config import TrainConfig
+from ..methods import METHODS, create_method
 from .optimizer import build_optimizer
 from .schedule import EpochSchedule
 

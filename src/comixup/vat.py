@@ -53,7 +53,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import check_generator, check_images, check_int, check_number, check_tensor
+from .mixers.base import check_generator, check_images, check_int, check_number, check_tensor
 
 __all__ = ["VAT", "frozen_batchnorm_stats", "kl_divergence"]
 

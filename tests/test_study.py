@@ -5,7 +5,7 @@ import json
 import pytest
 
 from comixup.cli import main
-from comixup.train.study import parse_sweep, plan_study
+from comixup.study import parse_sweep, plan_study
 
 TINY = ["--", "--arch", "lenet", "--data-opt", "image_size=16", "--data-opt", "num_train=64",
         "--data-opt", "num_test=32", "--batch-size", "16", "--epochs", "1", "--device", "cpu",

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .._checks import first_line
+from ._checks import first_line
 
 __all__ = [
     "FORMAT",
@@ -110,7 +110,7 @@ def load(path, map_location="cpu", *, require: tuple[str, ...] = ()) -> dict:
     Checked: the file unpickles with ``weights_only`` (no other type is ever built), it is a
     dict with ``format`` equal to :data:`FORMAT`, the entries :data:`REQUIRED` plus
     ``require`` (e.g. :data:`RESUME_KEYS`) exist, ``epoch`` is an int >= 0, ``config`` is a
-    valid configuration (:func:`comixup.train.config.resolve_config`) and ``model`` a
+    valid configuration (:func:`comixup.config.resolve_config`) and ``model`` a
     dict of tensors. The shapes of the weights are checked where the model is built
     (:func:`load_model_state`).
 

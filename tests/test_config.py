@@ -1,4 +1,4 @@
-"""comixup.train.config and .schedule: presets, resolution, validation, learning rates."""
+"""comixup.config and .schedule: presets, resolution, validation, learning rates."""
 
 import json
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from comixup import data, models
-from comixup.train.config import (
+from comixup.config import (
     TrainConfig,
     list_presets,
     load_preset,
@@ -14,7 +14,7 @@ from comixup.train.config import (
     preset_source,
     resolve_config,
 )
-from comixup.train.methods import METHODS
+from comixup.methods import METHODS
 from comixup.train.schedule import EpochSchedule, lr_at
 
 TABLE1 = ["cifar100-preactresnet18", "cifar100-wrn16-8", "cifar100-resnext29-4-24",

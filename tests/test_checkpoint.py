@@ -1,4 +1,4 @@
-"""comixup.train.checkpoint: atomic saves survive SIGKILL; RNG states round-trip."""
+"""comixup.checkpoint: atomic saves survive SIGKILL; RNG states round-trip."""
 
 import os
 import pickle
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from comixup.train import checkpoint as ck
+from comixup import checkpoint as ck
 
 
 def test_save_and_load_weights_only(tmp_path):
@@ -73,7 +73,7 @@ def test_rng_state_survives_weights_only(tmp_path):
 # (marker file) and hangs; the parent SIGKILLs it there.
 CHILD = textwrap.dedent("""
     import os, sys, time, torch
-    from comixup.train import checkpoint as ck
+    from comixup import checkpoint as ck
     path, marker, where = sys.argv[1], sys.argv[2], sys.argv[3]
     ck.save_atomic({"format": ck.FORMAT, "epoch": 1, "config": {}, "model": {},
                     "w": torch.ones(1000)}, path)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
-from .._checks import (
+from ._checks import (
     check_bool,
     check_choice,
     check_device,
@@ -90,7 +90,7 @@ class TrainConfig:
         description: one line describing the experiment.
         label: the run's column name in ``comixup report`` (``None``: the method name);
             ``comixup study`` sets it for option sweeps (``"comixup tau=0.79"``).
-        method: training method, a key of :data:`comixup.train.methods.METHODS`.
+        method: training method, a key of :data:`comixup.methods.METHODS`.
         method_options: keyword options of the method (mixer hyperparameters, ``clean_lam``,
             ``loss``); a preset may hold ``{"<method>": {...}}`` entries in
             ``preset_method_options`` that apply when that method is chosen.
@@ -218,7 +218,7 @@ class TrainConfig:
 
     def effective_method_options(self) -> dict:
         """The options the method runs with: its defaults
-        (:meth:`~comixup.train.methods.Method.option_defaults`), updated by the preset's options
+        (:meth:`~comixup.methods.Method.option_defaults`), updated by the preset's options
         for every method (key ``"*"`` of :attr:`preset_method_options`), then by its options for
         :attr:`method`, then by :attr:`method_options`.
 
@@ -323,7 +323,7 @@ class TrainConfig:
         _choice(self.amp_dtype, "amp_dtype", AMP_DTYPES)
         for name in ("method", "arch", "data"):
             _str(getattr(self, name), name)
-        from .. import data, models
+        from . import data, models
         from .methods import METHODS
 
         _choice(self.method, "method", list(METHODS))
@@ -440,7 +440,7 @@ _PRESET_META = ("source",)
 
 
 def _preset_files() -> dict[str, Any]:
-    root = resources.files("comixup.train") / "presets"
+    root = resources.files("comixup") / "presets"
     return {
         p.name[: -len(".json")]: p
         for p in sorted(root.iterdir(), key=lambda p: p.name)

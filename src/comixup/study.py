@@ -33,7 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .._checks import check_int
+from ._checks import check_int
 
 __all__ = ["StudyRun", "cost_table", "finished_runs", "learning_curves", "parse_sweep",
            "plan_study", "run_study"]
@@ -188,7 +188,7 @@ def run_study(preset: str, methods, seeds: int = 3, *, out=None, sweep=(), jobs:
     bar.close()
     result = {"runs": [str(r.out) for r in runs], "failed": failed, "report": None}
     if report:
-        from ..evaluate.report import make_report
+        from .evaluate.report import make_report
 
         done = finished_runs(out)
         if done:

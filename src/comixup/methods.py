@@ -48,10 +48,9 @@ from typing import ClassVar
 
 import torch
 
-from .._checks import check_int, check_num_classes, check_number
-from ..losses import check_loss, clean_loss, soft_cross_entropy, softmax_bce, target_loss
-from ..mixers import (
-    VAT,
+from ._checks import check_int, check_num_classes, check_number
+from .losses import check_loss, clean_loss, soft_cross_entropy, softmax_bce, target_loss
+from .mixers import (
     CoMixup,
     CutMix,
     InputMixup,
@@ -60,7 +59,8 @@ from ..mixers import (
     MultiInputMixup,
     PuzzleMix,
 )
-from ..saliency import _no_sync, clean_loss_and_saliency
+from .saliency import _no_sync, clean_loss_and_saliency
+from .vat import VAT
 
 __all__ = [
     "METHODS",

@@ -1,4 +1,4 @@
-"""comixup.train.methods: the method interface, the losses and the saliency step."""
+"""comixup.methods: the method interface, the losses and the saliency step."""
 
 from typing import ClassVar
 
@@ -8,8 +8,8 @@ import torch.nn.functional as F
 
 from comixup import models
 from comixup.mixers.multimix import sample_weights
-from comixup.train import methods as M
-from comixup.train.methods import METHODS, create_method, soft_cross_entropy, softmax_bce
+from comixup import methods as M
+from comixup.methods import METHODS, create_method, soft_cross_entropy, softmax_bce
 
 C = 10
 
@@ -351,7 +351,7 @@ def test_manifold_k_targets_equal_dirichlet_weights(k):
 
 @pytest.mark.parametrize("norm", ["linf", "l2"])
 def test_vat_perturbation_has_norm_eps_and_beats_a_random_direction(norm):
-    from comixup.mixers.vat import VAT, kl_divergence
+    from comixup.vat import VAT, kl_divergence
 
     model = net().eval()
     x, _ = batch(b=8)
@@ -378,7 +378,7 @@ def test_vat_perturbation_has_norm_eps_and_beats_a_random_direction(norm):
 
 @pytest.mark.parametrize("norm", ["l2", "linf"])
 def test_vat_direction_under_bf16_autocast_equals_the_float32_direction(norm):
-    from comixup.mixers.vat import VAT
+    from comixup.vat import VAT
 
     model = _bn_net()  # BatchNorm in train mode, as in training
     x, _ = batch(b=8, size=16)
@@ -401,7 +401,7 @@ def test_vat_direction_under_bf16_autocast_equals_the_float32_direction(norm):
 
 
 def test_vat_perturbed_forwards_leave_the_batchnorm_statistics_alone():
-    from comixup.mixers.vat import VAT, frozen_batchnorm_stats
+    from comixup.vat import VAT, frozen_batchnorm_stats
 
     model = _bn_net()
     x, y = batch(b=8, size=16)

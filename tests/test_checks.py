@@ -130,7 +130,7 @@ def test_non_finite_x_raises_in_manifold_mixup_and_vat():
     x, y, _ = _batch()
     x[0, 0, 0, 0] = float("nan")
     with pytest.raises(ValueError, match="x contains NaN or inf"):
-        ManifoldMixup(K).forward(lambda t, **kw: t.flatten(1)[:, :K], x, y)
+        ManifoldMixup(K).forward_mixed(lambda t, **kw: t.flatten(1)[:, :K], x, y)
     with pytest.raises(ValueError, match="x contains NaN or inf"):
         VAT()(lambda t: t.flatten(1)[:, :K], x, torch.zeros(4, K))
 

@@ -1,8 +1,8 @@
 """Virtual adversarial training (Miyato, Maeda, Koyama and Ishii, "Virtual Adversarial Training:
 a Regularization Method for Supervised and Semi-Supervised Learning", TPAMI 2018).
 
-VAT is the non-mixup baseline of Co-Mixup's Appendix F.4 (Table 12). It is not a mixer, but it
-lives beside them because it is one of the compared methods. For a batch ``x`` with predictions
+VAT is the non-mixup baseline of Co-Mixup's Appendix F.4 (Table 12); it regularizes the
+clean batch instead of mixing it (its training step is :mod:`comixup.methods`'s ``vat``). For a batch ``x`` with predictions
 ``p(x)``, VAT adds ``alpha * KL(p(x) || p(x + r_adv))`` to the supervised loss, where ``r_adv``
 is the direction of largest KL increase within a ball of radius ``eps``, estimated by power
 iteration:
@@ -53,7 +53,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .mixers.base import check_generator, check_images, check_int, check_number, check_tensor
+from .mixers.base import (
+    check_generator,
+    check_images,
+    check_int,
+    check_number,
+    check_tensor,
+    check_values,
+)
 
 __all__ = ["VAT", "frozen_batchnorm_stats", "kl_divergence"]
 
@@ -110,8 +117,6 @@ class VAT:
         xi: finite-difference step of the power iteration (default 1e-2; Miyato et al.'s 1e-6
             is too small for float32, see the module docstring).
         norm: ``"linf"`` (the paper's ball, default) or ``"l2"`` (Miyato et al.'s).
-        mean: the dataset's per-channel mean (unused by the perturbation; accepted so that every
-            normalization-aware method takes the same options).
         std: the dataset's per-channel std on the ``[0, 1]`` scale (default 1: inputs are raw
             ``[0, 1]`` pixels); the training engine passes the dataset's.
         generator: CPU :class:`torch.Generator` for the random start ``d``; ``None`` uses torch's
@@ -132,7 +137,6 @@ class VAT:
         power_iterations: int = 1,
         xi: float = 1e-2,
         norm: str = "linf",
-        mean=None,
         std=None,
         generator: torch.Generator | None = None,
     ) -> None:
@@ -143,7 +147,6 @@ class VAT:
         if norm not in NORMS:
             raise ValueError(f"norm must be one of {list(NORMS)}, got {norm!r}")
         self.norm = norm
-        self.mean = mean
         self.std = self._check_std(std)
         self.generator = check_generator(generator)
 
@@ -209,13 +212,13 @@ class VAT:
         """``(kl, r_adv)``: the KL divergence ``KL(p(x) || p(x + r_adv))`` (a scalar with
         gradients into ``model``) and the perturbation.
 
-        ``x`` must be a finite ``(B, C, H, W)`` floating tensor (a ValueError or TypeError
-        names it); ``logits`` are its clean logits ``(B, K)``, used as the fixed target (they
+        ``x`` must be a ``(B, C, H, W)`` floating tensor, finite when on the CPU (a ValueError or
+        TypeError names it); ``logits`` are its clean logits ``(B, K)``, used as the fixed target (they
         may be non-finite on an fp16 overflow step, which the gradient scaler then skips).
         """
         if not callable(model):
             raise TypeError(f"model must be callable, got {type(model).__name__}")
-        x = check_images(x)
+        x = check_images(x, values=check_values(None, x))
         check_tensor("logits", logits, finite=False)
         if logits.dim() != 2 or logits.shape[0] != x.shape[0]:
             raise ValueError(f"logits must have shape (B, K) with B = {x.shape[0]}, got "

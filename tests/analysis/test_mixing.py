@@ -78,7 +78,7 @@ def test_comixup_mixed_saliency_equals_the_labeling_by_hand():
     out = mix_batch(mixer, x, sal)
     _, _, info = make_mixer("comixup", 6, seed=5, partition=6)(x, torch.arange(6), sal,
                                                                 return_info=True)
-    z = info["labelings"][0]  # (6, 4, 4, 6)
+    z = info.labelings[0]  # (6, 4, 4, 6)
     s = normalize_saliency(sal).double()
     mass = s.view(6, 4, 4, 4, 4).sum((2, 4)).numpy()  # (input, cell row, cell col)
     expected = np.einsum("jrci,irc->j", z, mass)

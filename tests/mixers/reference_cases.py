@@ -95,10 +95,10 @@ def run_cases() -> dict[str, torch.Tensor]:
         mixer = ManifoldMixup(NUM_CLASSES, k=k, generator=gen(seed))
         for call in range(3):
             with torch.no_grad():
-                logits, y_mix = mixer.forward(model, x, y)
+                logits, y_mix, params = mixer.forward_mixed(model, x, y, return_info=True)
             out[f"manifold{k}/{call}/logits"] = logits
             out[f"manifold{k}/{call}/y_mix"] = y_mix
-            out[f"manifold{k}/{call}/depth"] = torch.tensor(mixer.last_depth)
+            out[f"manifold{k}/{call}/depth"] = torch.tensor(params.depth)
     return {key: value.detach().clone() for key, value in out.items()}
 
 

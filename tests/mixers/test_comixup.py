@@ -79,9 +79,9 @@ def test_realistic_batch_mixes_salient_regions():
     x = one_hot_coded(40, 32, 32)
     comix = CoMixup(40, generator=torch.Generator().manual_seed(0))
     x_mix, y_mix, info = comix(x, torch.arange(40), sal, return_info=True)
-    assert info["grid"] == 4 and info["partitions"] == [(0, 20), (20, 40)]
-    assert [z.shape for z in info["labelings"]] == [(20, 4, 4, 20)] * 2
-    torch.testing.assert_close(y_mix, info["ratios"])
+    assert info.grid == 4 and info.partitions == [(0, 20), (20, 40)]
+    assert [z.shape for z in info.labelings] == [(20, 4, 4, 20)] * 2
+    torch.testing.assert_close(y_mix, info.ratios)
     # Outputs carry more saliency than the average input region would (Figure 2c > 1).
     sal_n = sal / sal.sum((1, 2), keepdim=True)
     carried = (x_mix * sal_n[None]).sum((2, 3)).sum(1)  # mass of each input's saliency kept
@@ -102,7 +102,7 @@ def test_restarts_lower_the_mean_objective():
         _, _, info = comix(one_hot_coded(40, 32, 32), torch.arange(40), sal, return_info=True)
         totals[restarts] = sum(
             objective(cost[a:b], z, compatibility(loc[a:b]).numpy(), beta=0.32, gamma=1.0, tau=0.83)
-            for (a, b), z in zip(info["partitions"], info["labelings"])
+            for (a, b), z in zip(info.partitions, info.labelings)
         )
     assert totals[4] < totals[1]
 

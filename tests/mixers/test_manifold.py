@@ -73,9 +73,9 @@ def test_mixes_at_the_chosen_depth_only(seed):
     x = torch.randn(6, 3, 5, 5)
     y = torch.tensor([0, 1, 2, 3, 0, 1])
     mm = ManifoldMixup(4, generator=torch.Generator().manual_seed(seed))
-    logits, y_mix = mm.forward(model, x, y)
+    logits, y_mix, params = mm.forward_mixed(model, x, y, return_info=True)
     depth, lam, perm = replay(seed, (0, 1, 2), 2.0, 6)
-    assert model.calls == [depth] and mm.last_depth == depth
+    assert model.calls == [depth] and params.depth == depth
     with torch.no_grad():
         expected = manual_forward(model, x, depth, perm, lam)
     torch.testing.assert_close(logits, expected, rtol=0, atol=0)
@@ -90,9 +90,9 @@ def test_depths_are_drawn_uniformly_from_the_usable_ones():
     mm = ManifoldMixup(4, generator=torch.Generator().manual_seed(0))
     counts = {0: 0, 1: 0, 2: 0}
     for _ in range(150):
-        mm.forward(model, x, y)
-        counts[mm.last_depth] += 1
-        assert model.calls[-1] == mm.last_depth
+        depth = mm.forward_mixed(model, x, y, return_info=True)[2].depth
+        counts[depth] += 1
+        assert model.calls[-1] == depth
     assert len(model.calls) == 150  # exactly one mix per forward
     assert all(c > 25 for c in counts.values()), counts
 
@@ -103,7 +103,7 @@ def test_depths_are_intersected_with_the_model_depths():
     assert mm.usable_depths(model) == (2,)
     x = torch.randn(4, 3, 4, 4)
     for _ in range(10):
-        mm.forward(model, x, torch.tensor([0, 1, 2, 3]))
+        mm.forward_mixed(model, x, torch.tensor([0, 1, 2, 3]))
     assert model.calls == [2] * 10
 
 
@@ -126,7 +126,7 @@ def test_mix_at_the_hidden_state_is_the_convex_combination():
 
     spy = Spy()
     spy.load_state_dict(model.state_dict())
-    mm.forward(spy, x, torch.arange(5) % 4)
+    mm.forward_mixed(spy, x, torch.arange(5) % 4)
     _, lam, perm = replay(seed, (0, 1, 2), 2.0, 5)
     assert captured["in"].shape == (5, 4, 4, 4)  # the stage-1 hidden state, not the input
     assert torch.equal(captured["out"], lam * captured["in"] + (1 - lam) * captured["in"][perm])
@@ -137,15 +137,15 @@ def test_determinism_with_a_fixed_generator():
     model = TinyNet()
     x = torch.randn(6, 3, 5, 5)
     y = torch.randint(0, 4, (6,))
-    a = ManifoldMixup(4, generator=torch.Generator().manual_seed(8)).forward(model, x, y)
-    b = ManifoldMixup(4, generator=torch.Generator().manual_seed(8)).forward(model, x, y)
+    a = ManifoldMixup(4, generator=torch.Generator().manual_seed(8)).forward_mixed(model, x, y)
+    b = ManifoldMixup(4, generator=torch.Generator().manual_seed(8)).forward_mixed(model, x, y)
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
 
 
 def test_gradients_flow_through_the_mix():
     model = TinyNet()
     x = torch.randn(4, 3, 4, 4)
-    logits, y_mix = ManifoldMixup(4, generator=torch.Generator().manual_seed(1)).forward(
+    logits, y_mix = ManifoldMixup(4, generator=torch.Generator().manual_seed(1)).forward_mixed(
         model, x, torch.tensor([0, 1, 2, 3])
     )
     loss = torch.sum(-y_mix * torch.log_softmax(logits, dim=1), dim=1).mean()
@@ -157,8 +157,8 @@ def test_batch_of_one_runs_unmixed_with_one_hot_target():
     model = TinyNet()
     x = torch.randn(1, 3, 4, 4)
     mm = ManifoldMixup(4, generator=torch.Generator().manual_seed(0))
-    logits, y_mix = mm.forward(model, x, torch.tensor([2]))
-    assert model.calls == [] and mm.last_depth is None
+    logits, y_mix, params = mm.forward_mixed(model, x, torch.tensor([2]), return_info=True)
+    assert model.calls == [] and params.depth is None
     torch.testing.assert_close(logits, model(x))
     assert torch.equal(y_mix, torch.tensor([[0.0, 0, 1, 0]]))
 
@@ -167,7 +167,7 @@ def test_batch_of_one_runs_unmixed_with_one_hot_target():
 def test_dtypes(dtype):
     model = TinyNet().to(dtype)
     x = torch.randn(4, 3, 4, 4).to(dtype)
-    logits, y_mix = ManifoldMixup(4, generator=torch.Generator().manual_seed(0)).forward(
+    logits, y_mix = ManifoldMixup(4, generator=torch.Generator().manual_seed(0)).forward_mixed(
         model, x, torch.tensor([0, 1, 2, 3])
     )
     assert logits.dtype == dtype and y_mix.dtype == dtype
@@ -191,7 +191,7 @@ def test_property_targets_sum_to_one_and_logits_finite(b, h, w, alpha, seed):
     x = torch.randn(b, 3, h, w, generator=gen)
     y = torch.randint(0, 4, (b,), generator=gen)
     with torch.no_grad():
-        logits, y_mix = ManifoldMixup(4, alpha=alpha, generator=gen).forward(model, x, y)
+        logits, y_mix = ManifoldMixup(4, alpha=alpha, generator=gen).forward_mixed(model, x, y)
     assert logits.shape == (b, 4) and y_mix.shape == (b, 4)
     assert torch.isfinite(logits).all() and torch.isfinite(y_mix).all()
     torch.testing.assert_close(y_mix.sum(1), torch.ones(b), rtol=0, atol=1e-6)
@@ -203,15 +203,15 @@ def test_contract_violations_raise():
     y = torch.tensor([0, 1, 2])
     mm = ManifoldMixup(4, generator=torch.Generator().manual_seed(0))
     with pytest.raises(RuntimeError, match="mix_fn"):
-        mm.forward(IgnoresMixFn(), x, y)
+        mm.forward_mixed(IgnoresMixFn(), x, y)
     with pytest.raises(RuntimeError, match="mix_fn"):
-        mm.forward(MixesTwice(), x, y)
+        mm.forward_mixed(MixesTwice(), x, y)
     with pytest.raises(TypeError, match="mix_depths"):
-        mm.forward(nn.Identity(), x, y)
+        mm.forward_mixed(nn.Identity(), x, y)
     with pytest.raises(ValueError, match="depths"):
-        ManifoldMixup(4, depths=(3,)).forward(TinyNet(), x, y)
+        ManifoldMixup(4, depths=(3,)).forward_mixed(TinyNet(), x, y)
     with pytest.raises(TypeError, match="model"):
-        mm.forward("model", x, y)
+        mm.forward_mixed("model", x, y)
 
 
 @pytest.mark.parametrize(
@@ -237,6 +237,6 @@ def test_bad_constructor_arguments(kwargs, exc, word):
 def test_bad_call_arguments():
     mm = ManifoldMixup(4)
     with pytest.raises(ValueError, match="x"):
-        mm.forward(TinyNet(), torch.zeros(3, 4, 4), torch.tensor([0, 1, 2]))
+        mm.forward_mixed(TinyNet(), torch.zeros(3, 4, 4), torch.tensor([0, 1, 2]))
     with pytest.raises(ValueError, match="y"):
-        mm.forward(TinyNet(), torch.zeros(3, 3, 4, 4), torch.tensor([0, 1, 9]))
+        mm.forward_mixed(TinyNet(), torch.zeros(3, 3, 4, 4), torch.tensor([0, 1, 9]))

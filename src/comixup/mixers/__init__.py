@@ -1,11 +1,11 @@
 """Mixing methods, one file each, all called as ``x_mix, y_mix = t(x, y[, saliency])``.
 
-Every mixer below is a :class:`Mixer` (:mod:`comixup.mixers.base`): its call
-checks the arguments, makes the soft targets and returns a batch of one unmixed once for all;
-``sample_params`` makes the random draws (and solves the graph cuts) and ``apply`` mixes any
-tensor with those parameters, so the same mixing applies to, e.g., object masks.
-``return_info=True`` returns the parameters, a :class:`MixParams` with the ``(B, B)`` source
-``ratios`` of every method.
+Every mixer is a :class:`Mixer` (:mod:`comixup.mixers.base`): its call checks the arguments,
+makes the soft targets and returns a batch of one unmixed once for all; ``sample_params``
+makes the random draws (and solves the graph cuts) and ``apply`` mixes any tensor with those
+parameters, so the same mixing applies to, e.g., object masks. ``return_info=True`` returns the
+parameters, a :class:`MixParams` with the ``(B, B)`` source ``ratios`` of every method.
+:func:`create` builds the mixer of any method name (:mod:`comixup.mixers.registry`).
 
 * :class:`CoMixup` (Kim et al., ICLR 2021), saliency-guided joint mixup of a whole batch;
 * :class:`InputMixup` (Zhang et al., ICLR 2018), :class:`CutMix` (Yun et al., ICCV 2019),
@@ -13,21 +13,25 @@ tensor with those parameters, so the same mixing applies to, e.g., object masks.
   :class:`PuzzleMix` (Kim, Choo and Song, ICML 2020);
 * :class:`MultiInputMixup`, :class:`MultiCutMix`: the k-input variants of Table 4
   (``ManifoldMixup(k=3)`` for Manifold Mixup);
+* :class:`Identity`: no mixing (the Vanilla and VAT columns).
 """
 
-from .base import Mixer, MixParams
+from .base import Mixer, MixParams, WeightParams, sample_weights
 from .comixup import CoMixup, CoMixupParams
 from .cutmix import BoxParams, CutMix, rand_box
+from .identity import Identity
 from .manifold import ManifoldMixup, ManifoldParams
-from .mixup import InputMixup, WeightParams, mix_pair, sample_lambda
-from .multimix import MultiCutMix, MultiInputMixup, sample_weights
+from .mixup import InputMixup, mix_pair, sample_lambda
+from .multimix import MultiCutMix, MultiInputMixup
 from .puzzlemix import PuzzleMix, PuzzleParams
+from .registry import create, names, options
 
 __all__ = [
     "BoxParams",
     "CoMixup",
     "CoMixupParams",
     "CutMix",
+    "Identity",
     "InputMixup",
     "ManifoldMixup",
     "ManifoldParams",
@@ -38,7 +42,10 @@ __all__ = [
     "PuzzleMix",
     "PuzzleParams",
     "WeightParams",
+    "create",
     "mix_pair",
+    "names",
+    "options",
     "rand_box",
     "sample_lambda",
     "sample_weights",

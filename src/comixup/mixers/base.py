@@ -23,8 +23,13 @@ A call is two steps, as torchvision's ``make_params`` / ``transform`` and kornia
 :meth:`Mixer.__call__` does the rest once for every method: it checks the arguments (errors
 name the argument), turns the labels into soft targets (mixed in at least float32, returned in
 ``x``'s dtype) and returns a batch of one unmixed, with no random draw.
-``t(x, y[, saliency], return_info=True)`` also returns the :class:`MixParams`, whose common key
-``ratios`` is the ``(B', B)`` share of every input in every output.
+``t(x, y[, saliency], return_info=True)`` also returns the :class:`MixParams`, whose common
+field ``ratios`` is the ``(B', B)`` share of every input in every output.
+
+Host reads: shapes and dtypes are checked on every call; values (finite, label range, sign)
+only where reading them back costs no device synchronisation, i.e. for CPU tensors, or when
+asked (``validate=True``). A call on a GPU batch reads nothing back but what a CPU solver needs
+(the saliency of Puzzle Mix and Co-Mixup); :mod:`comixup.analysis.host_reads` counts them.
 """
 
 from __future__ import annotations
@@ -41,7 +46,10 @@ from .._checks import check_num_classes as _check_num_classes
 __all__ = [
     "MixParams",
     "Mixer",
+    "Pairwise",
     "ThreadedMixer",
+    "WeightParams",
+    "WeightedMixer",
     "check_generator",
     "check_images",
     "check_int",
@@ -49,8 +57,11 @@ __all__ = [
     "check_number",
     "check_saliency",
     "check_tensor",
+    "check_values",
     "permutation_ratios",
+    "sample_weights",
     "soft_targets",
+    "weighted_sum",
 ]
 
 
@@ -60,12 +71,24 @@ def check_num_classes(num_classes) -> int:
     return _check_num_classes(num_classes)
 
 
-def check_images(x, name: str = "x") -> torch.Tensor:
-    """Check that ``x`` is a non-empty, finite, real ``(B, C, H, W)`` floating tensor with data.
+def check_values(validate: bool | None, x: torch.Tensor) -> bool:
+    """Whether a call checks the values of its tensors (finite, label range, sign).
 
-    NaN or inf in ``x`` is a ValueError naming it: a mixed batch would spread it to every
-    output that takes a pixel of that input, silently.
+    ``validate=None`` (the default of every mixer) checks them when ``x`` is on the CPU, where
+    reading a value back costs no device synchronisation; ``True`` always, ``False`` never.
+    Shapes and dtypes are always checked.
     """
+    if validate is None:
+        return x.device.type == "cpu"
+    if not isinstance(validate, bool):
+        raise TypeError(f"validate must be None, True or False, got {type(validate).__name__}")
+    return validate
+
+
+def check_images(x, name: str = "x", *, values: bool = True) -> torch.Tensor:
+    """Check that ``x`` is a non-empty, real ``(B, C, H, W)`` floating tensor with data, and with
+    ``values`` that it is finite (NaN or inf would spread to every output that takes a pixel
+    of that input)."""
     check_tensor(name, x, finite=False)
     if x.dim() != 4:
         raise ValueError(f"{name} must have shape (B, C, H, W), got {tuple(x.shape)}")
@@ -73,14 +96,16 @@ def check_images(x, name: str = "x") -> torch.Tensor:
         raise ValueError(f"{name} is an empty batch (B = 0)")
     if min(x.shape[1:]) == 0:
         raise ValueError(f"{name} has an empty dimension: {tuple(x.shape)}")
-    return check_tensor(name, x)
+    return check_tensor(name, x, finite=values)
 
 
-def check_saliency(saliency, x: torch.Tensor, name: str = "saliency") -> torch.Tensor:
-    """Check that ``saliency`` is a finite, non-negative ``(B, H, W)`` tensor matching ``x``.
+def check_saliency(saliency, x: torch.Tensor, name: str = "saliency", *, values: bool = True
+                   ) -> torch.Tensor:
+    """Check that ``saliency`` is a ``(B, H, W)`` floating tensor matching ``x``, and with
+    ``values`` that it is finite and non-negative.
 
     Any finite magnitude is legal (the maps are normalized exactly,
-    :func:`comixup.saliency.pooled_unary`). The training engine turns the non-finite map of an
+    :func:`comixup.saliency.pooled_unary`). The training step turns the non-finite map of an
     fp16 overflow step into zeros before the mixer sees it
     (:func:`comixup.saliency.clean_loss_and_saliency`).
     """
@@ -90,17 +115,20 @@ def check_saliency(saliency, x: torch.Tensor, name: str = "saliency") -> torch.T
         raise ValueError(
             f"{name} must have shape (B, H, W) = {(b, h, w)} to match x, got {tuple(saliency.shape)}"
         )
-    check_tensor(name, saliency)
-    if bool((saliency < 0).any()):
-        raise ValueError(f"{name} must be non-negative")
+    if values:
+        check_tensor(name, saliency)
+        if bool((saliency < 0).any()):
+            raise ValueError(f"{name} must be non-negative")
     return saliency
 
 
-def soft_targets(y, num_classes: int, batch: int, dtype: torch.dtype, device) -> torch.Tensor:
+def soft_targets(y, num_classes: int, batch: int, dtype: torch.dtype, device, *,
+                 values: bool = True) -> torch.Tensor:
     """Turn labels ``(B,)`` or soft targets ``(B, num_classes)`` into a ``(B, num_classes)`` tensor.
 
-    Integer labels become one-hot rows; soft targets must be finite, non-negative and sum to 1
-    per row (within 1e-3).
+    Integer labels become one-hot rows. With ``values``, labels must lie in
+    ``[0, num_classes)`` and soft targets must be finite, non-negative and sum to 1 per row
+    (within 1e-3).
     """
     check_tensor("y", y, floating=False, finite=False)
     if y.dim() == 1:
@@ -108,7 +136,7 @@ def soft_targets(y, num_classes: int, batch: int, dtype: torch.dtype, device) ->
             raise TypeError(f"y with shape (B,) must hold integer labels, got dtype {y.dtype}")
         if y.shape[0] != batch:
             raise ValueError(f"y must have {batch} labels to match x, got {y.shape[0]}")
-        if batch and (int(y.min()) < 0 or int(y.max()) >= num_classes):
+        if values and (int(y.min()) < 0 or int(y.max()) >= num_classes):
             raise ValueError(
                 f"y holds labels out of range [0, {num_classes}): min {int(y.min())}, max {int(y.max())}"
             )
@@ -123,10 +151,11 @@ def soft_targets(y, num_classes: int, batch: int, dtype: torch.dtype, device) ->
             )
         if not y.is_floating_point():
             raise TypeError(f"soft targets y must have a floating dtype, got {y.dtype}")
-        if not bool(torch.isfinite(y).all()) or bool((y < 0).any()):
-            raise ValueError("soft targets y must be finite and non-negative")
-        if not torch.allclose(y.sum(1).float(), torch.ones(batch, device=y.device), atol=1e-3):
-            raise ValueError("soft targets y must sum to 1 in every row")
+        if values:
+            if not bool(torch.isfinite(y).all()) or bool((y < 0).any()):
+                raise ValueError("soft targets y must be finite and non-negative")
+            if not torch.allclose(y.sum(1).float(), torch.ones(batch, device=y.device), atol=1e-3):
+                raise ValueError("soft targets y must sum to 1 in every row")
         return y.to(device=device, dtype=dtype)
     raise ValueError(f"y must have shape (B,) or (B, num_classes), got {tuple(y.shape)}")
 
@@ -193,8 +222,7 @@ class MixParams:
     """The parameters of one mixed batch: what :meth:`Mixer.sample_params` draws and
     :meth:`Mixer.apply` uses (and what ``return_info=True`` returns).
 
-    Every mixer returns a subclass with its own fields (the mixing weights, permutations,
-    boxes, masks, transport plans or labelings, documented with the mixer); all of them have
+    Every mixer returns a subclass with its own fields (documented with the mixer); all have
 
     Attributes:
         ratios: ``(B', B)`` tensor (float32 or float64, on ``x``'s device): row ``j`` is the
@@ -202,29 +230,9 @@ class MixParams:
             saliency-guided methods; the mixing weights for the interpolating ones). Rows sum
             to 1, and the soft targets are ``ratios @ y`` up to rounding. A batch of one has
             ``ratios = [[1]]``.
-
-    The fields can be read as attributes (``params.ratios``) or as items (``params["ratios"]``,
-    ``"ratios" in params``, ``params.keys()``), so code written for the dictionaries that
-    ``return_info`` used to return keeps working.
     """
 
     ratios: torch.Tensor
-
-    def keys(self) -> list[str]:
-        """The field names, in declaration order."""
-        return [f.name for f in dataclasses.fields(self)]
-
-    def __getitem__(self, key: str):
-        if key not in self.keys():
-            raise KeyError(key)
-        return getattr(self, key)
-
-    def __contains__(self, key) -> bool:
-        return key in self.keys()
-
-    def get(self, key: str, default=None):
-        """``params[key]`` if it is a field, else ``default`` (as :meth:`dict.get`)."""
-        return getattr(self, key) if key in self else default
 
 
 class Mixer:
@@ -233,8 +241,7 @@ class Mixer:
     Subclasses set :attr:`uses_saliency`, implement :meth:`sample_params` and :meth:`apply`,
     and may override :meth:`check_batch` (checks of ``x`` against their configuration) and
     :meth:`unmixed_params` (the parameters reported for a batch of one). :meth:`__call__` is
-    shared. The methods that mix inside a network (Manifold Mixup, Verma et al., ICML 2019) set
-    :attr:`mixes_in_model` and implement :meth:`apply_model`.
+    shared.
 
     Args:
         num_classes: number of classes of the soft targets, an int >= 1.
@@ -244,8 +251,6 @@ class Mixer:
 
     #: Whether the call takes a saliency map ``(B, H, W)`` (Puzzle Mix, Co-Mixup).
     uses_saliency = False
-    #: Whether the call can mix inside a network (``model=...``; Manifold Mixup).
-    mixes_in_model = False
     #: The attributes shown by ``repr``.
     _repr_keys: tuple[str, ...] = ("num_classes",)
 
@@ -287,65 +292,192 @@ class Mixer:
         """
         raise NotImplementedError
 
-    def apply_model(self, model, x: torch.Tensor, targets: torch.Tensor, params: MixParams):
-        """Run ``model`` on ``x`` mixing inside it with ``params``; mixers with
-        :attr:`mixes_in_model` only. Returns ``(logits, y_mix)``."""
-        raise TypeError(f"{type(self).__name__} does not mix inside a model")
-
-    def check_batch(self, x: torch.Tensor, model=None) -> None:
-        """Checks of ``x`` (and ``model``) against the mixer's configuration, made before a
-        batch of one is returned; nothing by default."""
-
-    def _sample(self, x, targets, saliency, model) -> MixParams:
-        """:meth:`sample_params`; the mixers that mix inside a model also read ``model``."""
-        return self.sample_params(x, targets, saliency)
+    def check_batch(self, x: torch.Tensor) -> None:
+        """Checks of ``x`` against the mixer's configuration, made before a batch of one is
+        returned; nothing by default."""
 
     def unmixed_params(self, x: torch.Tensor) -> MixParams:
         """The parameters reported for a batch of one (returned unmixed)."""
         return MixParams(ratios=torch.ones(1, 1, dtype=target_dtype(x.dtype), device=x.device))
 
+    def prepare(self, x: torch.Tensor, y: torch.Tensor, saliency: torch.Tensor | None = None,
+                *, validate: bool | None = None):
+        """Check the arguments of a call and make the soft targets; returns
+        ``(x, targets, saliency)`` (targets in the mixing dtype, at least float32).
+
+        Shapes and dtypes are always checked; values (finite, label range, sign) as
+        :func:`check_values` says. Errors name the argument.
+        """
+        values = check_values(validate, x) if isinstance(x, torch.Tensor) else True
+        x = check_images(x, values=values)
+        targets = soft_targets(y, self.num_classes, x.shape[0], target_dtype(x.dtype), x.device,
+                               values=values)
+        if self.uses_saliency:
+            if saliency is None:
+                raise TypeError(f"{type(self).__name__} needs a saliency map (B, H, W)")
+            saliency = check_saliency(saliency, x, values=values)
+        elif saliency is not None:
+            raise TypeError(f"{type(self).__name__} takes no saliency map")
+        self.check_batch(x)
+        return x, targets, saliency
+
     def __call__(self, x: torch.Tensor, y: torch.Tensor, saliency: torch.Tensor | None = None, *,
-                 model=None, return_info: bool = False):
+                 return_info: bool = False, validate: bool | None = None):
         """Mix the batch ``x`` with labels ``y`` (and ``saliency``); see the module docstring.
 
         Args:
             x: images ``(B, C, H, W)`` of any floating dtype, on any device.
             y: integer labels ``(B,)`` or soft targets ``(B, num_classes)``.
             saliency: non-negative ``(B, H, W)``, for the saliency-guided methods only.
-            model: for the mixers that mix inside a network only (:attr:`mixes_in_model`):
-                the network, called as ``model(x, mix_depth=d, mix_fn=f)``; the result is then
-                ``(logits, y_mix)``.
             return_info: also return the :class:`MixParams`.
+            validate: check the values of the tensors too (finite, label range, sign):
+                ``None`` (default) when they are on the CPU, where it costs no device
+                synchronisation; ``True`` always; ``False`` never (:func:`check_values`).
 
         Returns:
             ``(x_mix, y_mix)`` or ``(x_mix, y_mix, params)``. A batch of one is returned
-            unmixed (a copy; ``model(x)`` with a model) with its target, one-hot for integer
-            labels, and no random number is drawn for it.
+            unmixed (a copy) with its target, one-hot for integer labels, and no random number
+            is drawn for it.
         """
-        if model is not None:
-            if not self.mixes_in_model:
-                raise TypeError(f"{type(self).__name__} does not take a model")
-            if not callable(model):
-                raise TypeError(f"model must be callable, got {type(model).__name__}")
-        x = check_images(x)
-        batch = x.shape[0]
-        targets = soft_targets(y, self.num_classes, batch, target_dtype(x.dtype), x.device)
-        if self.uses_saliency:
-            if saliency is None:
-                raise TypeError(f"{type(self).__name__} needs a saliency map (B, H, W)")
-            saliency = check_saliency(saliency, x)
-        elif saliency is not None:
-            raise TypeError(f"{type(self).__name__} takes no saliency map")
-        self.check_batch(x, model)
-        if batch == 1:
-            params = self.unmixed_params(x)
-            out = x.clone() if model is None else model(x)
-            y_mix = targets
+        x, targets, saliency = self.prepare(x, y, saliency, validate=validate)
+        if x.shape[0] == 1:
+            params, out, y_mix = self.unmixed_params(x), x.clone(), targets
         else:
-            params = self._sample(x, targets, saliency, model)
-            if model is None:
-                out, y_mix = self.apply(x, targets, params)
-            else:
-                out, y_mix = self.apply_model(model, x, targets, params)
+            params = self.sample_params(x, targets, saliency)
+            out, y_mix = self.apply(x, targets, params)
         y_mix = y_mix.to(x.dtype)
         return (out, y_mix, params) if return_info else (out, y_mix)
+
+
+# ----------------------------------------------------------------------------------------------
+# the mixers of whole sources with Dirichlet weights (Input Mixup, CutMix, Manifold Mixup and
+# their k-input variants)
+# ----------------------------------------------------------------------------------------------
+
+
+def sample_weights(k: int, alpha: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Draw ``k`` mixing weights from the isotropic ``Dirichlet(alpha * 1_k)``.
+
+    Co-Mixup Section 5.5 / Table 4; recipes 4.
+
+    Args:
+        k: number of inputs, an int in ``2..8``.
+        alpha: the Dirichlet concentration, a finite number > 0.
+        generator: CPU :class:`torch.Generator`; ``None`` uses torch's default generator.
+
+    Returns:
+        A float64 CPU tensor ``(k,)`` of non-negative weights. The first ``k - 1`` entries are
+        exactly ``torch.distributions.Dirichlet(torch.full((k,), alpha, dtype=torch.float64))
+        .sample()`` taken from a default generator in the same state; the last is recomputed as
+        ``1 - sum(others)`` (clamped at 0), a change of a few ulp, so that the weights sum to 1
+        and ``k = 2`` draws ``(lambda, 1 - lambda)`` with the ``lambda`` of
+        :func:`comixup.mixers.mixup.sample_lambda`.
+    """
+    k = check_int("k", k, 2, 8)
+    alpha = check_number("alpha", alpha, low_open=True)
+    generator = check_generator(generator)
+    conc = torch.full((k,), alpha, dtype=torch.float64)
+    w = torch._sample_dirichlet(conc, generator=generator)
+    w[-1] = (1.0 - w[:-1].sum()).clamp_min(0.0)
+    return w
+
+
+@dataclasses.dataclass
+class WeightParams(MixParams):
+    """Parameters of the mixers that combine ``k`` whole sources (Input Mixup, CutMix, their
+    ``k``-input variants, Manifold Mixup): source 0 is the batch itself, source ``s >= 1`` is
+    ``x[perms[s - 1]]``.
+
+    Attributes:
+        ratios: ``(B, B)`` share of every input in every output (:class:`MixParams`).
+        weights: the ``k`` drawn weights, ``[lambda, 1 - lambda]`` for ``k = 2``.
+        perms: the ``k - 1`` permutations (CPU long tensors ``(B,)``), in the order drawn.
+    """
+
+    weights: list[float] | None = None
+    perms: list[torch.Tensor] | None = None
+
+    @property
+    def lam(self) -> float | None:
+        """The weight of the batch itself, ``weights[0]`` (``lambda`` for ``k = 2``)."""
+        return None if self.weights is None else self.weights[0]
+
+    @property
+    def perm(self) -> torch.Tensor | None:
+        """The first permutation, ``perms[0]`` (the only one for ``k = 2``)."""
+        return None if self.perms is None else self.perms[0]
+
+    def check_batch(self, t: torch.Tensor) -> None:
+        """Raise if ``t``'s batch size is not the one the permutations were drawn for."""
+        if t.shape[0] != self.perms[0].numel():
+            raise ValueError(f"x has batch size {t.shape[0]} but the parameters were drawn for "
+                             f"{self.perms[0].numel()}")
+
+
+def weighted_sum(t: torch.Tensor | None, params: WeightParams) -> torch.Tensor | None:
+    """``w_0 t + w_1 t[perm_1] + ...`` in this order, for any ``(B, ...)`` tensor (``None``
+    stays ``None``)."""
+    if t is None:
+        return None
+    w = params.weights
+    out = w[0] * t
+    for wj, perm in zip(w[1:], params.perms):
+        out = out + wj * t[perm.to(t.device)]
+    return out
+
+
+class WeightedMixer(Mixer):
+    """``k`` whole sources mixed with Dirichlet weights: ``sum_s w_s x[perm_s]``.
+
+    The shared draw of Input Mixup, CutMix, Manifold Mixup and their ``k``-input variants:
+    :meth:`sample_params` draws ``w ~ Dirichlet(alpha 1_k)`` (:func:`sample_weights`; for
+    ``k = 2`` the ``(lambda, 1 - lambda)`` of :func:`comixup.mixers.mixup.sample_lambda`), then
+    ``k - 1`` permutations, all from the generator. :meth:`apply` returns
+    ``w_0 x + w_1 x[perm_1] + ...`` and the targets mixed by the same weights, for any tensor
+    whose first dimension is the batch.
+
+    Args:
+        num_classes: number of classes of the soft targets, an int >= 1.
+        k: number of mixed inputs, an int in ``2..8`` (default 3, as the ``k``-input
+            variants; the pairwise mixers fix 2).
+        alpha: the concentration, a finite number > 0.
+        generator: CPU :class:`torch.Generator` for every draw; ``None`` uses torch's default.
+    """
+
+    _repr_keys = ("num_classes", "k", "alpha")
+
+    def __init__(self, num_classes: int, *, k: int = 3, alpha: float = 1.0,
+                 generator: torch.Generator | None = None) -> None:
+        super().__init__(num_classes, generator=generator)
+        self.k = check_int("k", k, 2, 8)
+        self.alpha = check_number("alpha", alpha, low_open=True)
+
+    def draw(self, batch: int) -> tuple[list[float], list[torch.Tensor]]:
+        """The weights, then the ``k - 1`` permutations (CPU)."""
+        weights = sample_weights(self.k, self.alpha, self.generator).tolist()
+        perms = [torch.randperm(batch, generator=self.generator) for _ in range(self.k - 1)]
+        return weights, perms
+
+    def sample_params(self, x, targets, saliency=None) -> WeightParams:
+        """Draw the weights and the permutations (see the class docstring)."""
+        weights, perms = self.draw(x.shape[0])
+        ratios = permutation_ratios([torch.arange(x.shape[0]), *perms], weights, targets.dtype,
+                                    x.device)
+        return WeightParams(ratios=ratios, weights=weights, perms=perms)
+
+    def apply(self, x, targets, params: WeightParams):
+        """``sum_s w_s x[perm_s]`` and the same mixture of the targets (any tensor ``(B, ...)``)."""
+        params.check_batch(x)
+        return weighted_sum(x, params), weighted_sum(targets, params)
+
+
+class Pairwise:
+    """Mixin of the pairwise mixers (Input Mixup, CutMix): ``k = 2`` fixed, so the constructor
+    takes only ``num_classes``, ``alpha`` and ``generator``."""
+
+    _repr_keys = ("num_classes", "alpha")
+
+    def __init__(
+        self, num_classes: int, *, alpha: float = 1.0, generator: torch.Generator | None = None
+    ) -> None:
+        super().__init__(num_classes, k=2, alpha=alpha, generator=generator)

@@ -27,8 +27,15 @@ import math
 
 import torch
 
-from .base import check_generator, check_int, check_number, permutation_ratios
-from .mixup import Pairwise, WeightedMixer, WeightParams, _check_params_batch, _identity
+from .base import (
+    Pairwise,
+    WeightedMixer,
+    WeightParams,
+    check_generator,
+    check_int,
+    check_number,
+    permutation_ratios,
+)
 
 __all__ = ["BoxMixer", "BoxParams", "CutMix", "rand_box"]
 
@@ -79,7 +86,7 @@ def rand_box(
 @dataclasses.dataclass
 class BoxParams(WeightParams):
     """Parameters of CutMix and its ``k``-input variant: the drawn weights and permutations of
-    :class:`~comixup.mixers.mixup.WeightParams`, plus the boxes.
+    :class:`~comixup.mixers.base.WeightParams`, plus the boxes.
 
     Attributes:
         ratios: ``(B, B)`` share of every input in every output: the pixel shares ``shares``
@@ -104,7 +111,7 @@ class BoxMixer(WeightedMixer):
     :class:`~comixup.mixers.multimix.MultiCutMix`.
 
     :meth:`sample_params` draws the weights and the permutations as
-    :class:`~comixup.mixers.mixup.WeightedMixer`, then one box per source ``s >= 1`` of nominal
+    :class:`~comixup.mixers.base.WeightedMixer`, then one box per source ``s >= 1`` of nominal
     area ratio ``w_s`` (centre row, then column; :func:`rand_box` with ``lam = 1 - w_s``), and
     counts the exact pixel share of every source in the final mask. :meth:`apply` pastes the
     boxes (any channel count) and mixes the targets by those shares.
@@ -113,7 +120,7 @@ class BoxMixer(WeightedMixer):
     def sample_params(self, x, targets, saliency=None) -> BoxParams:
         """Draw the weights, the permutations, then the boxes (see the class docstring)."""
         b, _, h, w_img = x.shape
-        weights, perms = self._draw(b)
+        weights, perms = self.draw(b)
         boxes = [_box_from_area(h, w_img, wj, self.generator) for wj in weights[1:]]
         # integer source map for the exact pixel counts; later boxes overwrite earlier ones
         src = torch.zeros(h, w_img, dtype=torch.long)
@@ -121,14 +128,14 @@ class BoxMixer(WeightedMixer):
             src[y0:y1, x0:x1] = j
         counts = torch.bincount(src.flatten(), minlength=self.k).tolist()
         shares = [c / (h * w_img) for c in counts]
-        ratios = permutation_ratios([_identity(b), *perms], shares, targets.dtype, x.device)
+        ratios = permutation_ratios([torch.arange(b), *perms], shares, targets.dtype, x.device)
         return BoxParams(ratios=ratios, weights=weights, perms=perms, boxes=boxes, shares=shares,
                          size=(h, w_img))
 
     def apply(self, x, targets, params: BoxParams):
         """Paste the boxes into a copy of ``x`` (``(B, C', H, W)``, the drawn ``H, W``) and mix
         the targets by the pixel shares."""
-        _check_params_batch(x, params)
+        params.check_batch(x)
         if tuple(x.shape[-2:]) != params.size:
             raise ValueError(f"x has image size {tuple(x.shape[-2:])} but the boxes were drawn "
                              f"for {params.size}")
@@ -144,29 +151,14 @@ class BoxMixer(WeightedMixer):
 
 
 class CutMix(Pairwise, BoxMixer):
-    """CutMix batch transform (Yun et al., ICCV 2019; recipes 4).
-
-    ``x_mix, y_mix = CutMix(num_classes)(x, y)`` draws one ``lambda ~ Beta(alpha, alpha)``,
-    one random permutation ``perm`` and one box (:func:`rand_box`) per batch, pastes the box of
-    ``x[perm]`` into every image and returns targets
-    ``(1 - a) * y + a * y[perm]`` where ``a = box pixels / (H * W)`` is the area actually
-    pasted, computed exactly from the clipped integer box. It is the pairwise (``k = 2``)
-    CutMix baseline of Co-Mixup Table 1 and Table 4.
+    """CutMix (Yun et al., ICCV 2019): a box of ``x[perm]`` pasted into every image; the
+    targets weigh ``x[perm]`` by the area actually pasted (after clipping).
 
     Args:
         num_classes: number of classes of the soft targets, an int >= 1.
-        alpha: Beta concentration, a finite number > 0. Co-Mixup tunes it over
-            ``{0.2, 1.0, 2.0}``; default ``1.0`` (Yun et al.'s setting).
+        alpha: Beta concentration, a finite number > 0; default 1.0 (Yun et al.).
         generator: CPU :class:`torch.Generator` for every draw (``lambda``, the permutation,
             then the box centre); ``None`` uses torch's default generator.
 
-    Call:
-        x: images ``(B, C, H, W)`` of any floating dtype, on any device; ``H != W`` is fine.
-        y: integer labels ``(B,)`` or soft targets ``(B, num_classes)``.
-        return_info: also return the :class:`BoxParams` (``lam``, ``perm``, ``boxes``,
-            ``shares``, ``ratios``).
-
-    Returns:
-        ``(x_mix, y_mix)`` as every :class:`~comixup.mixers.base.Mixer`: soft targets
-        ``(B, num_classes)`` in ``x``'s dtype; a batch of one comes back unmixed, with no draw.
+    ``return_info=True`` gives a :class:`BoxParams`. Images need not be square.
     """

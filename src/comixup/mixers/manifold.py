@@ -27,12 +27,10 @@ permutations.
 Protocol (:class:`comixup.mixers.base.Mixer`): :meth:`ManifoldMixup.sample_params` draws the
 depth, the weights and the permutations (:class:`ManifoldParams`); :meth:`ManifoldMixup.apply`
 mixes any tensor whose first dimension is the batch (a hidden state, or the input) with them.
-To mix inside a network, call ``mixer(x, y, model=model)`` (or ``mixer.forward(model, x, y)``):
-it draws the depth among the depths the model supports and runs
-``model(x, mix_depth=params.depth, mix_fn=lambda h: mixer.apply(h, None, params)[0])``
-(:meth:`ManifoldMixup.apply_model`). Called without a model, ``mixer(x, y)`` mixes ``x``
-itself, i.e. treats the input as the hidden state (Manifold Mixup restricted to depth 0 when
-``depths=(0,)``).
+To mix inside a network, call :meth:`ManifoldMixup.forward_mixed`: it draws the depth among the
+depths the model supports and runs ``model(x, mix_depth=params.depth, mix_fn=f)`` with ``f``
+the mixture of the hidden state. Called as a batch transform, ``mixer(x, y)`` mixes ``x``
+itself, i.e. treats the input as the hidden state.
 """
 
 from __future__ import annotations
@@ -41,8 +39,7 @@ import dataclasses
 
 import torch
 
-from .base import check_int
-from .mixup import WeightedMixer, WeightParams, _weighted_sum
+from .base import WeightedMixer, WeightParams, check_int, weighted_sum
 
 __all__ = ["ManifoldMixup", "ManifoldParams"]
 
@@ -50,7 +47,7 @@ __all__ = ["ManifoldMixup", "ManifoldParams"]
 @dataclasses.dataclass
 class ManifoldParams(WeightParams):
     """Parameters of Manifold Mixup: the weights and permutations of
-    :class:`~comixup.mixers.mixup.WeightParams` and the depth.
+    :class:`~comixup.mixers.base.WeightParams` and the depth.
 
     Attributes:
         ratios: ``(B, B)`` share of every input in every output.
@@ -76,37 +73,20 @@ def _check_depths(depths) -> tuple[int, ...]:
 
 
 class ManifoldMixup(WeightedMixer):
-    """Manifold Mixup training step (Verma et al., ICML 2019; recipes 4).
-
-    ``logits, y_mix = ManifoldMixup(num_classes).forward(model, x, y)`` picks a depth ``d``
-    uniformly from ``depths`` intersected with ``model.mix_depths``, draws
-    ``lambda ~ Beta(alpha, alpha)`` and a random permutation ``perm``, and runs
-    ``model(x, mix_depth=d, mix_fn=f)`` where ``f(h) = lambda * h + (1 - lambda) * h[perm]``
-    mixes the hidden state at depth ``d`` (as :func:`comixup.mixers.mixup.mix_pair`). The
-    targets are ``lambda * y + (1 - lambda) * y[perm]``. It is the Manifold Mixup baseline of
-    Co-Mixup Table 1 (``k = 2``); ``k > 2`` mixes ``k`` hidden states (Table 4). See the
-    module docstring for the protocol (:meth:`sample_params`, :meth:`apply`,
-    :meth:`apply_model`).
+    """Manifold Mixup (Verma et al., ICML 2019): Input Mixup of the hidden state at a depth
+    drawn uniformly from ``depths`` (those the model supports); see :meth:`forward_mixed`.
 
     Args:
         num_classes: number of classes of the soft targets, an int >= 1.
-        alpha: Beta concentration, a finite number > 0. Co-Mixup tunes it over
-            ``{0.2, 1.0, 2.0}``; default ``2.0`` (Verma et al.'s default).
+        alpha: Beta concentration, a finite number > 0; default 2.0 (Verma et al.'s code).
         depths: the candidate depths, distinct ints >= 0; default ``(0, 1, 2)``: the input,
             after the first and after the second residual stage (recipes 4).
-        k: number of mixed inputs, 2 (the paper's Manifold Mixup) to 8; ``k > 2`` draws
-            Dirichlet weights (Table 4).
+        k: number of mixed inputs, 2 (the paper's) to 8; ``k > 2`` draws Dirichlet weights
+            (Table 4).
         generator: CPU :class:`torch.Generator` for every draw (the depth, ``lambda``, then
             the permutation); ``None`` uses torch's default generator.
-
-    Attributes:
-        last_depth: the depth used by the latest call with a model (``None`` before the first
-            call and after a batch of one), for logging.
-        last_weights: the ``k`` mixing weights of the latest call with a model (``None``
-            before).
     """
 
-    mixes_in_model = True
     _repr_keys = ("num_classes", "alpha", "depths", "k")
 
     def __init__(
@@ -120,17 +100,18 @@ class ManifoldMixup(WeightedMixer):
     ) -> None:
         super().__init__(num_classes, k=k, alpha=alpha, generator=generator)
         self.depths = _check_depths(depths)
-        self.last_depth: int | None = None
-        self.last_weights: list[float] | None = None
 
     def usable_depths(self, model) -> tuple[int, ...]:
-        """The sorted depths of ``depths`` that ``model.mix_depths`` supports.
+        """The sorted depths of ``depths`` that ``model.mix_depths`` supports (or
+        ``model.module.mix_depths``, for a wrapped model).
 
         Raises:
             TypeError: ``model`` has no ``mix_depths``.
             ValueError: no depth is in both.
         """
         model_depths = getattr(model, "mix_depths", None)
+        if model_depths is None:  # a wrapper such as DistributedDataParallel
+            model_depths = getattr(getattr(model, "module", None), "mix_depths", None)
         if model_depths is None:
             raise TypeError(
                 f"model must have a mix_depths attribute (the Manifold Mixup contract), "
@@ -143,14 +124,8 @@ class ManifoldMixup(WeightedMixer):
             )
         return usable
 
-    def check_batch(self, x, model=None) -> None:
-        """With a model, check that it supports one of ``depths`` (:meth:`usable_depths`)."""
-        if model is not None:
-            self.usable_depths(model)
-
     def unmixed_params(self, x):
-        """A batch of one is not mixed: ``ratios = [[1]]``, no depth (``last_depth`` reset)."""
-        self.last_depth = None
+        """A batch of one is not mixed: ``ratios = [[1]]``, no depth."""
         return ManifoldParams(ratios=super().unmixed_params(x).ratios)
 
     def sample_params(self, x, targets, saliency=None, *, depths=None) -> ManifoldParams:
@@ -169,57 +144,55 @@ class ManifoldMixup(WeightedMixer):
         return ManifoldParams(ratios=base.ratios, weights=base.weights, perms=base.perms,
                               depth=depth)
 
-    def _sample(self, x, targets, saliency, model) -> ManifoldParams:
-        depths = None if model is None else self.usable_depths(model)
-        return self.sample_params(x, targets, saliency, depths=depths)
+    def forward_mixed(self, model, x: torch.Tensor, y: torch.Tensor, *,
+                      return_info: bool = False, validate: bool | None = None):
+        """Run ``model`` on ``x`` mixing its hidden state; return ``(logits, soft_targets)``.
 
-    def apply_model(self, model, x, targets, params: ManifoldParams):
-        """Run ``model(x, mix_depth=params.depth, mix_fn=f)`` with ``f(h)`` the mixture of the
-        hidden state ``h`` (:meth:`apply`); return ``(logits, y_mix)``.
-
-        Raises:
-            ValueError: the hidden state does not have the batch size.
-            RuntimeError: the model did not call ``mix_fn`` exactly once.
-        """
-        b = x.shape[0]
-        depth = params.depth
-        calls = []
-
-        def mix_fn(h: torch.Tensor) -> torch.Tensor:
-            if not isinstance(h, torch.Tensor) or h.dim() < 1 or h.shape[0] != b:
-                shape = tuple(h.shape) if isinstance(h, torch.Tensor) else type(h).__name__
-                raise ValueError(f"mix_fn expects a hidden state with batch size {b}, got {shape}")
-            calls.append(depth)
-            return _weighted_sum(h, params)
-
-        logits = model(x, mix_depth=depth, mix_fn=mix_fn)
-        if len(calls) != 1:
-            raise RuntimeError(
-                f"model called mix_fn {len(calls)} times at mix_depth={depth}; the Manifold "
-                f"Mixup contract needs exactly one call"
-            )
-        self.last_depth = depth
-        self.last_weights = params.weights
-        return logits, _weighted_sum(targets, params)
-
-    def forward(self, model, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Run ``model`` on ``x`` with Manifold Mixup; return ``(logits, soft_targets)``.
-
-        The same as ``self(x, y, model=model)``.
+        Draws the depth among :meth:`usable_depths` of the model, the weights and the
+        permutations, and runs ``model(x, mix_depth=depth, mix_fn=f)`` where ``f(h)`` is the
+        mixture of the hidden state ``h`` (:func:`~comixup.mixers.base.weighted_sum`).
 
         Args:
-            model: a callable following the contract in the module docstring.
+            model: a callable with the contract of the module docstring (``mix_depths``).
             x: images ``(B, C, H, W)`` of any floating dtype, on any device.
             y: integer labels ``(B,)`` or soft targets ``(B, num_classes)``.
+            return_info: also return the :class:`ManifoldParams`.
+            validate: as for :meth:`~comixup.mixers.base.Mixer.__call__`.
 
         Returns:
-            The model's logits and soft targets ``(B, num_classes)`` in ``x``'s dtype whose
-            rows sum to 1. A batch of one image runs ``model(x)`` unmixed and returns its
-            target (one-hot for integer labels); no random numbers are drawn for it.
+            ``(logits, y_mix)`` (and the parameters); soft targets in ``x``'s dtype. A batch
+            of one runs ``model(x)`` unmixed with its target and draws nothing.
 
         Raises:
+            TypeError: ``model`` is not callable or has no ``mix_depths``.
+            ValueError: no usable depth, or a hidden state without the batch size.
             RuntimeError: the model did not call ``mix_fn`` exactly once.
         """
         if not callable(model):
             raise TypeError(f"model must be callable, got {type(model).__name__}")
-        return self(x, y, model=model)
+        x, targets, _ = self.prepare(x, y, validate=validate)
+        depths = self.usable_depths(model)
+        b = x.shape[0]
+        if b == 1:
+            params, logits, y_mix = self.unmixed_params(x), model(x), targets
+        else:
+            params = self.sample_params(x, targets, depths=depths)
+            calls = []
+
+            def mix_fn(h: torch.Tensor) -> torch.Tensor:
+                if not isinstance(h, torch.Tensor) or h.dim() < 1 or h.shape[0] != b:
+                    shape = tuple(h.shape) if isinstance(h, torch.Tensor) else type(h).__name__
+                    raise ValueError(f"mix_fn expects a hidden state with batch size {b}, "
+                                     f"got {shape}")
+                calls.append(params.depth)
+                return weighted_sum(h, params)
+
+            logits = model(x, mix_depth=params.depth, mix_fn=mix_fn)
+            if len(calls) != 1:
+                raise RuntimeError(
+                    f"model called mix_fn {len(calls)} times at mix_depth={params.depth}; the "
+                    f"Manifold Mixup contract needs exactly one call"
+                )
+            y_mix = weighted_sum(targets, params)
+        y_mix = y_mix.to(x.dtype)
+        return (logits, y_mix, params) if return_info else (logits, y_mix)

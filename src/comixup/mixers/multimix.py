@@ -14,75 +14,38 @@ for ``k - 1`` independent random permutations (source 0 uses the identity permut
 returns, and ``MultiCutMix(k=2)`` what :class:`~comixup.mixers.cutmix.CutMix` returns.
 
 Randomness: one CPU :class:`torch.Generator` (``None`` = torch's default), drawn in the order
-weights (:func:`sample_weights`), the ``k - 1`` permutations, then (CutMix) the ``k - 1``
+weights (:func:`~comixup.mixers.base.sample_weights`), the ``k - 1`` permutations, then (CutMix) the ``k - 1``
 box centres, each row then column.
 """
 
 from __future__ import annotations
 
+from .base import WeightedMixer
 from .cutmix import BoxMixer
-from .mixup import WeightedMixer, sample_weights
 
-__all__ = ["MultiCutMix", "MultiInputMixup", "sample_weights"]
+__all__ = ["MultiCutMix", "MultiInputMixup"]
 
 
 class MultiInputMixup(WeightedMixer):
-    """Input Mixup of ``k`` inputs with Dirichlet weights (Co-Mixup Table 4; recipes 4).
-
-    ``x_mix, y_mix = MultiInputMixup(num_classes, k=3)(x, y)`` draws one weight vector
-    ``w ~ Dirichlet(alpha * 1_k)`` (:func:`sample_weights`) and ``k - 1`` random permutations
-    per batch and returns ``w_0 x + w_1 x[perm_1] + ... + w_{k-1} x[perm_{k-1}]`` with the
-    targets mixed by the same weights. ``k = 2`` is Input Mixup (Zhang et al., ICLR 2018)
-    exactly; see the module docstring.
+    """Input Mixup of ``k`` inputs with ``Dirichlet(alpha 1_k)`` weights (Table 4):
+    ``w_0 x + w_1 x[perm_1] + ... + w_{k-1} x[perm_{k-1}]``.
 
     Args:
         num_classes: number of classes of the soft targets, an int >= 1.
-        k: number of mixed inputs, an int in ``2..8`` (Co-Mixup Table 4 uses 2, 3 and 4);
-            default 3.
-        alpha: Dirichlet concentration, a finite number > 0, tuned over ``{0.2, 1.0, 2.0}``
-            in Co-Mixup; default ``1.0``.
+        k: number of mixed inputs, an int in ``2..8`` (the paper uses 2, 3, 4); default 3.
+        alpha: Dirichlet concentration, a finite number > 0; default 1.0.
         generator: CPU :class:`torch.Generator` for every draw (the weights, then the
             permutations); ``None`` uses torch's default generator.
-
-    Call:
-        x: images ``(B, C, H, W)`` of any floating dtype, on any device.
-        y: integer labels ``(B,)`` or soft targets ``(B, num_classes)``.
-        return_info: also return the :class:`~comixup.mixers.mixup.WeightParams`
-            (``weights``, ``perms``, ``ratios``).
-
-    Returns:
-        ``(x_mix, y_mix)`` as every :class:`~comixup.mixers.base.Mixer`: soft targets
-        ``(B, num_classes)`` in ``x``'s dtype; a batch of one comes back unmixed, with no draw.
     """
 
 
 class MultiCutMix(BoxMixer):
-    """CutMix of ``k`` inputs with ``k - 1`` overlaid boxes (Co-Mixup Table 4; recipes 4).
-
-    ``x_mix, y_mix = MultiCutMix(num_classes, k=3)(x, y)`` draws one weight vector
-    ``w ~ Dirichlet(alpha * 1_k)`` (:func:`sample_weights`), ``k - 1`` random permutations and
-    ``k - 1`` boxes per batch. Box ``j`` (``j = 1 .. k-1``) has nominal area ratio ``w_j``, a
-    uniform centre and is clipped to the image, exactly as the CutMix box of Yun et al.
-    (ICCV 2019; :func:`~comixup.mixers.cutmix.rand_box` with ``lam = 1 - w_j``); the boxes
-    of ``x[perm_1], ..., x[perm_{k-1}]`` are pasted into ``x`` in that order, later boxes on
-    top. The target weight of source ``j`` is the share of pixels it holds in the final
-    mask, counted exactly in integer pixels, so the target equals the pixel mass of each
-    source (overlaps and clipping included). ``k = 2`` is CutMix exactly; see the module
-    docstring.
+    """CutMix of ``k`` inputs (Table 4): ``k - 1`` boxes, box ``j`` of nominal area ratio
+    ``w_j`` (:func:`~comixup.mixers.cutmix.rand_box`), pasted in order, later ones on top; the
+    target weights are the exact pixel shares of the final image.
 
     Args:
-        num_classes, k, alpha: as :class:`MultiInputMixup` (``k = 3`` and ``alpha = 1.0`` by
-            default).
+        num_classes, k, alpha: as :class:`MultiInputMixup`.
         generator: CPU :class:`torch.Generator` for every draw (the weights, the
             permutations, then the box centres); ``None`` uses torch's default generator.
-
-    Call:
-        x: images ``(B, C, H, W)`` of any floating dtype, on any device; ``H != W`` is fine.
-        y: integer labels ``(B,)`` or soft targets ``(B, num_classes)``.
-        return_info: also return the :class:`~comixup.mixers.cutmix.BoxParams`
-            (``weights``, ``perms``, ``boxes``, ``shares``, ``ratios``).
-
-    Returns:
-        ``(x_mix, y_mix)`` as every :class:`~comixup.mixers.base.Mixer`: soft targets
-        ``(B, num_classes)`` in ``x``'s dtype; a batch of one comes back unmixed, with no draw.
     """

@@ -7,7 +7,8 @@ its arguments with these functions, so every error is a ``TypeError`` (wrong kin
   :func:`check_str`;
 * arrays and tensors: :func:`check_array` (NumPy conversion that names the argument, finite by
   default) and :func:`check_tensor` (a real-valued tensor with data, finite by default);
-* others: :func:`check_generator`, :func:`check_device`, :func:`check_num_classes`.
+* others: :func:`check_generator`, :func:`check_device`, :func:`check_num_classes`;
+* :func:`check_values`: whether a per-batch call reads values back to check them.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ __all__ = [
     "check_optional_int",
     "check_str",
     "check_tensor",
+    "check_values",
     "first_line",
 ]
 
@@ -183,6 +185,21 @@ def check_tensor(name: str, value, *, floating: bool = True, finite: bool = True
             and not bool(torch.isfinite(value).all()):
         raise ValueError(f"{name} contains NaN or inf")
     return value
+
+
+def check_values(validate: bool | None, x: torch.Tensor) -> bool:
+    """Whether a call checks the values of its tensors (finite, label range, sign): the
+    per-batch checks that read values back to the host.
+
+    ``validate=None`` (the default of every mixer) checks them when ``x`` is on the CPU, where
+    reading a value back costs no device synchronisation; ``True`` always, ``False`` never.
+    Shapes and dtypes are always checked.
+    """
+    if validate is None:
+        return x.device.type == "cpu"
+    if not isinstance(validate, bool):
+        raise TypeError(f"validate must be None, True or False, got {type(validate).__name__}")
+    return validate
 
 
 def first_line(err: BaseException | str, limit: int = 300) -> str:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from ._checks import check_int, check_number, check_tensor
+from ._checks import check_int, check_number, check_tensor, check_values
 from .losses import check_loss, clean_loss
 
 __all__ = [
@@ -47,7 +47,8 @@ def input_saliency(grad: torch.Tensor) -> torch.Tensor:
     return grad.detach().float().pow(2).mean(1).sqrt()
 
 
-def pooled_unary(saliency: torch.Tensor, grid: int) -> torch.Tensor:
+def pooled_unary(saliency: torch.Tensor, grid: int, *, validate: bool | None = None
+                 ) -> torch.Tensor:
     """Average-pool saliency to a ``grid x grid`` labeling grid and normalize each map to sum 1.
 
     Sizes that ``grid`` does not divide use adaptive average pooling. An all-zero map becomes
@@ -61,49 +62,53 @@ def pooled_unary(saliency: torch.Tensor, grid: int) -> torch.Tensor:
     Args:
         saliency: ``(B, H, W)`` non-negative, finite saliency.
         grid: the number of cells per side, ``g``, an int >= 1.
+        validate: check that the map is finite (:func:`comixup._checks.check_values`: by
+            default on the CPU only, where it costs no device synchronisation).
 
     Returns:
         ``(B, g, g)`` float32 maps that sum to 1; the unary cost of Eq. (1) is their negation.
     """
-    check_tensor("saliency", saliency)
+    check_tensor("saliency", saliency, finite=check_values(validate, saliency))
     if saliency.dim() != 3:
         raise ValueError(f"saliency must have shape (B, H, W), got {tuple(saliency.shape)}")
     grid = check_int("grid", grid, 1)
+    # no value is read back: the exact path is computed for every map and selected where the
+    # float32 one is inexact
     pooled = F.adaptive_avg_pool2d(saliency.float().unsqueeze(1), grid).squeeze(1)
     total = pooled.sum((1, 2), keepdim=True)
     uniform = torch.full_like(pooled, 1.0 / (grid * grid))
     out = torch.where(total > 0, pooled / total.clamp_min(1e-30), uniform)
-    peak = saliency.detach().double().amax((1, 2)) if saliency.numel() else None
-    if peak is not None:
-        # maps whose float32 path is inexact: an overflow, or a sum too small to divide by
-        risky = ~torch.isfinite(total.view(-1)) | ((total.view(-1) < 1e-30) & (peak > 0)) \
-            | (peak.float() * saliency.shape[1] * saliency.shape[2] > _F32_SAFE)
-        if bool(risky.any()):
-            scaled = saliency.detach()[risky].double() / peak[risky, None, None]
-            exact = F.adaptive_avg_pool2d(scaled.unsqueeze(1), grid).squeeze(1)
-            exact = exact / exact.sum((1, 2), keepdim=True)
-            out = out.clone()
-            out[risky] = exact.float()
-    return out
+    if not saliency.numel():
+        return out
+    peak = saliency.detach().double().amax((1, 2))
+    # maps whose float32 path is inexact: an overflow, or a sum too small to divide by
+    risky = ~torch.isfinite(total.view(-1)) | ((total.view(-1) < 1e-30) & (peak > 0)) \
+        | (peak.float() * saliency.shape[1] * saliency.shape[2] > _F32_SAFE)
+    scaled = saliency.detach().double() / peak.clamp_min(1e-300)[:, None, None]
+    exact = F.adaptive_avg_pool2d(scaled.unsqueeze(1), grid).squeeze(1)
+    exact = exact / exact.sum((1, 2), keepdim=True).clamp_min(1e-300)
+    return torch.where(risky[:, None, None], exact.float(), out)
 
 
 #: Largest float32 magnitude whose pooled sums stay far from overflow (float32 max / 1e6).
 _F32_SAFE = 3.0e32
 
 
-def salient_location(saliency: torch.Tensor, window: int = 8, stride: int = 1) -> torch.Tensor:
+def salient_location(saliency: torch.Tensor, window: int = 8, stride: int = 1, *,
+                     validate: bool | None = None) -> torch.Tensor:
     """Row and column of each input's most salient ``window x window`` region (Section 4.1).
 
     The saliency is average-pooled with the given window at ``stride`` (1 in the CIFAR
     reference; 8, non-overlapping windows, in the ImageNet reference), the window shrinking to
     the image size for small images; ties resolve to the first location in row-major order.
+    ``validate`` as for :func:`pooled_unary`.
 
     Returns:
         ``(B, 2)`` long tensor of ``(row, col)`` in pooled coordinates.
     """
     stride = check_int("stride", stride, 1)
     window = check_int("window", window, 1)
-    check_tensor("saliency", saliency)
+    check_tensor("saliency", saliency, finite=check_values(validate, saliency))
     if saliency.dim() != 3:
         raise ValueError(f"saliency must have shape (B, H, W), got {tuple(saliency.shape)}")
     b, h, w = saliency.shape
@@ -224,7 +229,6 @@ def clean_loss_and_saliency(
                 model.train(was_training)
             value = torch.zeros((), device=x.device)
     saliency = input_saliency(grad)
-    finite = torch.isfinite(saliency).flatten(1).all(1)
-    if not bool(finite.all()):
-        saliency = torch.where(finite[:, None, None], saliency, torch.zeros_like(saliency))
+    finite = torch.isfinite(saliency).flatten(1).all(1)  # no read back: a select, not a branch
+    saliency = torch.where(finite[:, None, None], saliency, torch.zeros_like(saliency))
     return value, saliency

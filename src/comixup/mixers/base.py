@@ -40,7 +40,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
-from .._checks import check_generator, check_int, check_number, check_tensor
+from .._checks import check_generator, check_int, check_number, check_tensor, check_values
 from .._checks import check_num_classes as _check_num_classes
 
 __all__ = [
@@ -69,20 +69,6 @@ def check_num_classes(num_classes) -> int:
     """Return ``num_classes`` as an int, or raise if it is not an integer >= 1
     (:data:`comixup._checks.MIN_CLASSES`, shared with the training methods)."""
     return _check_num_classes(num_classes)
-
-
-def check_values(validate: bool | None, x: torch.Tensor) -> bool:
-    """Whether a call checks the values of its tensors (finite, label range, sign).
-
-    ``validate=None`` (the default of every mixer) checks them when ``x`` is on the CPU, where
-    reading a value back costs no device synchronisation; ``True`` always, ``False`` never.
-    Shapes and dtypes are always checked.
-    """
-    if validate is None:
-        return x.device.type == "cpu"
-    if not isinstance(validate, bool):
-        raise TypeError(f"validate must be None, True or False, got {type(validate).__name__}")
-    return validate
 
 
 def check_images(x, name: str = "x", *, values: bool = True) -> torch.Tensor:

@@ -288,8 +288,14 @@ class CoMixup(Mixer, ThreadedMixer):
         bounds = [(s, min(s + self.partition, batch)) for s in range(0, batch, self.partition)]
         seeds = self._randint(2**62, len(bounds)).tolist()
         sal = saliency.detach()
-        cost = (-pooled_unary(sal, grid)).double().cpu().numpy()
-        locations = salient_location(sal, stride=self.location_stride).cpu()
+        # one copy to the host for the CPU solver: the unary costs and the salient locations
+        cells = grid * grid
+        packed = torch.cat([(-pooled_unary(sal, grid, validate=False)).double().flatten(1),
+                            salient_location(sal, stride=self.location_stride,
+                                             validate=False).double()], 1)
+        packed = packed.cpu().numpy()
+        cost = np.ascontiguousarray(packed[:, :cells]).reshape(batch, grid, grid)
+        locations = torch.from_numpy(packed[:, cells:]).long()
         problems = [
             (cost[a:b], compatibility(locations[a:b], self.omega).numpy(), seed)
             for (a, b), seed in zip(bounds, seeds)

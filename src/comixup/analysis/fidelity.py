@@ -95,7 +95,9 @@ def label_fidelity(mixer, x: torch.Tensor, y: torch.Tensor, masks: torch.Tensor,
     Returns:
         ``{"visible", "hidden_mass", "hidden_pairs", "object_mass"}`` as floats.
     """
-    if getattr(mixer, "mixes_in_model", False):
+    from ..mixers import ManifoldMixup
+
+    if isinstance(mixer, ManifoldMixup):
         raise TypeError(f"{type(mixer).__name__} mixes inside the model: its hidden mixes have "
                         "no image-space label fidelity")
     if x.shape[0] < 2:
@@ -159,6 +161,7 @@ def fidelity_over_training(run_dirs, *, batches: int = 5, batch_size: int = 100,
     from ..config import TrainConfig
     from ..train.engine import build_data, build_model, resolve_device
     from ..methods import METHODS, create_method
+    from ..mixers import ManifoldMixup
 
     dev = resolve_device(device)
     rows = []
@@ -185,8 +188,7 @@ def fidelity_over_training(run_dirs, *, batches: int = 5, batch_size: int = 100,
             model.load_state_dict(ckpt_io.load(path)["model"])
             model.to(dev)
             mixer = create_method(cfg.method, info.num_classes, seed=seed, **options).mixer
-            image_mixer = mixer is not None and hasattr(mixer, "apply") \
-                and not getattr(mixer, "mixes_in_model", False)
+            image_mixer = not isinstance(mixer, ManifoldMixup)
             stats = {k: [] for k in ("saliency_in_box", *FIDELITY_KEYS)}
             for start in range(0, n, batch_size):
                 x = images[start:start + batch_size].to(dev)

@@ -114,64 +114,37 @@ def batch_saliency(mixed_saliency: torch.Tensor) -> float:
 
 def make_mixer(method: str, batch: int, *, seed: int = 0, tau: float = 0.83, mean=None,
                std=None, partition: int = 20):
-    """The mixer of ``method`` with ``num_classes = batch`` (so its targets are the source
-    ratios) and a generator seeded with ``seed``; ``None`` for ``"none"``.
+    """The mixer of ``method`` (:func:`comixup.mixers.create`) with ``num_classes = batch`` (so
+    its targets are the source ratios) and a generator seeded with ``seed``.
 
-    Methods: ``none``, ``mixup``, ``cutmix``, ``mixup3``, ``mixup4``, ``cutmix3``, ``cutmix4``,
-    ``puzzlemix``, ``comixup`` (with ``tau`` and ``partition``; the paper's other defaults).
+    Methods: ``none`` (the unmixed batch), ``mixup``, ``cutmix``, ``mixup3``, ``mixup4``,
+    ``cutmix3``, ``cutmix4``, ``puzzlemix``, ``comixup`` (with ``tau`` and ``partition``; the
+    paper's other defaults).
     """
-    from ..mixers import CoMixup, CutMix, InputMixup, MultiCutMix, MultiInputMixup, PuzzleMix
+    from .. import mixers
 
-    gen = torch.Generator().manual_seed(int(seed))
-    if method == "none":
-        return None
-    if method == "mixup":
-        return InputMixup(batch, generator=gen)
-    if method == "cutmix":
-        return CutMix(batch, generator=gen)
-    if method in ("mixup3", "mixup4"):
-        return MultiInputMixup(batch, k=int(method[-1]), generator=gen)
-    if method in ("cutmix3", "cutmix4"):
-        return MultiCutMix(batch, k=int(method[-1]), generator=gen)
-    if method == "puzzlemix":
-        return PuzzleMix(batch, mean=mean, std=std, workers=1, generator=gen)
-    if method == "comixup":
-        return CoMixup(batch, tau=tau, partition=partition, workers=1, generator=gen)
-    raise ValueError(f"method must be one of {sorted(_LABELS)}, got {method!r}")
+    if method not in _LABELS:
+        raise ValueError(f"method must be one of {sorted(_LABELS)}, got {method!r}")
+    options = {"puzzlemix": dict(mean=mean, std=std, workers=1),
+               "comixup": dict(tau=tau, partition=partition, workers=1)}.get(method, {})
+    return mixers.create("vanilla" if method == "none" else method, batch,
+                         generator=torch.Generator().manual_seed(int(seed)), **options)
 
 
 def mix_batch(mixer, x: torch.Tensor, saliency: torch.Tensor) -> dict:
-    """Mix ``x`` and the normalized saliency with the same parameters.
+    """Mix ``x`` and the normalized saliency with the same parameters: the mixer draws them
+    for ``x`` (and its saliency), then :meth:`~comixup.mixers.Mixer.apply` mixes the images
+    with the normalized saliency as an extra channel.
 
     Returns a dict with ``x_mix`` ``(B', C, H, W)``, ``ratios`` ``(B', B)`` and ``saliency``
     ``(B', H, W)``, the mixed normalized saliency (see the module docstring).
     """
-    b = x.shape[0]
     s = normalize_saliency(saliency)
-    y = torch.arange(b)
-    if mixer is None:
-        return dict(x_mix=x.clone(), ratios=torch.eye(b), saliency=s)
-    from ..mixers import PuzzleMix
-    from ..mixers.puzzlemix import apply_transport
-
-    if isinstance(mixer, PuzzleMix):
-        x_mix, ratios, info = mixer(x, y, saliency, return_info=True)
-        s1 = s[:, None]
-        perm = info["perm"].to(s.device)
-        s2 = s1[perm]
-        if info["src1"] is not None:
-            s1 = apply_transport(s1, info["src1"], info["t_size"])
-            s2 = apply_transport(s2, info["src2"], info["t_size"])
-        mask = info["mask"].to(s.dtype)
-        block = x.shape[-1] // mask.shape[-1]
-        mask_px = mask.repeat_interleave(block, 1).repeat_interleave(block, 2)[:, None]
-        mixed = (mask_px * s1 + (1 - mask_px) * s2)[:, 0]
-        return dict(x_mix=x_mix, ratios=ratios, saliency=mixed)
-    x_aug = torch.cat([x.float(), s[:, None]], 1)
-    out = mixer(x_aug, y, saliency) if getattr(mixer, "uses_saliency", None) or \
-        type(mixer).__name__ == "CoMixup" else mixer(x_aug, y)
-    x_mix, ratios = out[0], out[1]
-    return dict(x_mix=x_mix[:, :-1].to(x.dtype), ratios=ratios, saliency=x_mix[:, -1])
+    x, targets, sal = mixer.prepare(x, torch.arange(x.shape[0]),
+                                    saliency if mixer.uses_saliency else None)
+    params = mixer.sample_params(x, targets, sal)
+    x_mix, ratios = mixer.apply(torch.cat([x.float(), s[:, None]], 1), targets, params)
+    return dict(x_mix=x_mix[:, :-1].to(x.dtype), ratios=ratios.to(x.dtype), saliency=x_mix[:, -1])
 
 
 def mixing_statistics(method: str, x, saliency, *, seeds: Sequence[int] = (0,), tau: float = 0.83,

@@ -25,6 +25,7 @@ __all__ = [
     "table6_relative_error",
 ]
 
+from .analysis.host_reads import count_host_reads
 from .analysis.problems import realistic_costs, realistic_saliency
 from .analysis.table6 import TABLE6_CONFIGS, table6_relative_error
 
@@ -142,14 +143,16 @@ def bench_mixers(args: argparse.Namespace | None = None) -> list[dict]:
     multi-input Mixup and CutMix with ``k = 3``, Puzzle Mix (Kim, Choo and Song, ICML 2020) with
     the grid drawn as the reference and fixed at 2, 4, 8 and 16 (one graph-cut worker thread,
     plus the drawn grid and ``g = 16`` with 2), and Co-Mixup (``g = 4``) with 1 and 2 workers.
-    Prints one table (method, size, median ms) and returns its rows.
+    The last column counts the reads of batch values back to the host per call with the value
+    checks off, as for tensors on a GPU (:func:`comixup.analysis.host_reads.count_host_reads`):
+    each would be a device synchronisation. Prints one table (method, size, median ms, host
+    reads) and returns its rows.
     """
 
     def cases_for(size: int) -> list:
         """``(name, zero-argument call, repeat factor)`` of every method at one image size."""
-        from .mixers import CoMixup, CutMix, InputMixup, MultiCutMix, MultiInputMixup
+        from .mixers import create
         from .mixers.mixup import mix_pair, sample_lambda
-        from .mixers.puzzlemix import PuzzleMix
         from .models.preactresnet import preactresnet18
 
         gen = torch.Generator().manual_seed(size)
@@ -166,36 +169,34 @@ def bench_mixers(args: argparse.Namespace | None = None) -> list[dict]:
 
         manifold_gen = seed()
 
-        def manifold_mix_fn():
+        def manifold_mix_fn(**_):
             lam = sample_lambda(2.0, manifold_gen)
             perm = torch.randperm(hidden.shape[0], generator=manifold_gen)
             return mix_pair(hidden, perm, lam)
 
-        def plain(mixer):
-            return lambda: mixer(x, y)
-
-        def salient(mixer):
-            return lambda: mixer(x, y, sal)
+        def call(name, **options):
+            mixer = create(name, 100, generator=seed(), **options)
+            if mixer.uses_saliency:
+                return lambda **kw: mixer(x, y, sal, **kw)
+            return lambda **kw: mixer(x, y, **kw)
 
         cases = [
-            ("InputMixup", plain(InputMixup(100, generator=seed())), 1),
-            ("CutMix", plain(CutMix(100, generator=seed())), 1),
+            ("InputMixup", call("mixup"), 1),
+            ("CutMix", call("cutmix"), 1),
             (f"ManifoldMixup mix_fn {'x'.join(map(str, hidden_shape))}", manifold_mix_fn, 1),
-            ("MultiInputMixup k=3", plain(MultiInputMixup(100, k=3, generator=seed())), 1),
-            ("MultiCutMix k=3", plain(MultiCutMix(100, k=3, generator=seed())), 1),
-            ("PuzzleMix grid drawn, 1 worker", salient(PuzzleMix(100, workers=1, generator=seed())), 2),
+            ("MultiInputMixup k=3", call("mixup3"), 1),
+            ("MultiCutMix k=3", call("cutmix3"), 1),
+            ("PuzzleMix grid drawn, 1 worker", call("puzzlemix", workers=1), 2),
         ]
+        cases += [(f"PuzzleMix grid={g}, 1 worker", call("puzzlemix", grid=g, workers=1), 1)
+                  for g in (2, 4, 8, 16)]
         cases += [
-            (f"PuzzleMix grid={g}, 1 worker", salient(PuzzleMix(100, grid=g, workers=1, generator=seed())), 1)
-            for g in (2, 4, 8, 16)
+            ("PuzzleMix grid drawn, 2 workers", call("puzzlemix", workers=2), 2),
+            ("PuzzleMix grid=16, 2 workers", call("puzzlemix", grid=16, workers=2), 1),
+            ("CoMixup grid=4, 1 worker", call("comixup", workers=1), 1),
+            ("CoMixup grid=4, 2 workers", call("comixup", workers=2), 1),
         ]
-        cases += [
-            ("PuzzleMix grid drawn, 2 workers", salient(PuzzleMix(100, workers=2, generator=seed())), 2),
-            ("PuzzleMix grid=16, 2 workers", salient(PuzzleMix(100, grid=16, workers=2, generator=seed())), 1),
-            ("CoMixup grid=4, 1 worker", salient(CoMixup(100, workers=1, generator=seed())), 1),
-            ("CoMixup grid=4, 2 workers", salient(CoMixup(100, workers=2, generator=seed())), 1),
-        ]
-        return cases
+        return cases, [x, y, sal, hidden]
 
     quick = bool(getattr(args, "quick", False))
     repeats = 10 if quick else 50
@@ -203,14 +204,18 @@ def bench_mixers(args: argparse.Namespace | None = None) -> list[dict]:
     rows: list[dict] = []
     print(f"# comixup bench mixers  (cpus={os.cpu_count()}, torch threads=1, batch 100, "
           f"median over {repeats} calls after 3 warm-up calls)")
-    print(f"{'method':<34} {'size':>10} {'median ms':>10}")
+    print(f"{'method':<34} {'size':>10} {'median ms':>10} {'host reads':>11}")
     for size in (32, 64):
-        for name, fn, factor in cases_for(size):
+        cases, tracked = cases_for(size)
+        for name, fn, factor in cases:
             for _ in range(3):
                 fn()
             t = _median_ms(fn, factor * repeats)
+            # the reads of a GPU batch: value checks off, as they are for device tensors
+            reads = count_host_reads(lambda fn=fn: fn(validate=False), tracked)
             label = f"{size}x{size}"
-            rows.append({"method": name, "size": label, "median_ms": t, "repeats": factor * repeats})
-            print(f"{name:<34} {label:>10} {t:>10.3f}")
+            rows.append({"method": name, "size": label, "median_ms": t, "repeats": factor * repeats,
+                         "host_reads": reads.batch, "scalar_reads": reads.scalar})
+            print(f"{name:<34} {label:>10} {t:>10.3f} {reads.batch:>11}")
     return rows
 

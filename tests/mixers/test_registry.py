@@ -1,0 +1,47 @@
+"""comixup.mixers.registry: one name -> mixer map for every training method."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from comixup import mixers
+from comixup.methods import METHODS, method_names
+
+
+def test_every_method_name_builds_its_mixer():
+    assert mixers.names() == method_names()
+    for name in method_names():
+        mixer = mixers.create(name, 10, generator=torch.Generator().manual_seed(0))
+        assert isinstance(mixer, mixers.Mixer), name
+        entry = mixers.registry.entry(name)
+        assert type(mixer) is entry.mixer
+        for key, value in entry.fixed.items():
+            assert getattr(mixer, key) == value
+        assert METHODS[name].name == name and entry.step in mixers.registry.STEPS
+
+
+def test_fixed_options_are_not_options():
+    assert "k" not in mixers.options("mixup3") and "k" not in mixers.options("manifold")
+    assert mixers.options("mixup")["alpha"] == 1.0
+    assert mixers.options("manifold")["alpha"] == 2.0
+    assert mixers.create("cutmix4", 3).k == 4
+
+
+def test_unknown_names_and_options_are_errors():
+    with pytest.raises(ValueError, match="method must be one of"):
+        mixers.create("nope", 10)
+    with pytest.raises(ValueError, match=r"unknown option\(s\) \['k'\] for mixer 'mixup3'"):
+        mixers.create("mixup3", 10, k=5)
+    with pytest.raises(ValueError, match="alpha"):
+        mixers.create("mixup", 10, alpha=-1.0)
+
+
+def test_the_unmixed_columns_return_the_batch():
+    x = torch.rand(4, 3, 8, 8)
+    y = torch.tensor([0, 1, 2, 1])
+    for name in ("vanilla", "vat"):
+        x_mix, y_mix, params = mixers.create(name, 3)(x, y, return_info=True)
+        assert torch.equal(x_mix, x) and x_mix is not x
+        assert torch.equal(y_mix, torch.nn.functional.one_hot(y, 3).float())
+        assert torch.equal(params.ratios, torch.eye(4))

@@ -172,7 +172,8 @@ class CoMixupParams(MixParams):
 
 
 class CoMixup(Mixer, ThreadedMixer):
-    """Co-Mixup batch transform: ``x_mix, y_mix = CoMixup(num_classes)(x, y, saliency)``.
+    """Co-Mixup (Kim et al., ICLR 2021): Algorithm 1 on partitions of the batch, then each
+    output cell mixes the inputs its labeling assigns.
 
     Args:
         num_classes: number of classes ``K`` of the soft targets.
@@ -204,18 +205,9 @@ class CoMixup(Mixer, ThreadedMixer):
         generator: ``torch.Generator`` for every random draw (grid size, per-partition solver
             seeds); None uses torch's global generator, so ``torch.manual_seed`` applies.
 
-    Call:
-        ``comix(x, y, saliency, return_info=False)`` with ``x`` ``(B, C, H, W)`` of any float
-        dtype on any device, ``y`` integer labels ``(B,)`` or soft targets ``(B, K)``, and
-        ``saliency`` ``(B, H, W)`` non-negative (an all-zero map is legal: uniform). Returns
-        ``(x_mix, y_mix)`` with ``y_mix`` ``(B, K)`` in ``x``'s dtype, rows summing to 1; with
-        ``return_info=True`` also the :class:`CoMixupParams` (``grid``, ``partitions`` (start,
-        stop) pairs, ``labelings`` (one ``(m, g, g, m)`` NumPy array per partition) and
-        ``ratios``, a ``(B, B)`` tensor whose row ``j`` is output ``j``'s pixel mass per
-        input), readable as attributes or as ``info["ratios"]``. :meth:`sample_params` draws
-        the grid and the solver seeds and solves every partition; :meth:`apply` mixes any
-        ``(B, C', H, W)`` tensor with the labelings (e.g. object masks). A batch of one comes
-        back unmixed with its one-hot target.
+    Called as ``comix(x, y, saliency)`` (:class:`~comixup.mixers.base.Mixer`); an all-zero
+    saliency map is legal (uniform). ``return_info=True`` gives a :class:`CoMixupParams`
+    (``grid``, ``partitions``, ``labelings``, ``ratios``).
     """
 
     uses_saliency = True

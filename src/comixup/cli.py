@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 
 from ._checks import check_device, check_int, check_number, first_line
+from .bench import BENCHMARKS
 from .losses import LOSSES
 from .config import AMP_DTYPES, OPTIMIZERS, SCHEDULES
 
@@ -263,11 +264,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     # -- bench -----------------------------------------------------------------------------
     b = sub.add_parser("bench", help="benchmarks (comixup.bench)")
-    b.add_argument("what", choices=["solver", "mixers", "pairwise"],
+    b.add_argument("what", choices=list(BENCHMARKS),
                    help="solver: Algorithm 1 timing; mixers: every mixer per batch; pairwise: "
                         "mixing statistics of the two graph-cut pair costs")
     b.add_argument("--quick", action="store_true", help="a short run")
-    b.add_argument("--out", help="write the results there")
+    b.add_argument("--out", metavar="PATH",
+                   help="write the rows as JSON there (replacing the file)")
     from .analysis.commands import add_parsers as _add_analysis_parsers
 
     _add_analysis_parsers(sub)  # analyze {table6,table7,mixing,timing}, show
@@ -427,15 +429,11 @@ def _cmd_study(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from . import bench
+    from .bench import run_benchmark
 
-    fn = {"solver": bench.bench_solver, "mixers": bench.bench_mixers,
-          "pairwise": bench.bench_pairwise}[args.what]
-    ns = argparse.Namespace(quick=args.quick, out=args.out)
-    rows = fn(ns)
-    if args.out and rows is not None and not Path(args.out).exists():
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(rows, indent=2, default=str) + "\n")
+    run_benchmark(args.what, quick=args.quick, out=args.out)
+    if args.out:
+        print(f"wrote {args.out}")
     return 0
 
 

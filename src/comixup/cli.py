@@ -77,9 +77,9 @@ def _add_study_bench(sub) -> None:
     s.add_argument("--out", help="study directory (default runs/study-<preset>)")
     s.add_argument("--report", action=_BOOL, default=True,
                    help="write OUT/report at the end (default on)")
+    s.add_argument("--progress", action=_BOOL, default=True, help="progress bars (default on)")
     s.add_argument("train_args", nargs=argparse.REMAINDER,
                    help="-- followed by flags for every run (e.g. -- --epochs 5)")
-    s.add_argument("--progress", action=_BOOL, default=True, help="progress bars (default on)")
     b = sub.add_parser("bench", help="benchmarks (comixup.bench)")
     b.add_argument("what", choices=list(BENCHMARKS),
                    help="solver: Algorithm 1 timing; mixers: every mixer per batch; pairwise: "

@@ -245,7 +245,7 @@ class TrainConfig:
                                          help="evaluation batch per process (default: "
                                               "--batch-size)")
     optimizer: str = _field("sgd", "choice", choices=OPTIMIZERS, help="optimizer")
-    lr: float = _field(0.2, "number", low=0.0, low_open=True, metavar="X",
+    lr: float = _field(0.2, "number", low=0.0, metavar="X",
                        help="initial learning rate")
     momentum: float = _field(0.9, "number", low=0.0, flag=False)
     nesterov: bool = _field(True, "bool", help="Nesterov momentum for SGD")

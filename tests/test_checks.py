@@ -74,6 +74,14 @@ def test_check_number_names_the_argument(value, exc):
         check_number("beta", value)
 
 
+def test_check_number_open_bounds():
+    assert check_number("p", 0.0, high=1.0, high_open=True) == 0.0
+    with pytest.raises(ValueError, match=r"p must be a finite number in \[0.0, 1.0\), got 1.0"):
+        check_number("p", 1.0, high=1.0, high_open=True)
+    with pytest.raises(ValueError, match=r"lr must be a finite number in \(0.0, inf\]"):
+        check_number("lr", 0.0, low_open=True)
+
+
 def test_check_int_choice_device_and_classes():
     assert check_int("n", np.int64(3), 1) == 3 and check_int("seed", -5, None) == -5
     for bad, exc in [(3.0, TypeError), (True, TypeError), (0, ValueError), (9, ValueError)]:

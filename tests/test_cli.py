@@ -1,6 +1,5 @@
 """The ``comixup`` command line: train, eval, bench, presets and argument errors."""
 
-import argparse
 import csv
 import json
 import subprocess
@@ -211,24 +210,49 @@ def test_bad_flag_values_exit_2(argv, capsys):
     assert flag in capsys.readouterr().err
 
 
-def test_bench_passes_quick_and_out(monkeypatch, tmp_path):
+def test_bench_passes_quick_and_writes_out(monkeypatch, tmp_path, capsys):
     from comixup import bench
 
-    seen = {}
+    seen = []
 
-    def fake(ns):
-        assert isinstance(ns, argparse.Namespace)
-        seen.update(vars(ns))
+    def fake(**kwargs):
+        seen.append(kwargs)
         return [{"name": "x", "ms": 1.0}]
 
     monkeypatch.setattr(bench, "bench_solver", fake)
     monkeypatch.setattr(bench, "bench_mixers", fake)
-    assert main(["bench", "solver", "--quick", "--out", str(tmp_path / "b.json")]) == 0
-    assert seen == {"quick": True, "out": str(tmp_path / "b.json")}
-    assert json.loads((tmp_path / "b.json").read_text()) == [{"name": "x", "ms": 1.0}]
-    seen.clear()
+    out = tmp_path / "new" / "b.json"
+    assert main(["bench", "solver", "--quick", "--out", str(out)]) == 0
+    assert seen == [{"quick": True}]
+    assert json.loads(out.read_text()) == [{"name": "x", "ms": 1.0}]
+    assert capsys.readouterr().out.strip().endswith(f"wrote {out}")
     assert main(["bench", "mixers"]) == 0
-    assert seen == {"quick": False, "out": None}
+    assert seen[-1] == {"quick": False} and "wrote" not in capsys.readouterr().out
+
+
+def test_bench_out_overwrites_an_existing_file(tmp_path, capsys):
+    out = tmp_path / "pairwise.json"
+    out.write_text("old results\n")
+    assert main(["bench", "pairwise", "--quick", "--out", str(out)]) == 0
+    rows = json.loads(out.read_text())
+    assert [r["pairwise"] for r in rows] == ["reference", "squared"]
+    assert all(r["partitions"] == 10 for r in rows)
+    assert f"wrote {out}" in capsys.readouterr().out
+    assert main(["bench", "pairwise", "--quick", "--out", str(tmp_path)]) == 2
+    assert f"{tmp_path} is a directory" in capsys.readouterr().err
+
+
+def test_bench_functions_take_keywords_and_return_rows():
+    from comixup import bench
+
+    rows = bench.bench_pairwise(partitions=2)
+    assert len(rows) == 2 and {r["partitions"] for r in rows} == {2}
+    with pytest.raises(TypeError, match="quick must be true or false"):
+        bench.bench_pairwise(quick="yes")
+    with pytest.raises(ValueError, match="partitions must be >= 1"):
+        bench.bench_pairwise(partitions=0)
+    with pytest.raises(ValueError, match="name must be one of"):
+        bench.run_benchmark("nothing")
 
 
 def test_python_dash_m_comixup():
@@ -262,3 +286,81 @@ def test_every_method_trains_one_epoch_through_the_cli(method, tmp_path, capsys)
         (row,) = list(csv.DictReader(f))
     assert row["epoch"] == "1" and float(row["train_loss"]) > 0
     assert "final:" in capsys.readouterr().out
+
+
+def _train_parser():
+    from comixup.cli import build_parser
+
+    return build_parser()._subparsers._group_actions[0].choices["train"]
+
+
+#: ``train`` flags that are not configuration fields (``--preset`` names the preset to start
+#: from; it is not an override of the ``preset`` field).
+TRAIN_ONLY = {"help", "list_presets", "preset", "resume", "print_config", "loss", "method_opt",
+              "arch_opt", "data_opt"}
+
+
+def test_every_flagged_field_has_a_documented_flag():
+    import dataclasses
+
+    from comixup.config import TrainConfig
+
+    parser = _train_parser()
+    actions = {a.dest: a for a in parser._actions}
+    for f in dataclasses.fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        if f.metadata["flag"]:
+            assert flag in actions[f.name].option_strings, f.name
+            assert actions[f.name].default is None, f.name  # only the flags given override
+        elif f.name not in TRAIN_ONLY:
+            assert f.name not in actions and flag not in parser._option_string_actions, f.name
+    flagged = {f.name for f in dataclasses.fields(TrainConfig) if f.metadata["flag"]}
+    assert set(actions) == flagged | TRAIN_ONLY
+    for action in parser._actions:
+        assert action.help, action.dest  # `comixup train --help` documents every flag
+    assert {"momentum", "gamma", "lr_points", "phases", "description",
+            "preset_method_options", "early_stop_split"}.isdisjoint(flagged)
+
+
+def _sample(meta):
+    """Text for a flag of this field's kind and the value it parses to."""
+    kind, low = meta["kind"], meta["low"]
+    if kind == "int":
+        return [str(low + 2)], low + 2
+    if kind == "ints":
+        return [str(low), str(low + 3)], [low, low + 3]
+    if kind == "number":
+        return ["0.5"], 0.5
+    if kind == "choice":
+        return [meta["choices"][-1]], meta["choices"][-1]
+    if kind == "device":
+        return ["cuda:1"], "cuda:1"
+    return ["some-text"], "some-text"
+
+
+def test_generated_flags_parse_and_check_as_the_metadata_says(capsys):
+    import dataclasses
+
+    from comixup._args import field_overrides
+    from comixup.config import TrainConfig
+
+    parser = _train_parser()
+    for f in dataclasses.fields(TrainConfig):
+        meta, flag = f.metadata, "--" + f.name.replace("_", "-")
+        if not meta["flag"]:
+            continue
+        if meta["kind"] == "bool":
+            for argv, value in (([flag], True), ([f"--no-{flag[2:]}"], False)):
+                assert field_overrides(parser.parse_args(argv), TrainConfig) == {f.name: value}
+            continue
+        text, value = _sample(meta)
+        assert field_overrides(parser.parse_args([flag, *text]), TrainConfig) == {f.name: value}
+        if meta["low"] is not None:  # below the bound: the field's own check, naming the flag
+            below = str(meta["low"] - 1) if meta["kind"] != "number" else str(meta["low"])
+            if meta["kind"] == "number" and not meta["low_open"]:
+                below = str(meta["low"] - 1.0)
+            with pytest.raises(SystemExit):
+                parser.parse_args([flag, below])
+            err = capsys.readouterr().err
+            assert err.startswith(f"comixup: error: argument {flag}") and "must be" in err
+    assert field_overrides(parser.parse_args([]), TrainConfig) == {}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import fractions
 import json
+import re
 
 import pytest
 import torch
@@ -165,6 +166,11 @@ def test_load_model_state_names_the_parameter(good, tmp_path):
     (["train", "--amp-dtype", "fp8"], "--amp-dtype"),
     (["train", "--loss", "mse"], "--loss"),
     (["no-such-command"], "invalid choice"),
+    (["study", "--preset", "synthetic-quick", "--methods", "vanilla", "--jobs", "0"], "--jobs"),
+    (["analyze", "table6", "--seeds", "0"], "--seeds"),
+    (["analyze", "mixing", "--taus", "nan"], "--taus"),
+    (["show", "--batch", "1"], "--batch"),
+    (["bench", "solver", "--out"], "--out"),
 ])
 def test_bad_flags_give_one_line_naming_the_flag(argv, flag, capsys):
     assert flag in _run(argv, capsys)
@@ -187,3 +193,31 @@ def test_missing_and_unreadable_files_give_one_line(tmp_path, capsys):
     assert "checkpoint not found" in _run(["eval", "--checkpoint", str(tmp_path / "no.pt")],
                                           capsys)
     assert "not a file" in _run(["eval", "--checkpoint", str(tmp_path)], capsys)
+
+
+def test_resume_config_refuses_what_would_change_the_run(good):
+    from comixup.config import resume_config
+
+    cfg = resume_config(good, overrides={"epochs": 3, "arch": "lenet"})
+    assert (cfg.epochs, cfg.method, cfg.out) == (3, "vanilla", str(good.resolve().parent))
+    assert resume_config(good, overrides={"out": "elsewhere"}).out == "elsewhere"
+    path = re.escape(str(good))
+    overrides = {"method": "mixup"}
+    with pytest.raises(ValueError, match=rf"^--method contradicts the checkpoint {path}: "
+                                         r"method is 'vanilla' there, 'mixup' here$"):
+        resume_config(good, overrides=overrides)
+    assert overrides == {"method": "mixup"}  # the caller's dict is left as it was
+    with pytest.raises(ValueError, match="^--arch-opt contradicts the checkpoint"):
+        resume_config(good, overrides={"arch_options": {"initial_channels": 3}})
+    with pytest.raises(ValueError, match=r"^--data-opt contradicts .* data_options is"):
+        resume_config(good, overrides={"data_options": {"num_train": 96}})
+    loss = {"method_options": {"loss": "bce"}}
+    with pytest.raises(ValueError, match=r"^--method-opt loss contradicts the checkpoint .*: "
+                                         r"the loss is 'ce' there, 'bce' here$"):
+        resume_config(good, overrides=loss)
+    with pytest.raises(ValueError, match="^--loss contradicts the checkpoint"):
+        resume_config(good, overrides=loss, loss_flag="--loss")
+    with pytest.raises(ValueError, match="^--preset contradicts the checkpoint"):
+        resume_config(good, "synthetic-quick")
+    with pytest.raises(FileNotFoundError, match="checkpoint not found"):
+        resume_config(good.parent / "missing.pt")

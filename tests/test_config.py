@@ -188,6 +188,34 @@ def test_validation_names_the_field(key, value, match):
         TrainConfig.from_dict({key: value})
 
 
+def test_every_field_is_checked_as_its_metadata_says():
+    import dataclasses
+
+    from comixup.config import FIELD_KINDS, check_field
+
+    for f in dataclasses.fields(TrainConfig):
+        assert f.metadata["kind"] in FIELD_KINDS, f.name
+        if f.metadata["flag"]:
+            assert f.metadata["help"], f.name
+    meta = {f.name: f.metadata for f in dataclasses.fields(TrainConfig)}
+    assert check_field("threads", None, meta["threads"]) is None  # optional
+    with pytest.raises(TypeError, match="epochs must be an int"):
+        check_field("epochs", None, meta["epochs"])
+    assert TrainConfig.from_dict({"lr": 0.0}).lr == 0.0  # a run that cannot learn, for tests
+    with pytest.raises(ValueError, match=r"lr must be a finite number in \[0.0, inf\]"):
+        TrainConfig.from_dict({"lr": -0.1})
+    with pytest.raises(TypeError, match=r"snapshots must be a list of ints"):
+        TrainConfig.from_dict({"snapshots": 3})
+    with pytest.raises(ValueError, match=r"snapshots\[\] must be >= 1, got 0"):
+        TrainConfig.from_dict({"snapshots": [0]})
+    with pytest.raises(TypeError, match="momentum must be a real number"):
+        TrainConfig.from_dict({"momentum": "0.9"})
+    with pytest.raises(TypeError, match="label must be a string"):
+        TrainConfig.from_dict({"label": 3})
+    with pytest.raises(ValueError, match="amp_dtype must be one of"):
+        TrainConfig.from_dict({"amp_dtype": "fp8"})
+
+
 def test_unknown_keys_and_presets():
     with pytest.raises(ValueError, match=r"unknown configuration key\(s\) \['epoch'\]"):
         TrainConfig.from_dict({"epoch": 3})

@@ -65,8 +65,9 @@ def check_optional_int(name: str, value, low: int | None, high: int | None = Non
 
 
 def check_number(name: str, value, *, low: float = 0.0, high: float = math.inf,
-                 low_open: bool = False) -> float:
-    """``value`` as a finite float in ``[low, high]`` (``(low, high]`` with ``low_open``).
+                 low_open: bool = False, high_open: bool = False) -> float:
+    """``value`` as a finite float in ``[low, high]`` (open at ``low`` with ``low_open``, at
+    ``high`` with ``high_open``: ``(low, high]``, ``[low, high)``).
 
     TypeError for anything but a real number (None, strings, complex numbers and bools
     included); ValueError for NaN, inf or a value outside the range.
@@ -74,8 +75,9 @@ def check_number(name: str, value, *, low: float = 0.0, high: float = math.inf,
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
     value = float(value)
-    if not math.isfinite(value) or value < low or value > high or (low_open and value == low):
-        bounds = f"{'(' if low_open else '['}{low}, {high}]"
+    if not math.isfinite(value) or value < low or value > high or (low_open and value == low) \
+            or (high_open and value == high):
+        bounds = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
         raise ValueError(f"{name} must be a finite number in {bounds}, got {value}")
     return value
 

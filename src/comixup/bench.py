@@ -6,15 +6,17 @@ what else runs on it, so the table prints the thread count and the CPU count it 
 
 from __future__ import annotations
 
-import argparse
+import json
 import os
 import statistics
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
 __all__ = [
+    "BENCHMARKS",
     "TABLE6_CONFIGS",
     "bench_mixers",
     "bench_pairwise",
@@ -22,12 +24,19 @@ __all__ = [
     "labeling_statistics",
     "realistic_costs",
     "realistic_saliency",
+    "run_benchmark",
     "table6_relative_error",
+    "write_rows",
 ]
 
+from ._checks import check_bool, check_choice, check_int
 from .analysis.host_reads import count_host_reads
 from .analysis.problems import realistic_costs, realistic_saliency
 from .analysis.table6 import TABLE6_CONFIGS, table6_relative_error
+
+#: The benchmarks of ``comixup bench <name>``: ``solver``, ``mixers``, ``pairwise`` (each
+#: :func:`bench_<name>`).
+BENCHMARKS = ("solver", "mixers", "pairwise")
 
 
 def labeling_statistics(z: np.ndarray) -> dict:
@@ -40,18 +49,21 @@ def labeling_statistics(z: np.ndarray) -> dict:
     return dict(mixed_cells=float((sources > 1).mean()), inputs_per_output=float(used.mean()))
 
 
-def bench_pairwise(args: argparse.Namespace | None = None, *, partitions: int = 80) -> list[dict]:
+def bench_pairwise(*, quick: bool = False, partitions: int | None = None) -> list[dict]:
     """``comixup bench pairwise``: what the graph cut's label-pair costs do to the labelings.
 
     Solves ``partitions`` partitions of realistic saliency (m = 20, 4x4 grid, the paper's
     hyperparameters, |L| = 3, the same seeds for both variants) with the reference's pair costs
     and with ``||z - z'||^2 / 2``, and reports the share of mixed cells, the mean number of inputs
-    per output and the mean objective (Eq. (1) without prior).
+    per output and the mean objective (Eq. (1) without prior). ``partitions`` defaults to 80, or
+    10 with ``quick``. Prints the table and returns its rows.
     """
     from .solver import PAIRWISE, objective, solve
 
-    if bool(getattr(args, "quick", False)):
-        partitions = 10
+    quick = check_bool("quick", quick)
+    if partitions is None:
+        partitions = 10 if quick else 80
+    partitions = check_int("partitions", partitions, 1)
     rows = []
     print(f"# comixup bench pairwise  ({partitions} partitions, m = 20, 4x4 grid, |L| = 3)")
     print(f"{'pairwise':>10} {'mixed cells':>12} {'inputs/output':>14} {'mean f':>9}")
@@ -81,16 +93,18 @@ def _median_ms(fn, repeats: int) -> float:
     return 1e3 * statistics.median(times)
 
 
-def bench_solver(args: argparse.Namespace | None = None) -> list[dict]:
+def bench_solver(*, quick: bool = False) -> list[dict]:
     """``comixup bench solver``: Algorithm 1 time and objective on realistic saliency.
 
     For m in {2, 10, 20, 50, 100} and |L| in {2, 3, 4}: the median time per partition (one
     thread, after warm-up) and the mean objective (Eq. (1) without prior) over the same problems;
-    then ``CoMixup`` end to end on a batch of 100x3x32x32 with 1 and 2 workers.
+    then ``CoMixup`` end to end on a batch of 100x3x32x32 with 1 and 2 workers, then Table 6.
+    With ``quick``, m up to 20 and fewer problems, repeats and seeds. Prints the tables and
+    returns their rows.
     """
     from .analysis.timing import solver_timing
 
-    quick = bool(getattr(args, "quick", False))
+    quick = check_bool("quick", quick)
     ms = (2, 10, 20) if quick else (2, 10, 20, 50, 100)
     problems = 10 if quick else 50
     torch.set_num_threads(1)
@@ -130,12 +144,12 @@ def _bench_comixup_end_to_end(rows: list, quick: bool) -> None:
         print(f"{'':<24} {workers:>8} {t:>10.3f}")
 
 
-def bench_mixers(args: argparse.Namespace | None = None) -> list[dict]:
+def bench_mixers(*, quick: bool = False) -> list[dict]:
     """``comixup bench mixers``: per-batch cost of every mixing method (recipes 4).
 
     Batches of 100x3x32x32 and 100x3x64x64 random images with integer labels and
     :func:`realistic_saliency`; for each method the median wall time of one call (one torch
-    thread, after a warm-up of 3 calls) over ``repeats`` calls (50, or 10 with ``args.quick``;
+    thread, after a warm-up of 3 calls) over ``repeats`` calls (50, or 10 with ``quick``;
     twice as many for Puzzle Mix with the grid drawn per call, whose cost is a mixture over
     ``g in {2, 4, 8, 16}``). Methods: Input Mixup, CutMix, Manifold Mixup (its ``mix_fn`` alone,
     on a hidden tensor of the shape of PreActResNet18's ``layer1`` output, stride-1 stem at 32
@@ -198,7 +212,7 @@ def bench_mixers(args: argparse.Namespace | None = None) -> list[dict]:
         ]
         return cases, [x, y, sal, hidden]
 
-    quick = bool(getattr(args, "quick", False))
+    quick = check_bool("quick", quick)
     repeats = 10 if quick else 50
     torch.set_num_threads(1)
     rows: list[dict] = []
@@ -219,3 +233,30 @@ def bench_mixers(args: argparse.Namespace | None = None) -> list[dict]:
             print(f"{name:<34} {label:>10} {t:>10.3f} {reads.batch:>11}")
     return rows
 
+
+def write_rows(rows: list[dict], path) -> Path:
+    """Write benchmark ``rows`` to ``path`` as JSON (creating its directory, replacing an
+    existing file); return the path."""
+    path = _check_out(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(rows, indent=2, default=str) + "\n")
+    return path
+
+
+def run_benchmark(name: str, *, quick: bool = False, out=None) -> list[dict]:
+    """Run benchmark ``name`` (one of :data:`BENCHMARKS`, i.e. :func:`bench_<name>`) and, with
+    ``out``, write its rows there with :func:`write_rows`; return the rows."""
+    bench = globals()[f"bench_{check_choice('name', name, BENCHMARKS)}"]
+    if out is not None:
+        _check_out(out)  # before a benchmark of minutes, not after it
+    rows = bench(quick=quick)
+    if out is not None:
+        write_rows(rows, out)
+    return rows
+
+
+def _check_out(path) -> Path:
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"out must be a file name, but {path} is a directory")
+    return path

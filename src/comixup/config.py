@@ -18,6 +18,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from ._checks import (
@@ -32,15 +33,18 @@ from ._checks import (
 
 __all__ = [
     "AMP_DTYPES",
+    "FIELD_KINDS",
     "OPTIMIZERS",
     "SCHEDULES",
     "Phase",
     "TrainConfig",
+    "check_field",
     "list_presets",
     "load_preset",
     "parse_option",
     "preset_source",
     "resolve_config",
+    "resume_config",
 ]
 
 #: Learning-rate schedules: ``step`` (x ``gamma`` at each milestone epoch, the paper's CIFAR and
@@ -53,6 +57,72 @@ AMP_DTYPES = ("bf16", "fp16")
 #: Optimizers: SGD with (Nesterov) momentum, the paper's; Adam for the speech recipe of
 #: Zhang et al. (2018).
 OPTIMIZERS = ("sgd", "adam")
+
+
+#: What :func:`_field` metadata's ``kind`` checks (with :mod:`comixup._checks`), and so what
+#: the generated flag of ``comixup train`` parses: ``int`` (``check_int`` with ``low``),
+#: ``number`` (``check_number`` with ``low``, ``low_open``), ``bool`` (``check_bool``; a
+#: ``--flag/--no-flag`` pair), ``str``, ``choice`` (``check_choice`` with ``choices``),
+#: ``device`` (``check_device``), ``ints`` (a list of ``check_int`` values; a flag of zero or
+#: more values), ``dict``; ``None``: a field checked by a special case of
+#: :meth:`TrainConfig.validate`.
+FIELD_KINDS = ("int", "number", "bool", "str", "choice", "device", "ints", "dict", None)
+
+
+def _field(default, kind: str | None, *, help: str = "", low=None, low_open: bool = False,
+           choices=None, optional: bool = False, flag: bool = True, metavar: str | None = None):
+    """A :class:`TrainConfig` field whose metadata says how to check it and its flag.
+
+    Args:
+        default: the default value (a list or dict is copied for each instance).
+        kind: one of :data:`FIELD_KINDS`.
+        help: the ``--help`` text of its flag.
+        low, low_open: the lower bound of an ``int``, ``number`` or ``ints`` field
+            (``low_open``: the bound itself is excluded).
+        choices: the values of a ``choice`` field.
+        optional: ``None`` is allowed too.
+        flag: whether ``comixup train`` has a flag ``--<name-with-dashes>`` for it.
+        metavar: the flag's value placeholder in ``--help``.
+    """
+    if kind not in FIELD_KINDS:
+        raise ValueError(f"kind must be one of {list(FIELD_KINDS)}, got {kind!r}")
+    if flag and (kind in ("dict", None) or not help):
+        raise ValueError("a flag needs help text and a kind that parses from text")
+    metadata = {"kind": kind, "help": help, "low": low, "low_open": low_open,
+                "choices": tuple(choices) if choices is not None else None,
+                "optional": optional, "flag": flag, "metavar": metavar}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: copy.deepcopy(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def check_field(name: str, value, metadata) -> Any:
+    """Check one configuration value against its field's metadata (see :func:`_field`) with
+    :mod:`comixup._checks`; return it. Raises TypeError / ValueError naming ``name``."""
+    kind, low = metadata.get("kind"), metadata.get("low")
+    if kind is None or (value is None and metadata.get("optional")):
+        return value
+    if kind == "int":
+        return check_int(name, value, low)
+    if kind == "number":
+        return check_number(name, value, low=-math.inf if low is None else low,
+                            low_open=metadata.get("low_open", False))
+    if kind == "bool":
+        return check_bool(name, value)
+    if kind == "str":
+        return check_str(name, value)
+    if kind == "choice":
+        return check_choice(name, value, metadata["choices"])
+    if kind == "device":
+        return check_device(name, value)
+    if kind == "ints":
+        if not isinstance(value, list):
+            raise TypeError(f"{name} must be a list of ints, got {value!r}")
+        return [check_int(f"{name}[]", item, low) for item in value]
+    if not isinstance(value, dict):
+        raise TypeError(f"{name} must be a dict, got {value!r}")
+    return value
+
 
 
 @dataclass
@@ -151,51 +221,87 @@ class TrainConfig:
             (Table 2) and background-corruption robustness (Table 3) into ``summary.json``.
     """
 
-    preset: str | None = None
-    description: str = ""
-    label: str | None = None
-    method: str = "vanilla"
-    method_options: dict = field(default_factory=dict)
-    preset_method_options: dict = field(default_factory=dict)
-    arch: str = "preactresnet18"
-    arch_options: dict = field(default_factory=dict)
-    data: str = "synthetic"
-    data_dir: str | None = None
-    data_options: dict = field(default_factory=dict)
-    epochs: int = 1
-    batch_size: int = 100
-    test_batch_size: int | None = None
-    optimizer: str = "sgd"
-    lr: float = 0.2
-    momentum: float = 0.9
-    nesterov: bool = True
-    weight_decay: float = 1e-4
-    norm_weight_decay: float | None = None
-    schedule: str = "step"
-    milestones: list = field(default_factory=list)
-    gamma: float = 0.1
-    lr_points: list = field(default_factory=list)
-    phases: list = field(default_factory=list)
-    eval_every: int = 1
-    snapshots: list = field(default_factory=list)
-    early_stop_patience: int | None = None
-    early_stop_split: str = "val"
-    limit_train: int | None = None
-    limit_test: int | None = None
-    seed: int = 0
-    device: str = "auto"
-    workers: int = 0
-    threads: int | None = None
-    amp: bool = True
-    amp_cpu: bool = False
-    amp_dtype: str = "bf16"
-    channels_last: bool = True
-    deterministic: bool = False
-    out: str | None = None
-    progress: bool = True
-    tensorboard: bool = True
-    plot: bool = True
-    final_eval: bool = True
+    preset: str | None = _field(None, "str", optional=True, flag=False)
+    description: str = _field("", "str", flag=False)
+    label: str | None = _field(None, "str", optional=True, metavar="NAME",
+                               help="the run's column name in comixup report (default: the "
+                                    "method)")
+    method: str = _field("vanilla", "str", metavar="NAME",
+                         help="training method (vanilla, comixup, puzzlemix, mixup, manifold, "
+                              "cutmix, mixup3/4, cutmix3/4, manifold3/4, vat)")
+    method_options: dict = _field({}, "dict", flag=False)
+    preset_method_options: dict = _field({}, "dict", flag=False)
+    arch: str = _field("preactresnet18", "str", metavar="NAME",
+                       help="model name (comixup.models.names())")
+    arch_options: dict = _field({}, "dict", flag=False)
+    data: str = _field("synthetic", "str", metavar="NAME",
+                       help="dataset name (comixup.data.DATASETS)")
+    data_dir: str | None = _field(None, "str", optional=True, metavar="DIR",
+                                  help="dataset root directory (real datasets)")
+    data_options: dict = _field({}, "dict", flag=False)
+    epochs: int = _field(1, "int", low=1, metavar="N", help="number of training epochs")
+    batch_size: int = _field(100, "int", low=1, metavar="N", help="global training batch size")
+    test_batch_size: int | None = _field(None, "int", low=1, optional=True, metavar="N",
+                                         help="evaluation batch per process (default: "
+                                              "--batch-size)")
+    optimizer: str = _field("sgd", "choice", choices=OPTIMIZERS, help="optimizer")
+    lr: float = _field(0.2, "number", low=0.0, metavar="X",
+                       help="initial learning rate")
+    momentum: float = _field(0.9, "number", low=0.0, flag=False)
+    nesterov: bool = _field(True, "bool", help="Nesterov momentum for SGD")
+    weight_decay: float = _field(1e-4, "number", low=0.0, metavar="X", help="L2 weight decay")
+    norm_weight_decay: float | None = _field(None, "number", low=0.0, optional=True,
+                                             metavar="X",
+                                             help="weight decay of normalization-layer "
+                                                  "parameters (default: --weight-decay)")
+    schedule: str = _field("step", "choice", choices=SCHEDULES, help="learning-rate schedule")
+    milestones: list = _field([], "ints", low=0, metavar="E",
+                              help="epochs of the x0.1 decays of the step schedule")
+    gamma: float = _field(0.1, "number", low=0.0, flag=False)
+    lr_points: list = _field([], None, flag=False)  # checked by _validate_lr_points
+    phases: list = _field([], None, flag=False)  # checked by _validate_phases
+    eval_every: int = _field(1, "int", low=1, metavar="N",
+                             help="evaluate on the test set every N epochs and after the last "
+                                  "(default 1)")
+    snapshots: list = _field([], "ints", low=1, metavar="EPOCH",
+                             help="also keep the model weights after these epochs "
+                                  "(snapshots/epoch<N>.pt)")
+    early_stop_patience: int | None = _field(None, "int", low=1, optional=True, metavar="N",
+                                             help="stop when validation accuracy has not "
+                                                  "improved for N epochs")
+    early_stop_split: str = _field("val", "str", flag=False)
+    limit_train: int | None = _field(None, "int", low=1, optional=True, metavar="N",
+                                     help="use N training samples")
+    limit_test: int | None = _field(None, "int", low=1, optional=True, metavar="N",
+                                    help="use N test samples")
+    seed: int = _field(0, "int", low=0, metavar="N", help="base random seed")
+    device: str = _field("auto", "device", help="auto (default), cpu, cuda or cuda:N")
+    workers: int = _field(0, "int", low=0, metavar="N", help="data-loader workers per process")
+    threads: int | None = _field(None, "int", low=1, optional=True, metavar="N",
+                                 help="torch CPU threads")
+    amp: bool = _field(True, "bool", help="mixed precision on CUDA (default on; on the CPU "
+                                          "only with --amp-cpu)")
+    amp_cpu: bool = _field(False, "bool",
+                           help="run the GPU code paths on the CPU too: --amp (autocast; fp16 "
+                                "with the gradient scaler) and --channels-last; for testing "
+                                "without a GPU (default off: the CPU trains in full precision)")
+    amp_dtype: str = _field("bf16", "choice", choices=AMP_DTYPES,
+                            help="mixed-precision dtype (fp16 with a gradient scaler)")
+    channels_last: bool = _field(True, "bool", help="channels-last memory format on CUDA "
+                                                    "(default on; on the CPU only with "
+                                                    "--amp-cpu)")
+    deterministic: bool = _field(False, "bool", help="deterministic algorithms (bitwise "
+                                                     "reproducible on the CPU)")
+    out: str | None = _field(None, "str", optional=True, metavar="DIR",
+                             help="run directory (default runs/<preset>-<method>-<timestamp>)")
+    progress: bool = _field(True, "bool", help="progress bars (default on)")
+    tensorboard: bool = _field(True, "bool", help="TensorBoard logs when tensorboard is "
+                                                  "installed (default on)")
+    plot: bool = _field(True, "bool", help="save reliability.png at the end (default on)")
+    final_eval: bool = _field(True, "bool",
+                              help="at the end, evaluate localization and background "
+                                   "robustness when the dataset has boxes (Tables 2 and 3; "
+                                   "default on)")
 
     # -- conversion ---------------------------------------------------------------------------
 
@@ -227,7 +333,7 @@ class TrainConfig:
         """
         from .methods import METHODS
 
-        cls = METHODS[_choice(self.method, "method", list(METHODS))]
+        cls = METHODS[check_choice("method", self.method, list(METHODS))]
         opts = cls.option_defaults()
         opts.update(self.preset_method_options.get("*", {}))
         opts.update(self.preset_method_options.get(self.method, {}))
@@ -282,61 +388,28 @@ class TrainConfig:
     def validate(self) -> TrainConfig:
         """Check every field; raise ``ValueError``/``TypeError`` naming the bad one.
 
-        The method, model and dataset names are checked against :data:`METHODS`,
-        ``comixup.models.names()`` and ``comixup.data.DATASETS``; their options are checked
-        when the objects are built.
+        Each field is checked as its metadata says (:func:`check_field`); then the special
+        cases: ``lr_points`` and ``phases``, the method, model and dataset names against
+        :data:`METHODS`, ``comixup.models.names()`` and ``comixup.data.DATASETS``, and the
+        per-method option tables. The model's and dataset's options are checked when the
+        objects are built.
         """
-        _int(self.epochs, "epochs", 1)
-        _int(self.batch_size, "batch_size", 1)
-        _opt_int(self.test_batch_size, "test_batch_size", 1)
-        _choice(self.optimizer, "optimizer", OPTIMIZERS)
-        _float(self.lr, "lr", 0.0)
-        _float(self.momentum, "momentum", 0.0)
-        _bool(self.nesterov, "nesterov")
-        _float(self.weight_decay, "weight_decay", 0.0)
-        if self.norm_weight_decay is not None:
-            _float(self.norm_weight_decay, "norm_weight_decay", 0.0)
-        _choice(self.schedule, "schedule", SCHEDULES)
-        if not isinstance(self.milestones, list):
-            raise TypeError(f"milestones must be a list of epochs, got {self.milestones!r}")
-        for m in self.milestones:
-            _int(m, "milestones[]", 0)
-        _float(self.gamma, "gamma", 0.0)
-        if not isinstance(self.snapshots, list):
-            raise TypeError(f"snapshots must be a list of epochs, got {self.snapshots!r}")
-        for epoch in self.snapshots:
-            _int(epoch, "snapshots[]", 1)
-        _int(self.eval_every, "eval_every", 1)
+        for f in dataclasses.fields(self):
+            check_field(f.name, getattr(self, f.name), f.metadata)
         self._validate_lr_points()
         self._validate_phases()
-        _opt_int(self.early_stop_patience, "early_stop_patience", 1)
-        _str(self.early_stop_split, "early_stop_split")
-        _opt_int(self.limit_train, "limit_train", 1)
-        _opt_int(self.limit_test, "limit_test", 1)
-        _int(self.seed, "seed", 0)
-        check_device("device", self.device)
-        _int(self.workers, "workers", 0)
-        _opt_int(self.threads, "threads", 1)
-        for name in ("amp", "amp_cpu", "channels_last", "deterministic", "progress", "tensorboard", "plot",
-                     "final_eval"):
-            _bool(getattr(self, name), name)
-        _choice(self.amp_dtype, "amp_dtype", AMP_DTYPES)
-        for name in ("method", "arch", "data"):
-            _str(getattr(self, name), name)
         from . import data, models
         from .methods import METHODS
 
-        _choice(self.method, "method", list(METHODS))
-        _choice(self.arch, "arch", models.names())
-        _choice(self.data, "data", data.DATASETS)
-        for name in ("method_options", "arch_options", "data_options", "preset_method_options"):
-            if not isinstance(getattr(self, name), dict):
-                raise TypeError(f"{name} must be a dict, got {getattr(self, name)!r}")
+        check_choice("method", self.method, list(METHODS))
+        check_choice("arch", self.arch, models.names())
+        check_choice("data", self.data, data.DATASETS)
+
         def check_per_method(table: dict, label: str) -> None:
             # {"<method>" or "*": {options}}, as preset_method_options and phase options hold
             for name, opts in table.items():
                 if name != "*":
-                    _choice(name, f"{label} key", ["*", *METHODS])
+                    check_choice(f"{label} key", name, ["*", *METHODS])
                 if not isinstance(opts, dict):
                     raise TypeError(f"{label}[{name!r}] must be a dict, got {opts!r}")
 
@@ -344,15 +417,6 @@ class TrainConfig:
         for i, phase in enumerate(self.phases):
             check_per_method(phase.get("method_options", {}), f"phases[{i}].method_options")
             self.phase_method_options(phase)
-        if self.data_dir is not None:
-            _str(self.data_dir, "data_dir")
-        if self.out is not None:
-            _str(self.out, "out")
-        if self.preset is not None:
-            _str(self.preset, "preset")
-        _str(self.description, "description")
-        if self.label is not None:
-            _str(self.label, "label")
         try:
             json.dumps(self.to_dict())
         except (TypeError, ValueError) as exc:
@@ -366,8 +430,8 @@ class TrainConfig:
         for point in self.lr_points:
             if not isinstance(point, (list, tuple)) or len(point) != 2:
                 raise ValueError(f"lr_points must hold [epoch, lr] pairs, got {point!r}")
-            epoch = _float(point[0], "lr_points[][0] (epoch)", 0.0)
-            _float(point[1], "lr_points[][1] (lr)", 0.0)
+            epoch = check_number("lr_points[][0] (epoch)", point[0], low=0.0)
+            check_number("lr_points[][1] (lr)", point[1], low=0.0)
             if epoch <= last:
                 raise ValueError(f"lr_points epochs must increase, got {self.lr_points!r}")
             last = epoch
@@ -387,51 +451,20 @@ class TrainConfig:
                 raise ValueError(f"phases[{i}] has unknown key(s) {unknown}; allowed: {sorted(allowed)}")
             if "start" not in phase:
                 raise ValueError(f"phases[{i}] needs a 'start' epoch")
-            starts.append(_int(phase["start"], f"phases[{i}].start", 0))
-            _opt_int(phase.get("batch_size"), f"phases[{i}].batch_size", 1)
+            starts.append(check_int(f"phases[{i}].start", phase["start"], 0))
+            check_optional_int(f"phases[{i}].batch_size", phase.get("batch_size"), 1)
             if not isinstance(phase.get("data_options", {}), dict):
                 raise TypeError(f"phases[{i}].data_options must be a dict")
             if not isinstance(phase.get("method_options", {}), dict):
                 raise TypeError(f"phases[{i}].method_options must be a dict of "
                                 "{method: options}")
             if phase.get("data_dir") is not None:
-                _str(phase["data_dir"], f"phases[{i}].data_dir")
+                check_str(f"phases[{i}].data_dir", phase["data_dir"])
         if len(set(starts)) != len(starts):
             raise ValueError(f"phases must start at distinct epochs, got {starts}")
 
 
 _DEFAULTS = {"arch": TrainConfig.arch, "data": TrainConfig.data}
-
-
-# -- small checks -----------------------------------------------------------------------------
-
-
-# The checks of the fields are those of the whole package (:mod:`comixup._checks`), with the
-# value first as the validation code below reads.
-
-
-def _int(value, name: str, minimum: int = 0) -> int:
-    return check_int(name, value, minimum)
-
-
-def _opt_int(value, name: str, minimum: int = 0) -> int | None:
-    return check_optional_int(name, value, minimum)
-
-
-def _float(value, name: str, minimum: float = 0.0) -> float:
-    return check_number(name, value, low=minimum)
-
-
-def _bool(value, name: str) -> bool:
-    return check_bool(name, value)
-
-
-def _str(value, name: str) -> str:
-    return check_str(name, value)
-
-
-def _choice(value, name: str, choices) -> str:
-    return check_choice(name, value, choices)
 
 
 # -- presets ----------------------------------------------------------------------------------
@@ -519,6 +552,61 @@ def resolve_config(
     if cfg.norm_weight_decay is None:
         cfg.norm_weight_decay = cfg.weight_decay
     return cfg.validate()
+
+
+#: What a resumed run may not change, with the ``comixup train`` flag that sets it (the
+#: checkpoint's run would become another run).
+_RESUME_FIXED = (("method", "--method"), ("arch", "--arch"), ("arch_options", "--arch-opt"),
+                 ("data", "--data"), ("data_options", "--data-opt"))
+
+
+def resume_config(checkpoint, preset: str | None = None, overrides: dict | None = None, *,
+                  loss_flag: str = "--method-opt loss") -> TrainConfig:
+    """The configuration of ``comixup train --resume CHECKPOINT``: the checkpoint's, with
+    ``overrides`` applied (and ``out`` the checkpoint's directory unless they set it).
+
+    The original command may be re-run with ``--resume`` added: a setting (or a ``preset``)
+    that agrees with the checkpoint is accepted; one that would change the model, the data, the
+    method or its loss is an error naming the flag that set it.
+
+    Args:
+        checkpoint: path of a resumable checkpoint (``last.pt``).
+        preset: the preset of the command, if it names one; it must agree with the checkpoint
+            on the method, model, data and loss.
+        overrides: the settings of the flags (as for :func:`resolve_config`).
+        loss_flag: the flag that set ``overrides["method_options"]["loss"]`` (``--loss`` or
+            ``--method-opt loss``), named when that loss contradicts the checkpoint.
+
+    Raises:
+        ValueError: an unreadable or foreign checkpoint, or a setting that contradicts it
+            (``--method contradicts the checkpoint PATH: method is 'mixup' there, ...``).
+    """
+    from . import checkpoint as ckpt_io
+
+    overrides = copy.deepcopy(overrides or {})
+    state = ckpt_io.load(checkpoint, require=ckpt_io.RESUME_KEYS)
+    saved = resolve_config(base=state["config"]).to_dict()
+    requested = resolve_config(preset, overrides).to_dict() if preset else None
+    for key, flag in _RESUME_FIXED:
+        if requested is not None and requested[key] != saved[key]:
+            flag = flag if key in overrides else "--preset"
+            raise ValueError(f"{flag} contradicts the checkpoint {checkpoint}: {key} is "
+                             f"{saved[key]!r} there, {requested[key]!r} here")
+        if requested is None and key in overrides:
+            value = overrides[key]
+            if key.endswith("_options"):
+                value = {**saved[key], **value}
+            if value != saved[key]:
+                raise ValueError(f"{flag} contradicts the checkpoint {checkpoint}: {key} is "
+                                 f"{saved[key]!r} there, {value!r} here")
+    options = overrides.get("method_options", {})
+    loss = options.get("loss", (requested or {}).get("method_options", {}).get("loss"))
+    if loss is not None and loss != saved["method_options"].get("loss"):
+        flag = loss_flag if "loss" in options else "--preset"
+        raise ValueError(f"{flag} contradicts the checkpoint {checkpoint}: the loss is "
+                         f"{saved['method_options'].get('loss')!r} there, {loss!r} here")
+    overrides.setdefault("out", str(Path(checkpoint).resolve().parent))
+    return resolve_config(base=state["config"], overrides=overrides)
 
 
 def parse_option(text: str) -> tuple[str, Any]:

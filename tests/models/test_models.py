@@ -230,6 +230,36 @@ def test_bad_options_raise():
         models.create("lenet", 10, in_channels=1.0)
 
 
+@pytest.mark.parametrize("name, options, exc, match", [
+    ("preactresnet18", {"initial_channels": 0}, ValueError, "initial_channels must be >= 1, got 0"),
+    ("preactresnet18", {"initial_channels": 8.0}, TypeError, "initial_channels must be an int"),
+    ("preactresnet18", {"stem_stride": True}, ValueError, r"stem_stride must be one of \[1, 2\]"),
+    ("preactresnet18", {"stem_stride": 2.0}, ValueError, "stem_stride must be one of"),
+    ("wrn16_8", {"dropout": 1.0}, ValueError, r"dropout must be a finite number in \[0.0, 1.0\)"),
+    ("wrn16_8", {"dropout": "0.1"}, TypeError, "dropout must be a real number"),
+    ("lenet", {"in_channels": 0}, ValueError, "in_channels must be >= 1"),
+])
+def test_model_options_are_checked_with_the_shared_checks(name, options, exc, match):
+    with pytest.raises(exc, match=match):
+        models.create(name, 10, **options)
+
+
+def test_model_constructors_check_their_sizes():
+    from comixup.models import base
+    from comixup.models.resnext import CifarResNeXt
+    from comixup.models.wide_resnet import WideResNet
+
+    assert not {"check_choice", "check_positive_int", "check_probability"} & set(vars(base))
+    with pytest.raises(ValueError, match="widen_factor must be >= 1, got 0"):
+        WideResNet(16, 0, 10)
+    with pytest.raises(ValueError, match="cardinality must be >= 1, got 0"):
+        CifarResNeXt(cardinality=0)
+    with pytest.raises(TypeError, match="base_width must be an int, got float"):
+        CifarResNeXt(base_width=2.5)
+    with pytest.raises(TypeError, match="num_classes must be an int, got bool"):
+        models.create("lenet", True)
+
+
 def test_bad_mix_arguments_raise():
     model, x = _model("lenet", 30), torch.randn(1, 1, 32, 32)
     with pytest.raises(ValueError, match=r"mix_depth must be one of \[0, 1\]"):

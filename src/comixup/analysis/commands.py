@@ -2,43 +2,25 @@
 
 :mod:`comixup.cli` adds these parsers with :func:`add_parsers` and calls :func:`analyze` /
 :func:`show`; every handler is a call into one analysis module (Appendix D Tables 6-8,
-Figures 1, 2, 6, 12 and 13 of Co-Mixup). Errors are ValueError / FileNotFoundError, printed by
-``comixup`` as one ``comixup: error:`` line.
+Figures 1, 2, 6, 12 and 13 of Co-Mixup). The argument types are the shared ones of
+:mod:`comixup._args`. Errors are ValueError / FileNotFoundError, printed by ``comixup`` as one
+``comixup: error:`` line.
 """
 
 from __future__ import annotations
 
 import argparse
 
+from .._args import int_at_least, number
+
 __all__ = ["add_parsers", "analyze", "show"]
 
 _OUT_HELP = "output directory of the Markdown / CSV / PNG files (default analysis-results)"
 
 
-def _int_at_least(low: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {value}")
-        return value
-    return parse
-
-
-def _nonneg_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
-    return value
-
-
 def add_parsers(sub) -> None:
-    """Add ``analyze {table6, table7, mixing, timing}`` and ``show`` to the sub-parsers ``sub``."""
+    """Add ``analyze {table6, table7, mixing, timing, fidelity}`` and ``show`` to the
+    sub-parsers ``sub``."""
     from .mixing import DEFAULT_TAUS
     from .show import SALIENCY_SOURCES, SHOW_DATASETS, SHOW_METHODS
 
@@ -48,17 +30,17 @@ def add_parsers(sub) -> None:
     asub = a.add_subparsers(dest="analysis", metavar="{table6,table7,mixing,timing,fidelity}")
     asub.required = True
     t6 = asub.add_parser("table6", help="Table 6: Algorithm 1 against brute force")
-    t6.add_argument("--seeds", type=_int_at_least(1), default=100, help="seeds (default 100)")
+    t6.add_argument("--seeds", type=int_at_least(1), default=100, help="seeds (default 100)")
     t7 = asub.add_parser("table7", help="Tables 7-8: Algorithm 1 against Narasimhan-Bilmes")
-    t7.add_argument("--seeds", type=_int_at_least(1), default=20, help="seeds (default 20)")
-    t7.add_argument("--m", type=_int_at_least(2), nargs="+", default=[5, 10, 20, 50, 100],
+    t7.add_argument("--seeds", type=int_at_least(1), default=20, help="seeds (default 20)")
+    t7.add_argument("--m", type=int_at_least(2), nargs="+", default=[5, 10, 20, 50, 100],
                     help="numbers of inputs m = m' (default 5 10 20 50 100)")
     t7.add_argument("--setting", choices=("reference", "table6"), default="reference",
                     help="problem setting: the reference implementation's Table 7 script "
                          "(default; 8x8 grid) or the Table 6 setting (4x4 grid)")
-    t7.add_argument("--grid", type=_int_at_least(1), default=None,
+    t7.add_argument("--grid", type=int_at_least(1), default=None,
                     help="labeling grid side (default: the setting's, 8 or 4)")
-    t7.add_argument("--nb-patience", type=_int_at_least(1), default=1,
+    t7.add_argument("--nb-patience", type=int_at_least(1), default=1,
                     help="Narasimhan-Bilmes: non-improving permutations before it stops "
                          "(default 1, the original procedure)")
     mx = asub.add_parser("mixing", help="Figure 2 (b)-(d): inputs per output, batch saliency, "
@@ -66,28 +48,29 @@ def add_parsers(sub) -> None:
     mx.add_argument("--checkpoint", metavar="PATH",
                     help="a last.pt whose model gives the saliency (and whose test set the "
                          "batch); default: the synthetic benchmark and a model trained on the fly")
-    mx.add_argument("--taus", type=_nonneg_float, nargs="+", default=list(DEFAULT_TAUS),
+    mx.add_argument("--taus", type=number(0.0), nargs="+", default=list(DEFAULT_TAUS),
                     help="Co-Mixup tau values (0.83 is always added)")
-    mx.add_argument("--batch", type=_int_at_least(2), default=100, help="batch size (default 100)")
-    mx.add_argument("--epochs", type=_int_at_least(0), default=2,
+    mx.add_argument("--batch", type=int_at_least(2), default=100, help="batch size (default 100)")
+    mx.add_argument("--epochs", type=int_at_least(0), default=2,
                     help="epochs of the on-the-fly saliency model (default 2)")
-    mx.add_argument("--train-images", type=_int_at_least(1), default=5000,
+    mx.add_argument("--train-images", type=int_at_least(1), default=5000,
                     help="training images of the on-the-fly model (default 5000)")
-    mx.add_argument("--draws", type=_int_at_least(1), default=5,
+    mx.add_argument("--draws", type=int_at_least(1), default=5,
                     help="mixing draws averaged per method (default 5)")
-    mx.add_argument("--seed", type=_int_at_least(0), default=0)
+    mx.add_argument("--seed", type=int_at_least(0), default=0, help="random seed (default 0)")
     tm = asub.add_parser("timing", help="Figure 6: time of Algorithm 1 over |L| and m")
-    tm.add_argument("--problems", type=_int_at_least(1), default=100,
+    tm.add_argument("--problems", type=int_at_least(1), default=100,
                     help="problems per (m, |L|) (default 100, the paper's trials)")
-    tm.add_argument("--m", type=_int_at_least(2), nargs="+", default=[2, 10, 20, 50, 100])
+    tm.add_argument("--m", type=int_at_least(2), nargs="+", default=[2, 10, 20, 50, 100],
+                    help="numbers of inputs m (default 2 10 20 50 100)")
     fd = asub.add_parser("fidelity", help="label fidelity and saliency-in-box of trained runs "
                                           "over their snapshots")
     fd.add_argument("runs", nargs="+", metavar="RUN_DIR",
                     help="run directories, or directories holding them (e.g. a study)")
-    fd.add_argument("--batches", type=_int_at_least(1), default=5,
+    fd.add_argument("--batches", type=int_at_least(1), default=5,
                     help="test batches per checkpoint (default 5)")
-    fd.add_argument("--batch", type=_int_at_least(2), default=100, help="batch size (default 100)")
-    fd.add_argument("--seed", type=_int_at_least(0), default=0)
+    fd.add_argument("--batch", type=int_at_least(2), default=100, help="batch size (default 100)")
+    fd.add_argument("--seed", type=int_at_least(0), default=0, help="random seed (default 0)")
     for p in (t6, t7, mx, tm, fd):
         p.add_argument("--out", default="analysis-results", metavar="DIR", help=_OUT_HELP)
         p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
@@ -109,11 +92,11 @@ def add_parsers(sub) -> None:
                    help="model (needs --checkpoint), gradient (image gradient magnitude) or box "
                         "(the dataset's object boxes); default model with a checkpoint, else "
                         "box for --data and gradient for --images")
-    s.add_argument("--tau", type=_nonneg_float, nargs="+", help="Co-Mixup tau value(s)")
-    s.add_argument("--batch", type=_int_at_least(2), default=16, help="images (default 16)")
-    s.add_argument("--size", type=_int_at_least(16), default=64,
+    s.add_argument("--tau", type=number(0.0), nargs="+", help="Co-Mixup tau value(s)")
+    s.add_argument("--batch", type=int_at_least(2), default=16, help="images (default 16)")
+    s.add_argument("--size", type=int_at_least(16), default=64,
                    help="side of --images after resizing (default 64)")
-    s.add_argument("--seed", type=_int_at_least(0), default=0)
+    s.add_argument("--seed", type=int_at_least(0), default=0, help="random seed (default 0)")
     s.add_argument("--out", default="show.png", metavar="PNG", help="default show.png")
 
 

@@ -24,43 +24,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._checks import check_int
+
 __all__ = [
     "MixFn",
     "MixableNet",
-    "check_choice",
-    "check_positive_int",
-    "check_probability",
     "init_weights",
     "make_stages",
 ]
 
 #: A function applied to a hidden representation ``(B, C, H, W)``; it returns the new one.
 MixFn = Callable[[torch.Tensor], torch.Tensor]
-
-
-def check_positive_int(value, name: str) -> int:
-    """Return ``value`` if it is an int >= 1, else raise (TypeError / ValueError naming ``name``)."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return value
-
-
-def check_choice(value, name: str, choices):
-    """Return ``value`` if it is one of ``choices``, else raise a ValueError naming ``name``."""
-    if isinstance(value, bool) or value not in tuple(choices):
-        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
-    return value
-
-
-def check_probability(value, name: str) -> float:
-    """Return ``value`` as a float if it lies in ``[0, 1)``, else raise naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a float, got {type(value).__name__}")
-    if not 0.0 <= float(value) < 1.0:
-        raise ValueError(f"{name} must lie in [0, 1), got {value}")
-    return float(value)
 
 
 def _kaiming_fan_out(weight: torch.Tensor) -> None:
@@ -150,9 +124,9 @@ class MixableNet(nn.Module):
         """Initialize the module; check ``num_classes`` and ``in_channels`` (ints >= 1) if given."""
         super().__init__()
         if num_classes is not None:
-            check_positive_int(num_classes, "num_classes")
+            check_int("num_classes", num_classes, 1)
         if in_channels is not None:
-            check_positive_int(in_channels, "in_channels")
+            check_int("in_channels", in_channels, 1)
 
     @property
     def mix_depths(self) -> tuple[int, ...]:

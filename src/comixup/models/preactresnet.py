@@ -25,7 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import MixableNet, check_choice, check_positive_int, init_weights, make_stages
+from .._checks import check_choice, check_int
+from .base import MixableNet, init_weights, make_stages
 
 __all__ = ["PreActBlock", "PreActResNet", "preactresnet18"]
 
@@ -87,8 +88,8 @@ class PreActResNet(MixableNet):
         stem_stride: int = 1,
     ):
         super().__init__(num_classes, in_channels)
-        check_positive_int(initial_channels, "initial_channels")
-        check_choice(stem_stride, "stem_stride", (1, 2))
+        check_int("initial_channels", initial_channels, 1)
+        check_choice("stem_stride", stem_stride, (1, 2))
         c = initial_channels
         self.conv1 = nn.Conv2d(in_channels, c, 3, stride=stem_stride, padding=1, bias=False)
         self.layer1, self.layer2, self.layer3, self.layer4 = make_stages(

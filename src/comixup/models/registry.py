@@ -21,7 +21,8 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 
-from .base import MixableNet, check_positive_int
+from .._checks import check_int
+from .base import MixableNet
 from .lenet import lenet
 from .preactresnet import preactresnet18
 from .resnet import resnet50
@@ -75,7 +76,7 @@ def create(name: str, num_classes: int, **kwargs) -> MixableNet:
         ValueError: unknown ``name`` or option (the message lists the choices), or a bad value.
     """
     factory = _factory(name)
-    check_positive_int(num_classes, "num_classes")
+    check_int("num_classes", num_classes, 1)
     allowed = options(name)
     unknown = sorted(set(kwargs) - set(allowed))
     if unknown:

@@ -23,7 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import MixableNet, check_positive_int, init_weights, make_stages
+from .._checks import check_int
+from .base import MixableNet, init_weights, make_stages
 
 __all__ = ["CifarResNeXt", "ResNeXtBottleneck", "resnext29_4_24"]
 
@@ -90,8 +91,8 @@ class CifarResNeXt(MixableNet):
         in_channels: int = 3,
     ):
         super().__init__(num_classes, in_channels)
-        check_positive_int(cardinality, "cardinality")
-        check_positive_int(base_width, "base_width")
+        check_int("cardinality", cardinality, 1)
+        check_int("base_width", base_width, 1)
         if (depth - 2) % 9 != 0 or depth < 11:
             raise ValueError(f"depth must be 9n + 2 with n >= 1, got {depth}")
         n = (depth - 2) // 9

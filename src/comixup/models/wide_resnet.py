@@ -25,7 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import MixableNet, check_positive_int, check_probability, init_weights, make_stages
+from .._checks import check_int, check_number
+from .base import MixableNet, init_weights, make_stages
 
 __all__ = ["WideBasic", "WideResNet", "wrn16_8"]
 
@@ -81,8 +82,8 @@ class WideResNet(MixableNet):
         dropout: float = 0.0,
     ):
         super().__init__(num_classes, in_channels)
-        check_positive_int(widen_factor, "widen_factor")
-        dropout = check_probability(dropout, "dropout")
+        check_int("widen_factor", widen_factor, 1)
+        dropout = check_number("dropout", dropout, low=0.0, high=1.0, high_open=True)
         if (depth - 4) % 6 != 0 or depth < 10:
             raise ValueError(f"depth must be 6n + 4 with n >= 1, got {depth}")
         n = (depth - 4) // 6

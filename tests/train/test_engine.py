@@ -89,17 +89,17 @@ def test_phases_change_the_batch_size(tiny):
 
 def test_phases_switch_the_method_options_and_continue_its_random_stream(tiny, tmp_path,
                                                                          monkeypatch):
-    from comixup.train import engine
+    from comixup import run
 
     built = []
-    real = engine.create_method
+    real = run.create_method
 
     def spy(name, num_classes, **options):
         method = real(name, num_classes, **options)
         built.append((options["alpha"], method))
         return method
 
-    monkeypatch.setattr(engine, "create_method", spy)
+    monkeypatch.setattr(run, "create_method", spy)
     phases = [{"start": 0}, {"start": 1, "method_options": {"mixup": {"alpha": 0.3},
                                                             "cutmix": {"alpha": 5.0}}}]
     train(tiny(method="mixup", epochs=2, limit_train=32, phases=phases))
@@ -150,16 +150,16 @@ def test_accepts_a_dict_or_a_config(tiny):
 
 
 def test_puzzlemix_gets_the_dataset_normalization(tiny, monkeypatch):
-    from comixup.train import engine
+    from comixup import run
 
     seen = {}
-    real = engine.create_method
+    real = run.create_method
 
     def spy(name, num_classes, **options):
         seen.update(options)
         return real(name, num_classes, **options)
 
-    monkeypatch.setattr(engine, "create_method", spy)
+    monkeypatch.setattr(run, "create_method", spy)
     train(tiny(method="puzzlemix", epochs=1, limit_train=16))
     from comixup.data import build_dataset
 
@@ -170,7 +170,7 @@ def test_puzzlemix_gets_the_dataset_normalization(tiny, monkeypatch):
 
 
 def test_autocast_dtype_is_one_choice_for_training_and_eval():
-    from comixup.train.engine import autocast_dtype
+    from comixup.run import autocast_dtype
 
     cpu = torch.device("cpu")
     assert autocast_dtype(TrainConfig(amp=True, amp_dtype="bf16"), cpu) is None

@@ -169,6 +169,34 @@ def test_puzzlemix_gets_the_dataset_normalization(tiny, monkeypatch):
 
 
 
+def test_a_step_may_return_its_loss_as_a_float_or_a_tensor(tiny, tmp_path, monkeypatch):
+    """The engine sums the losses on the device: a step that returns a detached 0-dim tensor
+    gives the same train_loss as one that returns a float (progress bar on)."""
+    from comixup.methods import METHODS
+
+    cls = METHODS["mixup"]
+    real = cls.step
+    losses = {}
+    for kind in ("float", "tensor"):
+        def step(self, model, x, y, backward, kind=kind):
+            loss = real(self, model, x, y, backward)
+            value = float(loss)
+            return value if kind == "float" else torch.tensor(value, dtype=torch.float32)
+
+        monkeypatch.setattr(cls, "step", step)
+        result = train(tiny(method="mixup", epochs=1, progress=True,
+                            out=str(tmp_path / kind)))
+        losses[kind] = result.history[0]["train_loss"]
+    assert isinstance(losses["tensor"], float) and losses["tensor"] == losses["float"]
+
+
+def test_all_reduce_sum_takes_numbers_and_tensors():
+    from comixup.train import distributed as ddp
+
+    values = [torch.tensor(2.5, dtype=torch.float64), 3, torch.tensor(0.25)]
+    assert ddp.all_reduce_sum(values, ddp.DistInfo(), "cpu") == [2.5, 3.0, 0.25]
+
+
 def test_autocast_dtype_is_one_choice_for_training_and_eval():
     from comixup.run import autocast_dtype
 

@@ -54,6 +54,9 @@ from .schedule import EpochSchedule
 
 __all__ = ["METRIC_FIELDS", "TrainResult", "default_out_dir", "summary_line", "train"]
 
+#: The progress bar shows the epoch's mean loss and throughput every this many batches.
+BAR_EVERY = 20
+
 #: Columns of ``metrics.csv``. Errors and ECE are in percent; ``seconds`` is the epoch's wall
 #: time (training and evaluation), ``images_per_s`` the training throughput over all ranks.
 METRIC_FIELDS = ["epoch", "train_loss", "test_loss", "test_error", "test_error_top5", "ece",
@@ -91,6 +94,12 @@ def default_out_dir(cfg: TrainConfig) -> Path:
     """``runs/<preset>-<method>-<timestamp>``."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     return Path("runs") / f"{cfg.preset or 'custom'}-{cfg.method}-{stamp}"
+
+
+def _float64(loss):
+    """A method step's loss (a float, or a 0-dim tensor on the device) in float64, without
+    reading a tensor back: the sum of the epoch's losses stays on the device."""
+    return loss.detach().to(torch.float64) if isinstance(loss, torch.Tensor) else float(loss)
 
 
 def _seed_everything(seed: int) -> None:
@@ -356,7 +365,10 @@ class _Run:
         steps = len(self.train_loader)
         autocast = (lambda: torch.autocast(device.type, dtype=self.amp_dtype)) \
             if self.amp_dtype else contextlib.nullcontext
-        loss_sum, seen = 0.0, 0
+        # the epoch's loss adds up on the device; reading it waits for the GPU, so it is read at
+        # a bar update (every BAR_EVERY batches, when the bar shows) and once at the end
+        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        seen = 0
         bar = tqdm(self.train_loader, total=steps, disable=not self.show, leave=False,
                    unit="batch", desc=f"epoch {epoch + 1}/{cfg.epochs}", dynamic_ncols=True)
         for i, (x, y) in enumerate(bar):
@@ -370,11 +382,12 @@ class _Run:
                 loss = self.method.step(self.model, x, y, self._backward)
             self.scaler.step(self.optimizer)
             self.scaler.update()
-            loss_sum += loss * x.shape[0]
+            loss_sum += _float64(loss) * x.shape[0]
             seen += x.shape[0]
-            if self.show and (i % 5 == 0 or i == steps - 1):
+            if self.show and (i % BAR_EVERY == 0 or i == steps - 1):
                 rate = seen * self.world.world_size / max(time.perf_counter() - start, 1e-9)
-                bar.set_postfix(loss=f"{loss:.4f}", img_s=f"{rate:.0f}", refresh=False)
+                bar.set_postfix(loss=f"{float(loss_sum) / seen:.4f}", img_s=f"{rate:.0f}",
+                                refresh=False)
         bar.close()
         seconds = time.perf_counter() - start
         loss_sum, seen_all = ddp.all_reduce_sum([loss_sum, seen], self.world, device)

@@ -81,8 +81,8 @@ def test_bad_sources_are_named(trained, tmp_path):
     run_dir, _ = trained
     with pytest.raises(TypeError, match="source must be a TrainConfig"):
         load_run(3)
-    with pytest.raises(ValueError, match="is a directory"):
-        load_run(run_dir)
+    with pytest.raises(ValueError, match="not a valid comixup checkpoint: not a file"):
+        load_run(run_dir)  # a run directory is not a checkpoint
     with pytest.raises(FileNotFoundError, match="checkpoint not found"):
         load_run(tmp_path / "missing.pt")
     (tmp_path / "bad.json").write_text("[1, 2]")

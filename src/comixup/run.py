@@ -261,7 +261,8 @@ def load_run(source, *, device: str | torch.device = "auto", split: str | None =
     Args:
         source: a :class:`~comixup.config.TrainConfig`, a configuration dict, the path of a
             ``.json`` configuration (a run's ``config.json``) or the path of a checkpoint
-            (``last.pt`` or a snapshot), whose configuration and weights are used.
+            (``last.pt`` or a snapshot), whose configuration and weights are used (any other
+            path, a directory included, is read as a checkpoint).
         device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` (:func:`resolve_device`).
         split: the split to build (without training augmentation, limited to the
             configuration's ``limit_test``); ``None`` builds no dataset (the
@@ -285,9 +286,6 @@ def load_run(source, *, device: str | torch.device = "auto", split: str | None =
     elif isinstance(source, dict):
         values = source
     elif isinstance(source, (str, os.PathLike)):
-        if Path(source).is_dir():
-            raise ValueError(f"source {str(source)!r} is a directory: pass its last.pt (model "
-                             "weights) or its config.json (configuration only)")
         if Path(source).suffix == ".json":
             values = read_config(source)
         else:

@@ -20,6 +20,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -27,6 +28,9 @@ from . import checkpoint as ckpt_io
 from ._checks import check_device
 from .config import TrainConfig, resolve_config
 from .methods import METHODS, create_method
+
+if TYPE_CHECKING:
+    from .data import DatasetInfo
 
 __all__ = [
     "Run",
@@ -111,7 +115,7 @@ def build_data(cfg: TrainConfig, split: str, *, train_transform: bool, limit=Non
                               seed=cfg.seed, **options)
 
 
-def data_info(cfg: TrainConfig, dataset=None):
+def data_info(cfg: TrainConfig, dataset=None) -> DatasetInfo:
     """The :class:`~comixup.data.DatasetInfo` of a run: ``dataset.info`` when the dataset has one
     (it reflects the data options, e.g. the synthetic benchmark's number of classes), else
     ``comixup.data.dataset_info(cfg.data)``."""
@@ -131,7 +135,7 @@ def build_model(cfg: TrainConfig, num_classes: int, channels: int) -> torch.nn.M
     return models.create(cfg.arch, num_classes, **options)
 
 
-def method_options(cfg: TrainConfig, info, options: dict | None = None) -> dict:
+def method_options(cfg: TrainConfig, info: DatasetInfo, options: dict | None = None) -> dict:
     """The options the run's method is built with: ``options`` (by default
     :meth:`TrainConfig.effective_method_options`), with the dataset's normalization ``mean`` and
     ``std`` (of ``info``, a :class:`~comixup.data.DatasetInfo`) filled in for the methods that
@@ -148,7 +152,7 @@ def _method_seed(seed: int, rank: int) -> int:
     return (seed * 1_000_003 + rank * 7_919 + 0xC0FFEE) % 2**63
 
 
-def build_method(cfg: TrainConfig, info, *, seed: int | None = None, rank: int = 0,
+def build_method(cfg: TrainConfig, info: DatasetInfo, *, seed: int | None = None, rank: int = 0,
                  options: dict | None = None, channels_last: bool = False):
     """The run's training method (:func:`comixup.methods.create_method`) for ``info.num_classes``
     classes with :func:`method_options`.
@@ -230,9 +234,9 @@ class Run:
     cfg: TrainConfig
     device: torch.device
     model: torch.nn.Module
-    info: object
+    info: DatasetInfo
     num_classes: int
-    dataset: object = None
+    dataset: torch.utils.data.Dataset | None = None
     split: str | None = None
     autocast_dtype: torch.dtype | None = None
     channels_last: bool = False

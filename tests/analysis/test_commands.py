@@ -4,6 +4,7 @@ import csv
 
 import numpy as np
 import pytest
+import torch
 
 from comixup import bench
 from comixup.analysis import table6, timing
@@ -120,3 +121,28 @@ def test_user_errors_are_one_line(argv, message, capsys, tmp_path):
     assert main(argv + ["--out", str(tmp_path / "x.png")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("comixup: error:") and message in err[0]
+
+
+def test_mixing_and_show_use_a_checkpoints_model(tmp_path, capsys):
+    from comixup.analysis.mixing import load_batch
+    from comixup.data import build_dataset
+    from comixup.train import train
+
+    data = {"num_train": 32, "num_test": 12}
+    train({"arch": "lenet", "data": "synthetic", "data_dir": str(tmp_path / "data"),
+           "data_options": data, "epochs": 1, "batch_size": 16, "limit_test": 6,
+           "device": "cpu", "threads": 1, "progress": False, "tensorboard": False,
+           "plot": False, "final_eval": False, "out": str(tmp_path / "run")})
+    ckpt = tmp_path / "run" / "last.pt"
+    x, y, info, model = load_batch(4, ckpt)
+    # the first images of the whole test split (not the run's limit_test subset)
+    test = build_dataset("synthetic", root=tmp_path / "data", split="test", **data)
+    assert torch.equal(x, torch.stack([test[i][0] for i in range(4)]))
+    assert y.tolist() == [test[i][1] for i in range(4)] and info == test.info
+    weights = torch.load(ckpt, weights_only=True)["model"]
+    assert not model.training
+    assert all(torch.equal(v, weights[k]) for k, v in model.state_dict().items())
+    out = tmp_path / "show.png"
+    assert main(["show", "--checkpoint", str(ckpt), "--method", "mixup", "--batch", "4",
+                 "--out", str(out)]) == 0
+    assert "input-gradient saliency of the model" in capsys.readouterr().out

@@ -9,10 +9,11 @@ saliency methods still mix that step (the non-finite saliency becomes zeros befo
 import pytest
 import torch
 
+from comixup.methods import method_names
+from comixup.run import autocast_dtype, use_channels_last
 from comixup.train import TrainConfig
 from comixup.train import distributed as ddp
-from comixup.train.engine import _Run, autocast_dtype, use_channels_last
-from comixup.methods import method_names
+from comixup.train.engine import _Run
 
 from .conftest import tiny_settings
 

@@ -89,17 +89,17 @@ def test_phases_change_the_batch_size(tiny):
 
 def test_phases_switch_the_method_options_and_continue_its_random_stream(tiny, tmp_path,
                                                                          monkeypatch):
-    from comixup.train import engine
+    from comixup import run
 
     built = []
-    real = engine.create_method
+    real = run.create_method
 
     def spy(name, num_classes, **options):
         method = real(name, num_classes, **options)
         built.append((options["alpha"], method))
         return method
 
-    monkeypatch.setattr(engine, "create_method", spy)
+    monkeypatch.setattr(run, "create_method", spy)
     phases = [{"start": 0}, {"start": 1, "method_options": {"mixup": {"alpha": 0.3},
                                                             "cutmix": {"alpha": 5.0}}}]
     train(tiny(method="mixup", epochs=2, limit_train=32, phases=phases))
@@ -150,16 +150,16 @@ def test_accepts_a_dict_or_a_config(tiny):
 
 
 def test_puzzlemix_gets_the_dataset_normalization(tiny, monkeypatch):
-    from comixup.train import engine
+    from comixup import run
 
     seen = {}
-    real = engine.create_method
+    real = run.create_method
 
     def spy(name, num_classes, **options):
         seen.update(options)
         return real(name, num_classes, **options)
 
-    monkeypatch.setattr(engine, "create_method", spy)
+    monkeypatch.setattr(run, "create_method", spy)
     train(tiny(method="puzzlemix", epochs=1, limit_train=16))
     from comixup.data import build_dataset
 
@@ -169,8 +169,36 @@ def test_puzzlemix_gets_the_dataset_normalization(tiny, monkeypatch):
 
 
 
+def test_a_step_may_return_its_loss_as_a_float_or_a_tensor(tiny, tmp_path, monkeypatch):
+    """The engine sums the losses on the device: a step that returns a detached 0-dim tensor
+    gives the same train_loss as one that returns a float (progress bar on)."""
+    from comixup.methods import METHODS
+
+    cls = METHODS["mixup"]
+    real = cls.step
+    losses = {}
+    for kind in ("float", "tensor"):
+        def step(self, model, x, y, backward, kind=kind):
+            loss = real(self, model, x, y, backward)
+            value = float(loss)
+            return value if kind == "float" else torch.tensor(value, dtype=torch.float32)
+
+        monkeypatch.setattr(cls, "step", step)
+        result = train(tiny(method="mixup", epochs=1, progress=True,
+                            out=str(tmp_path / kind)))
+        losses[kind] = result.history[0]["train_loss"]
+    assert isinstance(losses["tensor"], float) and losses["tensor"] == losses["float"]
+
+
+def test_all_reduce_sum_takes_numbers_and_tensors():
+    from comixup.train import distributed as ddp
+
+    values = [torch.tensor(2.5, dtype=torch.float64), 3, torch.tensor(0.25)]
+    assert ddp.all_reduce_sum(values, ddp.DistInfo(), "cpu") == [2.5, 3.0, 0.25]
+
+
 def test_autocast_dtype_is_one_choice_for_training_and_eval():
-    from comixup.train.engine import autocast_dtype
+    from comixup.run import autocast_dtype
 
     cpu = torch.device("cpu")
     assert autocast_dtype(TrainConfig(amp=True, amp_dtype="bf16"), cpu) is None

@@ -150,33 +150,23 @@ def fidelity_over_training(run_dirs, *, batches: int = 5, batch_size: int = 100,
         ``saliency_in_box`` and the :data:`FIDELITY_KEYS` (None for methods without an
         image-space mixer: Vanilla, Manifold Mixup, VAT).
     """
-    import json
     from pathlib import Path
 
     from tqdm.auto import tqdm
 
     from ..evaluate.localization import box_mask
+    from ..run import build_method, load_run
     from ..saliency import clean_loss_and_saliency
-    from .. import checkpoint as ckpt_io
-    from ..config import TrainConfig
-    from ..train.engine import build_data, build_model, resolve_device
-    from ..methods import METHODS, create_method
     from ..mixers import ManifoldMixup
 
-    dev = resolve_device(device)
     rows = []
     for run_dir in run_dirs:
         run_dir = Path(run_dir)
-        cfg = TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
-        dataset = build_data(cfg, "test", train_transform=False, limit=cfg.limit_test)
+        run = load_run(run_dir / "config.json", device=device)
+        cfg, dataset, dev = run.cfg, run.dataset, run.device
         if getattr(dataset, "all_boxes", None) is None:
             raise ValueError(f"{run_dir}: the test set of {cfg.data!r} has no per-image boxes "
                              "(label fidelity runs on the synthetic benchmark)")
-        info = dataset.info
-        options = cfg.effective_method_options()
-        if getattr(METHODS[cfg.method], "uses_normalization", False):
-            options.setdefault("mean", list(info.mean))
-            options.setdefault("std", list(info.std))
         n = min(len(dataset), batches * batch_size)
         order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[:n]
         samples = [dataset[int(i)] for i in order]
@@ -184,17 +174,15 @@ def fidelity_over_training(run_dirs, *, batches: int = 5, batch_size: int = 100,
         labels = torch.tensor([int(s[1]) for s in samples])
         masks = box_mask(dataset.all_boxes[order], *images.shape[2:])
         for epoch, path in tqdm(_checkpoints(run_dir), desc=run_dir.name, disable=not progress):
-            model = build_model(cfg, info.num_classes, info.channels)
-            model.load_state_dict(ckpt_io.load(path)["model"])
-            model.to(dev)
-            mixer = create_method(cfg.method, info.num_classes, seed=seed, **options).mixer
+            run.load_weights(path)
+            mixer = build_method(cfg, run.info, seed=seed).mixer
             image_mixer = not isinstance(mixer, ManifoldMixup)
             stats = {k: [] for k in ("saliency_in_box", *FIDELITY_KEYS)}
             for start in range(0, n, batch_size):
                 x = images[start:start + batch_size].to(dev)
                 y = labels[start:start + batch_size].to(dev)
                 m = masks[start:start + batch_size]
-                _, sal = clean_loss_and_saliency(model, x, y, clean_lam=0)
+                _, sal = clean_loss_and_saliency(run.model, x, y, clean_lam=0)
                 stats["saliency_in_box"].append(saliency_in_box(sal, m))
                 if image_mixer and x.shape[0] >= 2:
                     got = label_fidelity(mixer, x, y, m.to(dev),

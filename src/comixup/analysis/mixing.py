@@ -236,22 +236,14 @@ def load_batch(batch: int = 100, checkpoint=None):
     """
     batch = check_int("batch", batch, 2)
     if checkpoint is not None:
-        from ..data import dataset_info
-        from .. import checkpoint as ckpt_io
-        from ..config import resolve_config
-        from ..train.engine import build_data, build_model
+        from ..run import load_run
 
-        state = ckpt_io.load(checkpoint)
-        cfg = resolve_config(base=state["config"])
-        dataset = build_data(cfg, "test", train_transform=False, limit=None)
-        info = getattr(dataset, "info", None) or dataset_info(cfg.data)
-        model = build_model(cfg, info.num_classes, info.channels)
-        model.load_state_dict(state["model"])
-        model.eval()
-        items = [dataset[i] for i in range(min(batch, len(dataset)))]
+        # on the CPU, on the whole test split (not the run's limit_test subset)
+        run = load_run(checkpoint, device="cpu", overrides={"limit_test": None})
+        items = [run.dataset[i] for i in range(min(batch, len(run.dataset)))]
         x = torch.stack([it[0] for it in items])
         y = torch.tensor([int(it[1]) for it in items])
-        return x, y, info, model
+        return x, y, run.info, run.model
     from ..data.synthetic import SyntheticConfig, generate, synthetic_info
 
     config = SyntheticConfig()

@@ -104,17 +104,10 @@ def _load(images, data, checkpoint, batch, size, seed, data_dir=None):
     """``(x01, names, boxes, model, info)`` with ``x01`` in [0, 1]."""
     model = info = None
     if checkpoint is not None:
-        from ..data import dataset_info
-        from .. import checkpoint as ckpt_io
-        from ..config import resolve_config
-        from ..train.engine import build_model
+        from ..run import load_run
 
-        state = ckpt_io.load(checkpoint)
-        cfg = resolve_config(base=state["config"])
-        info = dataset_info(cfg.data)
-        model = build_model(cfg, info.num_classes, info.channels)
-        model.load_state_dict(state["model"])
-        model.eval()
+        run = load_run(checkpoint, device="cpu", split=None)  # the model; the images are ours
+        model, info = run.model, run.info
     if images is not None:
         if model is not None:
             size = info.image_size[0]

@@ -114,15 +114,14 @@ def load_run(run_dir, *, evaluate: bool = True, device: str = "auto", progress: 
         ``top1_loc``, ``error_replace``, ``increase_replace``, ...) and ``flag`` (a reason)
         when something is missing.
     """
+    from ..run import read_config
+
     run_dir = Path(run_dir)
     run: dict = {"dir": str(run_dir)}
-    cfg = {}
-    if (run_dir / "config.json").is_file():
-        cfg = json.loads((run_dir / "config.json").read_text())
-    elif (run_dir / "last.pt").is_file():
-        from .. import checkpoint as ckpt_io
-
-        cfg = ckpt_io.load(run_dir / "last.pt")["config"]
+    try:  # its config.json, else its last.pt's configuration
+        cfg = read_config(run_dir)
+    except FileNotFoundError:
+        cfg = {}
     run.update(preset=cfg.get("preset") or f"{cfg.get('data', '?')}-{cfg.get('arch', '?')}",
                method=cfg.get("label") or cfg.get("method", "?"), seed=cfg.get("seed"),
                data=cfg.get("data"))

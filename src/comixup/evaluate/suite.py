@@ -212,7 +212,8 @@ def evaluate_checkpoint(
     write: bool = True,
     log: Callable[[str], None] = print,
 ) -> dict:
-    """Rebuild a run's model and test data from ``last.pt`` and evaluate it.
+    """Rebuild a run's model and test data from ``last.pt`` (:func:`comixup.run.load_run`) and
+    evaluate it.
 
     Writes ``eval.json`` (the :func:`run_evaluation` result plus the run's identity under
     ``run``) and, with ``plots``, ``reliability.png``, ``cam_samples.png`` and
@@ -234,32 +235,19 @@ def evaluate_checkpoint(
     Returns:
         The result dict (also written to ``eval.json``).
     """
-    from ..data import dataset_info
-    from .. import checkpoint as ckpt_io
-    from ..config import resolve_config
-    from ..train.engine import autocast_dtype, build_data, build_model, resolve_device
+    from ..run import load_run
 
-    state = ckpt_io.load(checkpoint)
-    overrides = {}
-    if data_dir is not None:
-        overrides["data_dir"] = data_dir
-    if limit_test is not None:
-        overrides["limit_test"] = limit_test
-    cfg = resolve_config(base=state["config"], overrides=overrides)
-    dev = resolve_device(device)
-    dataset = build_data(cfg, split, train_transform=False, limit=cfg.limit_test)
-    info = getattr(dataset, "info", None) or dataset_info(cfg.data)
-    model = build_model(cfg, info.num_classes, info.channels)
-    ckpt_io.load_model_state(model, state["model"], checkpoint)
-    model.to(dev)
-    amp_dtype = autocast_dtype(cfg, dev)  # the same choice as training
+    run = load_run(checkpoint, device=device, split=split, data_dir=data_dir,
+                   limit_test=limit_test)
+    cfg = run.cfg
     seed = cfg.seed if seed is None else seed
     result = run_evaluation(
-        model, dataset, info.num_classes, dev, tasks=tasks, corruptions=corruptions,
-        threshold=threshold, seed=seed, workers=workers, autocast_dtype=amp_dtype,
+        run.model, run.dataset, run.num_classes, run.device, tasks=tasks,
+        corruptions=corruptions, threshold=threshold, seed=seed, workers=workers,
+        autocast_dtype=run.autocast_dtype,  # the same choice as training
         batch_size=batch_size or cfg.test_batch_size or cfg.batch_size, progress=progress,
         keep_examples=16 if plots and write else 0, log=log)
-    result["run"] = {"checkpoint": str(checkpoint), "epoch": int(state["epoch"]),
+    result["run"] = {"checkpoint": str(checkpoint), "epoch": run.epoch,
                      "method": cfg.method, "preset": cfg.preset, "arch": cfg.arch,
                      "data": cfg.data, "seed": cfg.seed, "split": split,
                      "limit_test": cfg.limit_test, "eval_seed": seed}
@@ -270,8 +258,8 @@ def evaluate_checkpoint(
         (out / "eval.json").write_text(json.dumps(result, indent=2) + "\n")
         result["files"] = [str(out / "eval.json")]
         if plots:
-            result["files"] += _draw(result, examples, dataset, info, out, corruptions, seed,
-                                     cfg.method, log)
+            result["files"] += _draw(result, examples, run.dataset, run.info, out,
+                                     corruptions, seed, cfg.method, log)
     return result
 
 

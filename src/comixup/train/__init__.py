@@ -1,12 +1,15 @@
-"""Training engine: the loop, the methods, configuration, presets, checkpoints and DDP.
+"""Training: the loop (:mod:`.engine`), its optimizer, schedule and DDP helpers.
 
 * :func:`train` runs an experiment from a :class:`TrainConfig` (:mod:`.engine`);
-* :data:`METHODS` / :func:`create_method`: vanilla, Co-Mixup and the baselines (:mod:`.methods`);
+* :data:`METHODS` / :func:`create_method`: vanilla, Co-Mixup and the baselines
+  (:mod:`comixup.methods`, re-exported here);
 * :func:`resolve_config`, :func:`list_presets`, :func:`load_preset`: configurations and the
-  presets of the paper's experiments (:mod:`.config`, ``presets/*.json``);
-* :mod:`.checkpoint`: atomic checkpoints loadable with ``weights_only=True``;
+  presets of the paper's experiments (:mod:`comixup.config`, ``presets/*.json``, re-exported);
+* :mod:`.optimizer`, :mod:`.schedule`: SGD / Adam and the learning-rate schedules;
 * :mod:`.distributed`: ``torchrun`` / DistributedDataParallel helpers.
 
+A run's data, model, method, device and precision are built by :mod:`comixup.run`, which
+evaluation and the analyses rebuild runs with too; checkpoints are :mod:`comixup.checkpoint`.
 The command line front end is ``comixup train`` (:mod:`comixup.cli`).
 """
 

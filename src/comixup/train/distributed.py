@@ -99,11 +99,17 @@ def cleanup(info: DistInfo) -> None:
         dist.destroy_process_group()
 
 
-def all_reduce_sum(values: list[float], info: DistInfo, device) -> list[float]:
-    """Sum a list of numbers over all ranks (float64); returns them unchanged for one process."""
+def all_reduce_sum(values: list, info: DistInfo, device) -> list[float]:
+    """Sum a list of numbers over all ranks (float64); returns them as floats, unchanged for one
+    process.
+
+    A value may be a number or a 0-dim tensor (e.g. a loss summed on the GPU): the tensors join
+    the reduction where they are, without a read each, and the sums are read back once.
+    """
     if not info.enabled:
         return [float(v) for v in values]
-    t = torch.tensor([float(v) for v in values], dtype=torch.float64, device=device)
+    t = torch.stack([torch.as_tensor(v, dtype=torch.float64, device=device).reshape(())
+                     for v in values])
     dist.all_reduce(t)
     return t.tolist()
 

@@ -5,7 +5,8 @@
 1. devices, DDP process group (``torchrun``), seeds and determinism;
 2. data (``comixup.data``), model (``comixup.models``), optimizer (SGD with Nesterov momentum),
    learning-rate schedule, AMP gradient scaler and training method
-   (:mod:`comixup.methods`);
+   (:mod:`comixup.methods`); the data, model, method, device and precision are built by
+   :mod:`comixup.run`, as evaluation and analysis rebuild them;
 3. optionally a checkpoint to resume from (every state, the RNGs included);
 4. per epoch: at a phase's start its batch size, data options and method options (the method
    is rebuilt with them, its random stream continued); train (the method computes and
@@ -36,25 +37,25 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .._checks import check_device
 from .. import checkpoint as ckpt_io
-from . import distributed as ddp
 from ..config import TrainConfig
-from ..methods import METHODS, create_method
+from ..run import (
+    autocast_dtype,
+    build_data,
+    build_method,
+    build_model,
+    data_info,
+    resolve_device,
+    use_channels_last,
+)
+from . import distributed as ddp
 from .optimizer import build_optimizer
 from .schedule import EpochSchedule
 
-__all__ = [
-    "METRIC_FIELDS",
-    "TrainResult",
-    "autocast_dtype",
-    "build_data",
-    "build_model",
-    "default_out_dir",
-    "resolve_device",
-    "train",
-    "use_channels_last",
-]
+__all__ = ["METRIC_FIELDS", "TrainResult", "default_out_dir", "summary_line", "train"]
+
+#: The progress bar shows the epoch's mean loss and throughput every this many batches.
+BAR_EVERY = 20
 
 #: Columns of ``metrics.csv``. Errors and ECE are in percent; ``seconds`` is the epoch's wall
 #: time (training and evaluation), ``images_per_s`` the training throughput over all ranks.
@@ -89,61 +90,22 @@ class TrainResult:
 # ----------------------------------------------------------------------------------------------
 
 
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """``"auto"`` -> CUDA when available (the local rank's GPU under DDP), else the CPU.
-
-    ``name`` is checked as the configuration's ``device`` (:func:`comixup._checks.check_device`):
-    ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``; a ValueError names it otherwise, or when
-    CUDA is requested but not available.
-    """
-    check_device("device", name)
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ValueError(f"device {name!r} was requested but CUDA is not available")
-        if name == "cuda":
-            return torch.device("cuda", local_rank)
-    return torch.device(name)
-
-
-def build_model(cfg: TrainConfig, num_classes: int, channels: int) -> torch.nn.Module:
-    """``comixup.models.create(cfg.arch, num_classes, **cfg.arch_options)``; ``in_channels`` is
-    filled in from the dataset when the model takes it and the configuration does not set it."""
-    from .. import models
-
-    options = dict(cfg.arch_options)
-    if "in_channels" in models.options(cfg.arch) and "in_channels" not in options:
-        options["in_channels"] = channels
-    return models.create(cfg.arch, num_classes, **options)
-
-
-def build_data(cfg: TrainConfig, split: str, *, train_transform: bool, limit=None,
-               data_options: dict | None = None, data_dir=None):
-    """``comixup.data.build_dataset`` for ``split`` with the run's root, seed and options."""
-    from .. import data
-
-    options = dict(cfg.data_options if data_options is None else data_options)
-    return data.build_dataset(cfg.data, root=data_dir if data_dir is not None else cfg.data_dir,
-                              split=split, train_transform=train_transform, limit=limit,
-                              seed=cfg.seed, **options)
-
-
 def default_out_dir(cfg: TrainConfig) -> Path:
     """``runs/<preset>-<method>-<timestamp>``."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     return Path("runs") / f"{cfg.preset or 'custom'}-{cfg.method}-{stamp}"
 
 
+def _float64(loss):
+    """A method step's loss (a float, or a 0-dim tensor on the device) in float64, without
+    reading a tensor back: the sum of the epoch's losses stays on the device."""
+    return loss.detach().to(torch.float64) if isinstance(loss, torch.Tensor) else float(loss)
+
+
 def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def _method_seed(seed: int, rank: int) -> int:
-    """Seed of the method's generator: distinct per rank, so each rank mixes differently."""
-    return (seed * 1_000_003 + rank * 7_919 + 0xC0FFEE) % 2**63
 
 
 def _set_determinism(cfg: TrainConfig, device: torch.device) -> None:
@@ -220,32 +182,6 @@ def _final_eval_line(result: dict) -> str:
     return " | ".join(parts) or "nothing to evaluate"
 
 
-def autocast_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:
-    """The mixed-precision dtype of a run on ``device``, shared by training and ``comixup eval``.
-
-    ``None`` (full precision) unless ``cfg.amp`` and the device is CUDA (or the CPU with
-    ``cfg.amp_cpu``); then bfloat16 when ``cfg.amp_dtype == "bf16"`` and the device supports it
-    (every CPU does), else float16 (with a gradient scaler).
-    """
-    if not cfg.amp or not _gpu_paths(cfg, device):
-        return None
-    if cfg.amp_dtype == "bf16" and (device.type == "cpu" or torch.cuda.is_bf16_supported()):
-        return torch.bfloat16
-    return torch.float16
-
-
-def _gpu_paths(cfg: TrainConfig, device: torch.device) -> bool:
-    """Whether the run takes the GPU code paths (autocast, the fp16 gradient scaler,
-    channels-last): on CUDA, and on the CPU when ``cfg.amp_cpu`` asks for them."""
-    return device.type == "cuda" or (device.type == "cpu" and cfg.amp_cpu)
-
-
-def use_channels_last(cfg: TrainConfig, device: torch.device) -> bool:
-    """Whether batches and the model use the channels-last memory format: ``cfg.channels_last``
-    on CUDA, and on the CPU with ``cfg.amp_cpu``."""
-    return cfg.channels_last and _gpu_paths(cfg, device)
-
-
 # ----------------------------------------------------------------------------------------------
 # the loop: build, restore, train one epoch, evaluate, checkpoint, finish
 # ----------------------------------------------------------------------------------------------
@@ -272,12 +208,11 @@ class _Run:
 
     def build(self) -> None:
         """Data, training method, model (DDP-wrapped under torchrun), optimizer, schedule and
-        gradient scaler, in this order (the order of the random draws)."""
-        from ..data import dataset_info
-
+        gradient scaler, in this order (the order of the random draws); the pieces a run is
+        rebuilt from come from :mod:`comixup.run`."""
         cfg, world, device = self.cfg, self.world, self.device
         self.test_set = build_data(cfg, "test", train_transform=False, limit=cfg.limit_test)
-        self.info = getattr(self.test_set, "info", None) or dataset_info(cfg.data)
+        self.info = data_info(cfg, self.test_set)
         self.num_classes = self.info.num_classes
         self.method_options = cfg.effective_method_options()
         self.method = self._make_method(self.method_options)
@@ -302,18 +237,10 @@ class _Run:
                                            enabled=self.amp_dtype == torch.float16)
 
     def _make_method(self, options: dict):
-        """The training method with ``options`` (the dataset's normalization filled in for the
-        methods that take it, unless the options set it)."""
-        cfg = self.cfg
-        options = dict(options)
-        if getattr(METHODS[cfg.method], "uses_normalization", False):  # Puzzle Mix, VAT
-            options.setdefault("mean", list(self.info.mean))
-            options.setdefault("std", list(self.info.std))
-        method = create_method(cfg.method, self.num_classes,
-                               seed=_method_seed(cfg.seed, self.world.rank), **options)
-        method.memory_format = (torch.channels_last if self.channels_last
-                                else torch.contiguous_format)
-        return method
+        """The training method with ``options`` (:func:`comixup.run.build_method`: the dataset's
+        normalization filled in for the methods that take it; a generator seeded per rank)."""
+        return build_method(self.cfg, self.info, rank=self.world.rank, options=options,
+                            channels_last=self.channels_last)
 
     def _set_method_options(self, options: dict) -> None:
         """Switch the method to a phase's options (``phases[].method_options``): a method built
@@ -438,7 +365,10 @@ class _Run:
         steps = len(self.train_loader)
         autocast = (lambda: torch.autocast(device.type, dtype=self.amp_dtype)) \
             if self.amp_dtype else contextlib.nullcontext
-        loss_sum, seen = 0.0, 0
+        # the epoch's loss adds up on the device; reading it waits for the GPU, so it is read at
+        # a bar update (every BAR_EVERY batches, when the bar shows) and once at the end
+        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        seen = 0
         bar = tqdm(self.train_loader, total=steps, disable=not self.show, leave=False,
                    unit="batch", desc=f"epoch {epoch + 1}/{cfg.epochs}", dynamic_ncols=True)
         for i, (x, y) in enumerate(bar):
@@ -452,11 +382,12 @@ class _Run:
                 loss = self.method.step(self.model, x, y, self._backward)
             self.scaler.step(self.optimizer)
             self.scaler.update()
-            loss_sum += loss * x.shape[0]
+            loss_sum += _float64(loss) * x.shape[0]
             seen += x.shape[0]
-            if self.show and (i % 5 == 0 or i == steps - 1):
+            if self.show and (i % BAR_EVERY == 0 or i == steps - 1):
                 rate = seen * self.world.world_size / max(time.perf_counter() - start, 1e-9)
-                bar.set_postfix(loss=f"{loss:.4f}", img_s=f"{rate:.0f}", refresh=False)
+                bar.set_postfix(loss=f"{float(loss_sum) / seen:.4f}", img_s=f"{rate:.0f}",
+                                refresh=False)
         bar.close()
         seconds = time.perf_counter() - start
         loss_sum, seen_all = ddp.all_reduce_sum([loss_sum, seen], self.world, device)

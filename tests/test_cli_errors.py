@@ -196,7 +196,7 @@ def test_missing_and_unreadable_files_give_one_line(tmp_path, capsys):
 
 
 def test_resume_config_refuses_what_would_change_the_run(good):
-    from comixup.config import resume_config
+    from comixup.run import resume_config
 
     cfg = resume_config(good, overrides={"epochs": 3, "arch": "lenet"})
     assert (cfg.epochs, cfg.method, cfg.out) == (3, "vanilla", str(good.resolve().parent))

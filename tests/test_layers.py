@@ -33,6 +33,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("comixup.methods",),
     ("comixup.config",),
     ("comixup.checkpoint",),
+    ("comixup._args",),  # the command lines' argument types, built on the config's fields
     ("comixup.run",),  # what training, evaluation and the analyses rebuild a run with
     ("comixup.evaluate",),
     ("comixup.train",),  # the engine evaluates every epoch

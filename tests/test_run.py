@@ -139,22 +139,20 @@ def test_build_method_seeds_per_rank_or_as_asked():
     assert build_method(cfg, info, options={"alpha": 0.3}).mixer.alpha == 0.3
 
 
-def test_build_method_uses_the_methods_normalization_attribute(monkeypatch):
-    from comixup.methods import METHODS
-
+def test_build_method_fills_in_the_normalization_the_method_takes(monkeypatch):
     info = dataset_info("synthetic")
-    monkeypatch.setattr(METHODS["mixup"], "uses_normalization", True, raising=False)
     seen = {}
     real = run_layer.create_method
 
     def spy(name, num_classes, **options):
-        seen.update(options)
-        return real(name, num_classes, **{k: v for k, v in options.items()
-                                          if k not in ("mean", "std")})
+        seen[name] = set(options) & {"mean", "std"}
+        return real(name, num_classes, **options)
 
     monkeypatch.setattr(run_layer, "create_method", spy)
-    build_method(TrainConfig(method="mixup"), info)
-    assert seen["mean"] == list(info.mean)
+    for method in ("puzzlemix", "vat", "mixup"):
+        build_method(TrainConfig(method=method), info)
+    # Puzzle Mix's smoothness takes both; VAT's ball the std only; the others neither
+    assert seen == {"puzzlemix": {"mean", "std"}, "vat": {"std"}, "mixup": set()}
 
 
 def test_resolve_device():

@@ -109,7 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .config import list_presets, resolve_config, resume_config
+    from .config import list_presets, resolve_config
+    from .run import resume_config
 
     if args.list_presets:
         presets = list_presets()

@@ -18,7 +18,6 @@ import json
 import math
 from dataclasses import dataclass, field
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 from ._checks import (
@@ -44,7 +43,6 @@ __all__ = [
     "parse_option",
     "preset_source",
     "resolve_config",
-    "resume_config",
 ]
 
 #: Learning-rate schedules: ``step`` (x ``gamma`` at each milestone epoch, the paper's CIFAR and
@@ -552,61 +550,6 @@ def resolve_config(
     if cfg.norm_weight_decay is None:
         cfg.norm_weight_decay = cfg.weight_decay
     return cfg.validate()
-
-
-#: What a resumed run may not change, with the ``comixup train`` flag that sets it (the
-#: checkpoint's run would become another run).
-_RESUME_FIXED = (("method", "--method"), ("arch", "--arch"), ("arch_options", "--arch-opt"),
-                 ("data", "--data"), ("data_options", "--data-opt"))
-
-
-def resume_config(checkpoint, preset: str | None = None, overrides: dict | None = None, *,
-                  loss_flag: str = "--method-opt loss") -> TrainConfig:
-    """The configuration of ``comixup train --resume CHECKPOINT``: the checkpoint's, with
-    ``overrides`` applied (and ``out`` the checkpoint's directory unless they set it).
-
-    The original command may be re-run with ``--resume`` added: a setting (or a ``preset``)
-    that agrees with the checkpoint is accepted; one that would change the model, the data, the
-    method or its loss is an error naming the flag that set it.
-
-    Args:
-        checkpoint: path of a resumable checkpoint (``last.pt``).
-        preset: the preset of the command, if it names one; it must agree with the checkpoint
-            on the method, model, data and loss.
-        overrides: the settings of the flags (as for :func:`resolve_config`).
-        loss_flag: the flag that set ``overrides["method_options"]["loss"]`` (``--loss`` or
-            ``--method-opt loss``), named when that loss contradicts the checkpoint.
-
-    Raises:
-        ValueError: an unreadable or foreign checkpoint, or a setting that contradicts it
-            (``--method contradicts the checkpoint PATH: method is 'mixup' there, ...``).
-    """
-    from . import checkpoint as ckpt_io
-
-    overrides = copy.deepcopy(overrides or {})
-    state = ckpt_io.load(checkpoint, require=ckpt_io.RESUME_KEYS)
-    saved = resolve_config(base=state["config"]).to_dict()
-    requested = resolve_config(preset, overrides).to_dict() if preset else None
-    for key, flag in _RESUME_FIXED:
-        if requested is not None and requested[key] != saved[key]:
-            flag = flag if key in overrides else "--preset"
-            raise ValueError(f"{flag} contradicts the checkpoint {checkpoint}: {key} is "
-                             f"{saved[key]!r} there, {requested[key]!r} here")
-        if requested is None and key in overrides:
-            value = overrides[key]
-            if key.endswith("_options"):
-                value = {**saved[key], **value}
-            if value != saved[key]:
-                raise ValueError(f"{flag} contradicts the checkpoint {checkpoint}: {key} is "
-                                 f"{saved[key]!r} there, {value!r} here")
-    options = overrides.get("method_options", {})
-    loss = options.get("loss", (requested or {}).get("method_options", {}).get("loss"))
-    if loss is not None and loss != saved["method_options"].get("loss"):
-        flag = loss_flag if "loss" in options else "--preset"
-        raise ValueError(f"{flag} contradicts the checkpoint {checkpoint}: the loss is "
-                         f"{saved['method_options'].get('loss')!r} there, {loss!r} here")
-    overrides.setdefault("out", str(Path(checkpoint).resolve().parent))
-    return resolve_config(base=state["config"], overrides=overrides)
 
 
 def parse_option(text: str) -> tuple[str, Any]:

@@ -16,6 +16,7 @@ imports the configuration, checkpoints, methods, data and models, never the laye
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ __all__ = [
     "method_options",
     "read_config",
     "resolve_device",
+    "resume_config",
     "use_channels_last",
 ]
 
@@ -322,3 +324,57 @@ def load_run(source, *, device: str | torch.device = "auto", split: str | None =
                dataset=dataset, split=split, autocast_dtype=autocast_dtype(cfg, dev),
                channels_last=use_channels_last(cfg, dev), checkpoint=checkpoint, state=state,
                epoch=None if state is None else int(state["epoch"]))
+
+
+#: What a resumed run may not change, with the ``comixup train`` flag that sets it (the
+#: checkpoint's run would become another run).
+_RESUME_FIXED = (("method", "--method"), ("arch", "--arch"), ("arch_options", "--arch-opt"),
+                 ("data", "--data"), ("data_options", "--data-opt"))
+
+
+def resume_config(checkpoint, preset: str | None = None, overrides: dict | None = None, *,
+                  loss_flag: str = "--method-opt loss") -> TrainConfig:
+    """The configuration of ``comixup train --resume CHECKPOINT``: the checkpoint's, with
+    ``overrides`` applied (and ``out`` the checkpoint's directory unless they set it).
+
+    The original command may be re-run with ``--resume`` added: a setting (or a ``preset``)
+    that agrees with the checkpoint is accepted; one that would change the model, the data, the
+    method or its loss is an error naming the flag that set it.
+
+    Args:
+        checkpoint: path of a resumable checkpoint (``last.pt``).
+        preset: the preset of the command, if it names one; it must agree with the checkpoint
+            on the method, model, data and loss.
+        overrides: the settings of the flags (as for :func:`resolve_config`).
+        loss_flag: the flag that set ``overrides["method_options"]["loss"]`` (``--loss`` or
+            ``--method-opt loss``), named when that loss contradicts the checkpoint.
+
+    Raises:
+        ValueError: an unreadable or foreign checkpoint, or a setting that contradicts it
+            (``--method contradicts the checkpoint PATH: method is 'mixup' there, ...``).
+    """
+
+    overrides = copy.deepcopy(overrides or {})
+    state = ckpt_io.load(checkpoint, require=ckpt_io.RESUME_KEYS)
+    saved = resolve_config(base=state["config"]).to_dict()
+    requested = resolve_config(preset, overrides).to_dict() if preset else None
+    for key, flag in _RESUME_FIXED:
+        if requested is not None and requested[key] != saved[key]:
+            flag = flag if key in overrides else "--preset"
+            raise ValueError(f"{flag} contradicts the checkpoint {checkpoint}: {key} is "
+                             f"{saved[key]!r} there, {requested[key]!r} here")
+        if requested is None and key in overrides:
+            value = overrides[key]
+            if key.endswith("_options"):
+                value = {**saved[key], **value}
+            if value != saved[key]:
+                raise ValueError(f"{flag} contradicts the checkpoint {checkpoint}: {key} is "
+                                 f"{saved[key]!r} there, {value!r} here")
+    options = overrides.get("method_options", {})
+    loss = options.get("loss", (requested or {}).get("method_options", {}).get("loss"))
+    if loss is not None and loss != saved["method_options"].get("loss"):
+        flag = loss_flag if "loss" in options else "--preset"
+        raise ValueError(f"{flag} contradicts the checkpoint {checkpoint}: the loss is "
+                         f"{saved['method_options'].get('loss')!r} there, {loss!r} here")
+    overrides.setdefault("out", str(Path(checkpoint).resolve().parent))
+    return resolve_config(base=state["config"], overrides=overrides)

@@ -95,9 +95,10 @@ def test_one_batch_of_every_preset_and_method(preset, method):
     for phase in phases_of(cfg):
         num_classes, channels, (h, w), mean, std = train_geometry(cfg, phase["data_options"])
         options = dict(phase["method_options"])
-        if METHODS[method].uses_normalization:
-            options.setdefault("mean", mean)
-            options.setdefault("std", std)
+        if METHODS[method].uses_normalization:  # as comixup.run.method_options
+            for key, value in (("mean", mean), ("std", std)):
+                if key in METHODS[method].accepted_options():
+                    options.setdefault(key, value)
         step = create_method(method, num_classes, seed=0, **options)
         model = tiny_model(cfg, num_classes, channels).train()
         seen_inputs, seen_losses = [], []

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from .calibration import N_BINS, plot_reliability, reliability_bins
 
-__all__ = ["N_BINS", "evaluate", "plot_reliability", "reliability_bins"]
+__all__ = ["N_BINS", "evaluate", "plot_reliability", "reliability_bins", "summary_line"]
 
 
 def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
@@ -137,3 +137,15 @@ def evaluate(
         "samples": n,
         "bins": {k: v.tolist() for k, v in bins.items()},
     }
+
+
+def summary_line(metrics: dict) -> str:
+    """One line with the final test error, top-5 error, ECE and throughput."""
+    text = (f"test error {metrics['error']:.2f}% | top-5 error {metrics['error_top5']:.2f}% | "
+            f"ECE {metrics['ece']:.2f}% | test loss {metrics['loss']:.4f} "
+            f"({metrics['samples']} samples)")
+    if metrics.get("images_per_s") is not None:
+        text += f" | {metrics['images_per_s']:.1f} train img/s"
+    if metrics.get("wall_seconds") is not None:
+        text += f" | wall {metrics['wall_seconds']:.1f}s"
+    return text

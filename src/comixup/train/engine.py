@@ -52,7 +52,7 @@ from . import distributed as ddp
 from .optimizer import build_optimizer
 from .schedule import EpochSchedule
 
-__all__ = ["METRIC_FIELDS", "TrainResult", "default_out_dir", "summary_line", "train"]
+__all__ = ["METRIC_FIELDS", "TrainResult", "default_out_dir", "train"]
 
 #: The progress bar shows the epoch's mean loss and throughput every this many batches.
 BAR_EVERY = 20
@@ -153,18 +153,6 @@ def _fmt(row: dict) -> str:
     if row.get("val_error") not in (None, ""):
         text += f" | val error {row['val_error']:.2f}%"
     return text + f" | lr {row['lr']:.4g} | {row['images_per_s']:.0f} img/s | {row['seconds']:.1f}s"
-
-
-def summary_line(metrics: dict) -> str:
-    """One line with the final test error, top-5 error, ECE and throughput."""
-    text = (f"test error {metrics['error']:.2f}% | top-5 error {metrics['error_top5']:.2f}% | "
-            f"ECE {metrics['ece']:.2f}% | test loss {metrics['loss']:.4f} "
-            f"({metrics['samples']} samples)")
-    if metrics.get("images_per_s") is not None:
-        text += f" | {metrics['images_per_s']:.1f} train img/s"
-    if metrics.get("wall_seconds") is not None:
-        text += f" | wall {metrics['wall_seconds']:.1f}s"
-    return text
 
 
 def _final_eval_line(result: dict) -> str:
@@ -476,6 +464,7 @@ class _Run:
         """The final metrics (and, with ``final_eval`` and boxes, localization and robustness),
         ``summary.json``, ``reliability.png`` and the final log lines."""
         from ..evaluate import plot_reliability
+        from ..evaluate.metrics import summary_line
 
         cfg, log = self.cfg, self.log
         if metrics is None:  # resumed a finished run, or stopped early between evaluations

@@ -30,9 +30,8 @@ from comixup._checks import (
     check_tensor,
 )
 from comixup.vat import VAT
-from comixup.mixers.puzzlemix import level_prior
 from comixup.saliency import clean_loss_and_saliency, pooled_unary
-from comixup.solver import grid_energy, grid_graphcut, objective, solve, solve_exact
+from comixup.solver import grid_energy, grid_graphcut, level_prior, objective, solve, solve_exact
 
 K = 4
 PAIR = np.array([[0.0, 1.0], [1.0, 0.0]])

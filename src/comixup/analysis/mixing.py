@@ -152,7 +152,7 @@ def mix_batch(mixer, x: torch.Tensor, saliency: torch.Tensor) -> dict:
     if mixer is None:
         return dict(x_mix=x.clone(), ratios=torch.eye(b), saliency=s)
     from ..mixers import PuzzleMix
-    from ..mixers.puzzlemix import apply_transport
+    from ..solver.puzzle import apply_transport
 
     if isinstance(mixer, PuzzleMix):
         x_mix, ratios, info = mixer(x, y, saliency, return_info=True)

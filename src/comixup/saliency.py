@@ -69,22 +69,47 @@ def pooled_unary(saliency: torch.Tensor, grid: int) -> torch.Tensor:
     if saliency.dim() != 3:
         raise ValueError(f"saliency must have shape (B, H, W), got {tuple(saliency.shape)}")
     grid = check_int("grid", grid, 1)
+    peak = _saliency_peak(saliency) if saliency.numel() else None
+    out, inexact = _pooled_float32(saliency, grid, peak)
+    if inexact is not None and bool(inexact.any()):
+        out = _exact_maps(saliency, grid, peak, inexact.nonzero().squeeze(1), out)
+    return out
+
+
+def _saliency_peak(saliency: torch.Tensor) -> torch.Tensor:
+    """``(B,)`` float64 maximum of every map (the maximum is exact in any dtype, so it is taken
+    before the conversion)."""
+    return saliency.detach().amax((1, 2)).double()
+
+
+def _pooled_float32(saliency: torch.Tensor, grid: int, peak: torch.Tensor | None):
+    """:func:`pooled_unary`'s float32 path, without argument checks or reads to the host.
+
+    Returns ``(maps, inexact)``: the ``(B, g, g)`` float32 maps and a ``(B,)`` bool tensor of the
+    maps whose float32 path is inexact (an overflow, or a sum too small to divide by), which
+    :func:`_exact_maps` recomputes; ``inexact`` is None when ``peak`` is None (no saliency values).
+    """
     pooled = F.adaptive_avg_pool2d(saliency.float().unsqueeze(1), grid).squeeze(1)
     total = pooled.sum((1, 2), keepdim=True)
     uniform = torch.full_like(pooled, 1.0 / (grid * grid))
     out = torch.where(total > 0, pooled / total.clamp_min(1e-30), uniform)
-    peak = saliency.detach().double().amax((1, 2)) if saliency.numel() else None
-    if peak is not None:
-        # maps whose float32 path is inexact: an overflow, or a sum too small to divide by
-        risky = ~torch.isfinite(total.view(-1)) | ((total.view(-1) < 1e-30) & (peak > 0)) \
-            | (peak.float() * saliency.shape[1] * saliency.shape[2] > _F32_SAFE)
-        if bool(risky.any()):
-            scaled = saliency.detach()[risky].double() / peak[risky, None, None]
-            exact = F.adaptive_avg_pool2d(scaled.unsqueeze(1), grid).squeeze(1)
-            exact = exact / exact.sum((1, 2), keepdim=True)
-            out = out.clone()
-            out[risky] = exact.float()
-    return out
+    if peak is None:
+        return out, None
+    inexact = ~torch.isfinite(total.view(-1)) | ((total.view(-1) < 1e-30) & (peak > 0)) \
+        | (peak.float() * saliency.shape[1] * saliency.shape[2] > _F32_SAFE)
+    return out, inexact
+
+
+def _exact_maps(saliency: torch.Tensor, grid: int, peak: torch.Tensor, rows: torch.Tensor,
+                maps: torch.Tensor) -> torch.Tensor:
+    """``maps`` with the maps ``rows`` (a long tensor) recomputed exactly: scaled by their peak in
+    float64 before they are pooled and summed."""
+    scaled = saliency.detach()[rows].double() / peak[rows, None, None]
+    exact = F.adaptive_avg_pool2d(scaled.unsqueeze(1), grid).squeeze(1)
+    exact = exact / exact.sum((1, 2), keepdim=True)
+    maps = maps.clone()
+    maps[rows] = exact.float()
+    return maps
 
 
 #: Largest float32 magnitude whose pooled sums stay far from overflow (float32 max / 1e6).

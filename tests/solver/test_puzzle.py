@@ -235,6 +235,23 @@ def test_transport_plan_matches_the_reference_on_the_region():
             assert torch.equal(src, torch.where(flat, ref_src, -1))
 
 
+def test_transport_plan_of_an_image_does_not_depend_on_the_batch():
+    """The plan of a batch is the plans of its parts (the mixer plans x1's and x2's regions in
+    one call), bit for bit, whether the parts stop early or not."""
+    for seed in range(12):
+        gen = torch.Generator().manual_seed(seed)
+        t = (2, 4, 8, 16)[seed % 4]
+        region = torch.rand(10, t, t, generator=gen) > (0.2, 0.5, 0.8)[seed % 3]
+        s = torch.rand(10, t, t, generator=gen) ** 4 + 1e-4
+        s = s / s.sum((1, 2), keepdim=True)
+        for eps in (0.8, 0.05, 0.0):
+            for n_iter in (None, 2):
+                whole = transport_plan(region, s, eps, n_iter)
+                parts = [transport_plan(region[a:b], s[a:b], eps, n_iter)
+                         for a, b in ((0, 3), (3, 4), (4, 10))]
+                assert torch.equal(whole, torch.cat(parts))
+
+
 def test_transport_is_an_injection_of_blocks_into_the_region():
     x, _, sal = batch(6, 32, seed=7)
     gen = torch.Generator().manual_seed(7)

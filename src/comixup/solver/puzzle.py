@@ -45,6 +45,7 @@ Deviations from the reference code (all documented where they occur):
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from concurrent.futures import ThreadPoolExecutor
@@ -173,6 +174,7 @@ def graphcut_terms(s1, s2, down, right, *, lam: float, n_labels: int = 3, beta: 
     Args:
         s1, s2: ``(B, g, g)`` saliency of ``x1`` and ``x2`` pooled to the grid, summing to 1.
         down, right: the unscaled boundary differences of :func:`smoothness_terms`.
+            These four are tensors (copied to the CPU) or NumPy arrays.
         lam: the mixing ratio of the prior, in ``[0, 1]``.
         n_labels: number of mixing levels ``L``; level ``l`` puts weight ``l / (L - 1)`` on x1.
         beta, gamma, eta: Puzzle Mix's weights (published 1.2, 0.5, 0.2); ``beta_n = beta/(16 g)``.
@@ -205,10 +207,18 @@ def graphcut_terms(s1, s2, down, right, *, lam: float, n_labels: int = 3, beta: 
     u2[:, :, 1:] += (right[:, 1, 0] + right[:, 0, 0]) / 2
     w_down = beta_n + (down[:, 1, 0] + down[:, 0, 1] - down[:, 1, 1] - down[:, 0, 0]) / 2
     w_right = beta_n + (right[:, 1, 0] + right[:, 0, 1] - right[:, 1, 1] - right[:, 0, 0]) / 2
-    levels = np.linspace(0.0, 1.0, n_labels)
+    levels = _levels(n_labels)
     prior = level_prior(lam, n_labels, eta, g * g)
     unary = levels * u1[..., None] + (1.0 - levels) * u2[..., None] + prior
     return unary, np.maximum(w_right, 0.0), np.maximum(w_down, 0.0)
+
+
+@functools.lru_cache(maxsize=64)
+def _levels(n_labels: int) -> np.ndarray:
+    """The mixing levels ``l / (L - 1)``, ``(L,)`` float64 (read-only, built once per ``L``)."""
+    levels = np.linspace(0.0, 1.0, n_labels)
+    levels.setflags(write=False)
+    return levels
 
 
 def label_costs(n_labels: int) -> np.ndarray:
@@ -218,6 +228,12 @@ def label_costs(n_labels: int) -> np.ndarray:
     """
     lv = np.arange(n_labels, dtype=np.float64)
     return (lv[:, None] - lv[None, :]) ** 2 / (n_labels - 1) ** 2
+
+
+@functools.lru_cache(maxsize=64)
+def _pair_costs(n_labels: int) -> np.ndarray:
+    """:func:`label_costs`, built once per ``L`` for the kernel (which only reads it)."""
+    return label_costs(n_labels)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -252,10 +268,10 @@ def graphcut_masks(unary, w_right, w_down, *, workers: int = 1, executor=None) -
     ``L > 2`` labels, the global one for ``L = 2``), started twice, from the per-cell unary
     argmin and from the uniform middle level (0.5), keeping the lower energy (the reference's
     GCO starts once, from label 0 everywhere). On 480 random 2x2 and 3x3 three-level problems
-    the single argmin start missed the brute-force optimum 4 times and the two starts never. Pairs are split in ``workers``
-    contiguous chunks, each solved by one call of a numba ``nogil`` kernel, on ``executor``
-    (a fresh thread pool when None and ``workers > 1``); the result does not depend on
-    ``workers``.
+    the single argmin start missed the brute-force optimum 4 times and the two starts never.
+    Pairs are split in ``workers`` contiguous chunks, each solved by one call of a numba
+    ``nogil`` kernel, on ``executor`` (a fresh thread pool when None and ``workers > 1``); the
+    result does not depend on ``workers``.
 
     Args:
         unary: ``(B, g, g, L)`` level costs; ``w_right`` ``(B, g, g-1)``, ``w_down``
@@ -275,11 +291,14 @@ def graphcut_masks(unary, w_right, w_down, *, workers: int = 1, executor=None) -
     wr = wr.reshape(bsz, g * g)
     wd = wd.reshape(bsz, g * g)
     flat = unary.reshape(bsz, g * g, n_labels)
-    pair = label_costs(n_labels)
+    pair = _pair_costs(n_labels)
     labels = np.empty((bsz, g * g), np.int64)
     workers = max(1, min(int(workers), bsz))
-    bounds = np.linspace(0, bsz, workers + 1).astype(int)
-    chunks = [(int(a), int(b)) for a, b in itertools.pairwise(bounds) if b > a]
+    if workers == 1:
+        chunks = [(0, bsz)]
+    else:
+        bounds = np.linspace(0, bsz, workers + 1).astype(int)
+        chunks = [(int(a), int(b)) for a, b in itertools.pairwise(bounds) if b > a]
 
     def run(chunk):
         _swap_pairs(flat, pair, wr, wd, g, labels, chunk[0], chunk[1], _MAX_CYCLES)
@@ -312,6 +331,21 @@ def _cost_matrix(t: int, device) -> torch.Tensor:
     return c
 
 
+def _transport_constants(t: int, t_eps: float, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(t_eps * C, d1)`` of a ``t x t`` transport grid on ``device``: the scaled cost matrix
+    (:func:`_cost_matrix`) and the ``(t, t)`` squared distances along one axis. Kept for the
+    last ``t_eps`` used with each grid side and device, so a mixer builds them once."""
+    device = torch.device(device)
+    key = ("scaled", t, device.type, device.index)
+    consts = _COST_CACHE.get(key)
+    if consts is None or consts[0] != float(t_eps):
+        ar = torch.arange(t, device=device)
+        d1 = ((ar[:, None] - ar[None, :]) ** 2).float()
+        consts = _COST_CACHE[key] = (float(t_eps), float(t_eps) * _cost_matrix(t, device), d1)
+    return consts[1], consts[2]
+
+
+#: Constant tensors of the transport by grid side and device.
 _COST_CACHE: dict = {}
 
 
@@ -337,7 +371,9 @@ def transport_plan(region: torch.Tensor, saliency: torch.Tensor, t_eps: float = 
     reference compares claimants with the zeros of non-claimants, so a cell of exactly zero
     saliency can stay unassigned and turn black); with saliency > 0 everywhere both give the
     same plan on the region. Every region position is assigned (its own block claims it in
-    the first round), and distinct positions get distinct blocks.
+    the first round), and distinct positions get distinct blocks. The plan of an image does not
+    depend on the other images of the batch (claims never cross images, and an image with no
+    losing claim keeps its plan in later rounds), so several plans can be made in one call.
 
     Args:
         region: ``(B, t, t)`` bool, the positions blocks may move to (``mask > 0`` for x1).
@@ -357,7 +393,7 @@ def transport_plan(region: torch.Tensor, saliency: torch.Tensor, t_eps: float = 
     region = region.reshape(bsz * n).to(dev)
     s = saliency.reshape(bsz * n).float()
     z = region.view(bsz, n).float()
-    eps_c = float(t_eps) * _cost_matrix(t, dev)  # (n, n)
+    eps_c, d1 = _transport_constants(t, t_eps, dev)  # (n, n) scaled costs, (t, t) 1-D distances
     # Rows of the cost matrix are built only for blocks that may leave their own position.
     # With t_eps > 0 a block of the region claims its own position first (cost -s_i; any
     # other position costs more), and a block outside it can only claim a region position if
@@ -372,8 +408,6 @@ def transport_plan(region: torch.Tensor, saliency: torch.Tensor, t_eps: float = 
         # Squared distance of every block to the closest region block (two 1-D passes), so
         # that the exact test "some region position costs <= 0" needs no full row; the 0.1%
         # slack only admits a few more rows, which are then evaluated exactly.
-        ar = torch.arange(t, device=dev)
-        d1 = ((ar[:, None] - ar[None, :]) ** 2).float()
         zr = region.view(bsz, t, t)
         along = torch.where(zr[:, :, None, :], d1, math.inf).amin(-1)  # (B, row_j, col_i)
         near = (d1[None, :, :, None] + along[:, None, :, :]).amin(2).reshape(bsz * n)

@@ -9,10 +9,18 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode
 
 from comixup.bench import realistic_saliency
 from comixup.mixers.puzzlemix import GRIDS, PuzzleMix
-from comixup.solver import apply_transport
+from comixup.saliency import pooled_unary
+from comixup.solver import (
+    apply_transport,
+    graphcut_masks,
+    graphcut_terms,
+    smoothness_terms,
+    transport_plan,
+)
 
 
 def batch(b=6, size=16, c=3, seed=0):
@@ -49,6 +57,64 @@ def test_masks_take_the_three_levels_and_compose_the_output(grid):
     m = mask.repeat_interleave(32 // g, 1).repeat_interleave(32 // g, 2)[:, None]
     torch.testing.assert_close(x_mix, m * x + (1 - m) * x[info["perm"]])
     torch.testing.assert_close(info["ratio"], mask.mean((1, 2)))
+
+
+@pytest.mark.parametrize("grid", [2, 4, 8])
+def test_params_are_the_solver_functions_of_the_pooled_saliency(grid):
+    """sample_params is pooled_unary, smoothness_terms, graphcut_terms, graphcut_masks and the
+    transport plans of x1's and x2's regions, bit for bit, also for maps whose float32 pooling
+    is inexact (huge, tiny) and for an all-zero map."""
+    x, y, sal = batch(8, 32, seed=grid + 30)
+    sal = sal.double()
+    sal[1] *= 1e300
+    sal[2] *= 1e-300
+    sal[3] = 0.0
+    pm = PuzzleMix(10, grid=grid, workers=1, generator=torch.Generator().manual_seed(grid))
+    _, _, info = pm(x, y, sal, return_info=True)
+    perm = info.perm
+    s1 = pooled_unary(sal, grid)
+    terms = graphcut_terms(s1, s1[perm], *smoothness_terms(x, x[perm], grid, info.neigh_size),
+                           lam=info.lam)
+    mask = torch.from_numpy(graphcut_masks(*terms)).float() / 2
+    assert torch.equal(info.mask, mask)
+    t = 32 // info.t_size
+    st = pooled_unary(sal, t)
+    mask_t = mask.repeat_interleave(t // grid, 1).repeat_interleave(t // grid, 2)
+    assert torch.equal(info.src1, transport_plan(mask_t > 0, st, 0.8))
+    assert torch.equal(info.src2, transport_plan(mask_t < 1, st[perm], 0.8))
+
+
+class _HostReads(TorchFunctionMode):
+    """Records every call that reads tensor values into Python or NumPy."""
+
+    READS = {"__bool__", "__float__", "__int__", "__index__", "item", "tolist", "numpy",
+             "__array__", "cpu"}
+
+    def __init__(self):
+        super().__init__()
+        self.reads = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        name = getattr(func, "__name__", "")
+        if name in self.READS:
+            self.reads.append(name)
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("grid", [-1, 4])
+def test_one_copy_to_the_host_per_call(grid):
+    """sample_params reads the draws (grid side, lambda, permutation) and copies the pooled
+    saliency and smoothness terms to the CPU once for the graph cut; apply reads nothing."""
+    x, y, sal = batch(8, 32, seed=3)
+    pm = PuzzleMix(10, grid=grid, workers=1, generator=torch.Generator().manual_seed(0))
+    targets = F.one_hot(y, 10).float()
+    with _HostReads() as sampled:
+        params = pm.sample_params(x, targets, sal)
+    draws = ["__float__", "numpy"] + (["__int__"] if grid == -1 else [])
+    assert sorted(sampled.reads) == sorted(draws + ["cpu", "numpy"])
+    with _HostReads() as applied:
+        pm.apply(x, targets, params)
+    assert applied.reads == []
 
 
 # ------------------------------------------------------------------------------------------------

@@ -25,12 +25,14 @@ Call convention (shared by every mixer of this package)::
 from __future__ import annotations
 
 import dataclasses
+import functools
+import itertools
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..saliency import pooled_unary
+from ..saliency import _exact_maps, _pooled_float32, _saliency_peak
 from ..solver.puzzle import (
     apply_transport,
     graphcut_masks,
@@ -69,6 +71,7 @@ def _check_channels(name: str, value) -> torch.Tensor | None:
     return t
 
 
+@functools.lru_cache(maxsize=256)
 def _geometry(h: int, w: int, grid: int, neigh_size: int, t_size: int, transport: bool):
     """``(block, neigh, t_size, t_grid)`` of a grid, clipped as the reference; ValueError if unsupported."""
     if h != w:
@@ -85,6 +88,19 @@ def _geometry(h: int, w: int, grid: int, neigh_size: int, t_size: int, transport
     if transport and block % ts:
         raise ValueError(f"t_size {t_size} must divide the block side {block} (image {h} / grid {grid})")
     return block, neigh, ts, h // ts
+
+
+def _to_host(*tensors: torch.Tensor) -> list[np.ndarray]:
+    """float64 NumPy copies of tensors that share their first dimension, by one transfer (the
+    only read of batch values to the host in a call)."""
+    flat = torch.cat([t.reshape(t.shape[0], -1) for t in tensors], 1).double().cpu().numpy()
+    bounds = list(itertools.accumulate((t[0].numel() for t in tensors), initial=0))
+    return [flat[:, a:b].reshape(t.shape) for t, a, b in zip(tensors, bounds, bounds[1:])]
+
+
+def _rows(flags: np.ndarray, device) -> torch.Tensor:
+    """The indices of the true entries of a host bool array, as a long tensor on ``device``."""
+    return torch.from_numpy(np.flatnonzero(flags)).to(device)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -260,28 +276,47 @@ class PuzzleMix(Mixer, ThreadedMixer):
         compute = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
         sal = saliency.detach()
 
-        # Graph cut of every pair.
-        s1 = pooled_unary(sal, grid)
-        s2 = s1[dev_perm]
+        # The saliency pooled to the grid (and to the transport grid) and the smoothness
+        # statistic, on x's device; one copy to the CPU for the graph cut.
+        peak = _saliency_peak(sal)
+        s1, inexact1 = _pooled_float32(sal, grid, peak)
+        st, inexact_t = s1, inexact1
+        if self.transport and t_grid != grid:
+            st, inexact_t = _pooled_float32(sal, t_grid, peak)
         p1 = F.avg_pool2d(self._unnormalize(x.detach().to(compute).contiguous()), neigh)
         down, right = pooled_smoothness_terms(p1, p1[dev_perm], block // neigh)
+        s1_h, down_h, right_h, inexact = _to_host(s1, down, right,
+                                                 torch.stack([inexact1, inexact_t], 1))
+        inexact = inexact != 0
+        if inexact.any():  # maps near the float32 limits, recomputed exactly (as pooled_unary)
+            st_is_s1 = st is s1
+            if inexact[:, 0].any():
+                s1 = _exact_maps(sal, grid, peak, _rows(inexact[:, 0], sal.device), s1)
+                s1_h = s1.double().cpu().numpy()
+            if st_is_s1:
+                st = s1
+            elif inexact[:, 1].any():
+                st = _exact_maps(sal, t_grid, peak, _rows(inexact[:, 1], sal.device), st)
+
+        # Graph cut of every pair, on the CPU.
         unary, w_right, w_down = graphcut_terms(
-            s1, s2, down, right, lam=lam, n_labels=self.n_labels, beta=self.beta,
-            gamma=self.gamma, eta=self.eta,
+            s1_h, s1_h[perm.numpy()], down_h, right_h, lam=lam, n_labels=self.n_labels,
+            beta=self.beta, gamma=self.gamma, eta=self.eta,
         )
         workers = self._n_workers(bsz)
         labels = graphcut_masks(unary, w_right, w_down, workers=workers,
                                 executor=self._executor(workers))
         mask = torch.from_numpy(labels).to(device=x.device, dtype=compute) / (self.n_labels - 1)
 
-        # Transport plans inside the mask regions.
+        # Transport plans inside the mask regions: x1's (mask > 0) and x2's (mask < 1) in one
+        # batch of 2B images (the plan of an image does not depend on the others).
         src1 = src2 = None
         if self.transport:
             rep = t_grid // grid
-            mask_t = mask.repeat_interleave(rep, 1).repeat_interleave(rep, 2)
-            st = s1 if t_grid == grid else pooled_unary(sal, t_grid)
-            src1 = transport_plan(mask_t > 0, st, self.t_eps)
-            src2 = transport_plan(mask_t < 1, st[dev_perm], self.t_eps)
+            mask_t = mask.repeat_interleave(rep, 1).repeat_interleave(rep, 2) if rep > 1 else mask
+            src = transport_plan(torch.cat([mask_t > 0, mask_t < 1]),
+                                 torch.cat([st, st[dev_perm]]), self.t_eps)
+            src1, src2 = src[:bsz], src[bsz:]
         ratio = mask.mean((1, 2))
         ratios = permutation_ratios([torch.arange(bsz), perm], [ratio, 1 - ratio], compute,
                                     x.device)
@@ -296,11 +331,13 @@ class PuzzleMix(Mixer, ThreadedMixer):
         xc = x.to(compute).contiguous()  # autograd flows to x_mix, not to the mask
         dev_perm = params.perm.to(x.device)
         mask = params.mask.to(device=x.device, dtype=compute)
-        x2 = xc[dev_perm]
-        x1 = xc
-        if params.src1 is not None:
-            x1 = apply_transport(xc, params.src1, params.t_size)
-            x2 = apply_transport(x2, params.src2, params.t_size, out=x2)
+        if params.src1 is None:
+            x1, x2 = xc, xc[dev_perm]
+        else:  # x1 and x2 gathered into one (2B, C', H, H) batch and transported in place
+            bsz = xc.shape[0]
+            both = xc[torch.cat([torch.arange(bsz, device=x.device), dev_perm])]
+            apply_transport(both, torch.cat([params.src1, params.src2]), params.t_size, out=both)
+            x1, x2 = both[:bsz], both[bsz:]
         block = params.block
         mask_px = mask.repeat_interleave(block, 1).repeat_interleave(block, 2)[:, None]
         x_mix = torch.lerp(x2, x1, mask_px).to(x.dtype)  # exact at levels 0 and 1

@@ -345,7 +345,7 @@ def _transport_constants(t: int, t_eps: float, device) -> tuple[torch.Tensor, to
     return consts[1], consts[2]
 
 
-#: Constant tensors of the transport by grid side and device.
+#: Constant tensors of the transport by grid layout and device.
 _COST_CACHE: dict = {}
 
 
@@ -491,16 +491,29 @@ def apply_transport(x: torch.Tensor, src: torch.Tensor, t_size: int, *, out: tor
     elif out is not x:
         out.copy_(x)
     src = src.to(x.device)
-    own = torch.arange(n, device=x.device)
+    own, origin, offset = _block_layout(t, t_size, w, x.device)
     b, j = ((src >= 0) & (src != own)).nonzero(as_tuple=True)
     if b.numel():
         i = src[b, j]
-        dy = torch.arange(t_size, device=x.device)
-        offset = (dy[:, None] * w + dy[None, :]).reshape(-1)  # pixel offsets inside a block
-        origin = lambda blk: (blk // t) * (t_size * w) + (blk % t) * t_size
         flat = out.view(bsz, ch, h * w)
         src_flat = x.reshape(bsz, ch, h * w) if out is not x else flat
-        values = src_flat[b[:, None], :, origin(i)[:, None] + offset]  # (M, t_size^2, C)
-        flat[b[:, None], :, origin(j)[:, None] + offset] = values
+        values = src_flat[b[:, None], :, origin[i][:, None] + offset]  # (M, t_size^2, C)
+        flat[b[:, None], :, origin[j][:, None] + offset] = values
     return out
+
+
+def _block_layout(t: int, t_size: int, w: int, device) -> tuple[torch.Tensor, ...]:
+    """``(own, origin, offset)`` of a ``t x t`` grid of ``t_size``-pixel blocks in images of
+    width ``w``, built once per layout and device: the block indices, the flat pixel index of
+    each block's first pixel, and the flat pixel offsets inside a block."""
+    device = torch.device(device)
+    key = ("blocks", t, t_size, w, device.type, device.index)
+    layout = _COST_CACHE.get(key)
+    if layout is None:
+        own = torch.arange(t * t, device=device)
+        origin = (own // t) * (t_size * w) + (own % t) * t_size
+        dy = torch.arange(t_size, device=device)
+        offset = (dy[:, None] * w + dy[None, :]).reshape(-1)
+        layout = _COST_CACHE[key] = (own, origin, offset)
+    return layout
 

@@ -30,9 +30,8 @@ from comixup._checks import (
     check_tensor,
 )
 from comixup.vat import VAT
-from comixup.mixers.puzzlemix import level_prior
 from comixup.saliency import clean_loss_and_saliency, pooled_unary
-from comixup.solver import grid_energy, grid_graphcut, objective, solve, solve_exact
+from comixup.solver import grid_energy, grid_graphcut, level_prior, objective, solve, solve_exact
 
 K = 4
 PAIR = np.array([[0.0, 1.0], [1.0, 0.0]])
@@ -120,6 +119,29 @@ def test_check_array_and_tensor_accept_good_values():
     assert check_tensor("x", t) is t
     with pytest.raises(TypeError, match="x must have a floating dtype"):
         check_tensor("x", torch.ones(2, dtype=torch.long))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
+def test_check_tensor_finds_every_non_finite_value(dtype):
+    """NaN, inf and -inf at any position (vectorized body or tail, strided views, a 0-d tensor),
+    while the largest finite values of the dtype pass."""
+    big = torch.finfo(dtype).max
+    for n in (1, 7, 16, 33, 1000):
+        for pos in {0, n // 2, n - 1}:
+            for bad in (math.nan, math.inf, -math.inf):
+                t = torch.rand(n).to(dtype)
+                t[pos] = bad
+                with pytest.raises(ValueError, match="x contains NaN or inf"):
+                    check_tensor("x", t)
+                strided = torch.rand(n, 2).to(dtype)
+                strided[pos, 0] = bad
+                with pytest.raises(ValueError, match="x contains NaN or inf"):
+                    check_tensor("x", strided[:, 0])
+                with pytest.raises(ValueError, match="x contains NaN or inf"):
+                    check_tensor("x", torch.tensor(bad, dtype=dtype))
+        t = torch.rand(n).to(dtype)
+        t[0], t[-1] = big, -big
+        assert check_tensor("x", t.requires_grad_()) is t
 
 
 # -- class 1: non-finite and huge values in the mixers ------------------------------------------

@@ -72,22 +72,52 @@ def pooled_unary(saliency: torch.Tensor, grid: int, *, validate: bool | None = N
     if saliency.dim() != 3:
         raise ValueError(f"saliency must have shape (B, H, W), got {tuple(saliency.shape)}")
     grid = check_int("grid", grid, 1)
+    peak = _saliency_peak(saliency) if saliency.numel() else None
+    out, inexact = _pooled_float32(saliency, grid, peak)
+    if inexact is None:
+        return out
     # no value is read back: the exact path is computed for every map and selected where the
-    # float32 one is inexact
+    # float32 one is inexact (the same bits as recomputing those maps alone, _exact_maps)
+    scaled = saliency.detach().double() / peak.clamp_min(1e-300)[:, None, None]
+    exact = F.adaptive_avg_pool2d(scaled.unsqueeze(1), grid).squeeze(1)
+    exact = exact / exact.sum((1, 2), keepdim=True).clamp_min(1e-300)
+    return torch.where(inexact[:, None, None], exact.float(), out)
+
+
+def _saliency_peak(saliency: torch.Tensor) -> torch.Tensor:
+    """``(B,)`` float64 maximum of every map (the maximum is exact in any dtype, so it is taken
+    before the conversion)."""
+    return saliency.detach().amax((1, 2)).double()
+
+
+def _pooled_float32(saliency: torch.Tensor, grid: int, peak: torch.Tensor | None):
+    """:func:`pooled_unary`'s float32 path, without argument checks or reads to the host.
+
+    Returns ``(maps, inexact)``: the ``(B, g, g)`` float32 maps and a ``(B,)`` bool tensor of the
+    maps whose float32 path is inexact (an overflow, or a sum too small to divide by), which
+    :func:`_exact_maps` recomputes; ``inexact`` is None when ``peak`` is None (no saliency values).
+    """
     pooled = F.adaptive_avg_pool2d(saliency.float().unsqueeze(1), grid).squeeze(1)
     total = pooled.sum((1, 2), keepdim=True)
     uniform = torch.full_like(pooled, 1.0 / (grid * grid))
     out = torch.where(total > 0, pooled / total.clamp_min(1e-30), uniform)
-    if not saliency.numel():
-        return out
-    peak = saliency.detach().double().amax((1, 2))
-    # maps whose float32 path is inexact: an overflow, or a sum too small to divide by
-    risky = ~torch.isfinite(total.view(-1)) | ((total.view(-1) < 1e-30) & (peak > 0)) \
+    if peak is None:
+        return out, None
+    inexact = ~torch.isfinite(total.view(-1)) | ((total.view(-1) < 1e-30) & (peak > 0)) \
         | (peak.float() * saliency.shape[1] * saliency.shape[2] > _F32_SAFE)
-    scaled = saliency.detach().double() / peak.clamp_min(1e-300)[:, None, None]
+    return out, inexact
+
+
+def _exact_maps(saliency: torch.Tensor, grid: int, peak: torch.Tensor, rows: torch.Tensor,
+                maps: torch.Tensor) -> torch.Tensor:
+    """``maps`` with the maps ``rows`` (a long tensor) recomputed exactly: scaled by their peak in
+    float64 before they are pooled and summed."""
+    scaled = saliency.detach()[rows].double() / peak[rows, None, None]
     exact = F.adaptive_avg_pool2d(scaled.unsqueeze(1), grid).squeeze(1)
-    exact = exact / exact.sum((1, 2), keepdim=True).clamp_min(1e-300)
-    return torch.where(risky[:, None, None], exact.float(), out)
+    exact = exact / exact.sum((1, 2), keepdim=True)
+    maps = maps.clone()
+    maps[rows] = exact.float()
+    return maps
 
 
 #: Largest float32 magnitude whose pooled sums stay far from overflow (float32 max / 1e6).

@@ -141,7 +141,7 @@ def test_mixture_uses_the_transported_images_inside_each_region():
              + torch.arange(t * t).view(1, 1, t, t).float()).repeat_interleave(ts, 2).repeat_interleave(ts, 3)
     pm = PuzzleMix(8, grid=4, gamma=0.0, workers=1, generator=torch.Generator().manual_seed(3))
     out, _, info2 = pm(coded, torch.arange(8), sal, return_info=True)
-    assert torch.equal(info2["mask"], mask)
+    assert torch.equal(info2.mask, mask)
     blocks = out[:, 0, ::ts, ::ts].reshape(8, -1)
     for b in range(8):
         full = mt[b] == 1
@@ -222,7 +222,7 @@ def test_dtypes_normalization_and_pickle():
     _, _, i1 = PuzzleMix(10, grid=4, mean=mean, std=std, generator=torch.Generator().manual_seed(0))(
         xn, y, sal, return_info=True)
     _, _, i2 = PuzzleMix(10, grid=4, generator=torch.Generator().manual_seed(0))(x, y, sal, return_info=True)
-    assert torch.equal(i1["mask"], i2["mask"])
+    assert torch.equal(i1.mask, i2.mask)
     pm = PuzzleMix(10, workers=2)
     pm(x, y, sal)
     clone = pickle.loads(pickle.dumps(pm))

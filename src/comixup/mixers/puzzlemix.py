@@ -247,7 +247,7 @@ class PuzzleMix(Mixer, ThreadedMixer):
             x = x + self.mean.to(device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
         return x
 
-    def check_batch(self, x, model=None) -> None:
+    def check_batch(self, x) -> None:
         """The images must be square and every grid side must divide them (ValueError)."""
         _, _, h, w = x.shape
         for g in (GRIDS if self.grid == -1 else (self.grid,)):

@@ -29,9 +29,9 @@ from comixup._checks import (
     check_number,
     check_tensor,
 )
-from comixup.vat import VAT
 from comixup.saliency import clean_loss_and_saliency, pooled_unary
 from comixup.solver import grid_energy, grid_graphcut, level_prior, objective, solve, solve_exact
+from comixup.vat import VAT
 
 K = 4
 PAIR = np.array([[0.0, 1.0], [1.0, 0.0]])
@@ -45,7 +45,9 @@ def _batch(b=4, size=16):
 
 
 def _mixers():
-    gen = lambda: torch.Generator().manual_seed(0)
+    def gen():
+        return torch.Generator().manual_seed(0)
+
     return {
         "mixup": InputMixup(K, generator=gen()),
         "cutmix": CutMix(K, generator=gen()),
@@ -104,7 +106,8 @@ def test_check_int_choice_device_and_classes():
 
 @pytest.mark.parametrize("value,exc", [
     ("abc", TypeError), ([[1, 2], [3]], TypeError), (None, TypeError), ([1j, 2], TypeError),
-    ([True, False], TypeError), ([1.0, float("nan")], ValueError), ([[1.0], [math.inf]], ValueError),
+    ([True, False], TypeError), ([1.0, float("nan")], ValueError),
+    ([[1.0], [math.inf]], ValueError),
     (torch.zeros(2, device="meta"), ValueError), (torch.zeros(2, dtype=torch.complex64), TypeError),
 ])
 def test_check_array_names_the_argument(value, exc):

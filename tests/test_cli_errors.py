@@ -11,8 +11,8 @@ import re
 import pytest
 import torch
 
-from comixup.cli import main
 from comixup import checkpoint as ck
+from comixup.cli import main
 from comixup.train import train
 
 from .train.conftest import tiny_settings
@@ -178,8 +178,8 @@ def test_bad_flags_give_one_line_naming_the_flag(argv, flag, capsys):
 
 def test_choices_come_from_the_package_constants():
     from comixup.cli import build_parser
-    from comixup.losses import LOSSES
     from comixup.config import AMP_DTYPES, OPTIMIZERS, SCHEDULES
+    from comixup.losses import LOSSES
 
     train_parser = build_parser()._subparsers._group_actions[0].choices["train"]
     choices = {a.dest: a.choices for a in train_parser._actions if a.choices}

@@ -120,7 +120,8 @@ def test_fashion_mnist_recipes():
     assert "FMix" in preset_source("fashion-mnist-preactresnet18")
     c = resolve_config("fashion-mnist-cpu")
     assert c.data == "fashion-mnist" and c.threads == 1
-    assert resolve_config("fashion-mnist-cpu", {"method": "vanilla"}).method_options["loss"] == "bce"
+    assert resolve_config("fashion-mnist-cpu",
+                          {"method": "vanilla"}).method_options["loss"] == "bce"
 
 
 def test_imagenet_lr_points():

@@ -65,7 +65,8 @@ def _array(draw, shape):
                                      np.ones((1,) * (len(shape) + 1)), np.zeros(shape, bool)]))
     n = int(np.prod(shape))
     elements = st.floats(-1.0, 1.0) if kind == "good" else _floats
-    return np.array(draw(st.lists(elements, min_size=n, max_size=n)), dtype=np.float64).reshape(shape)
+    return np.array(draw(st.lists(elements, min_size=n, max_size=n)),
+                    dtype=np.float64).reshape(shape)
 
 
 # -- the solver ---------------------------------------------------------------------------------

@@ -6,10 +6,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from comixup import models
-from comixup.mixers.base import sample_weights
 from comixup import methods as M
+from comixup import models
 from comixup.methods import METHODS, create_method, soft_cross_entropy, softmax_bce
+from comixup.mixers.base import sample_weights
 
 C = 10
 
@@ -256,7 +256,8 @@ def test_vanilla_loss_families_equal_hand_computation(loss, hand):
     assert len(rec.losses) == 1
 
 
-@pytest.mark.parametrize("loss, hand, clean_factor", [("bce", _hand_bce, 2 / C), ("ce", _hand_ce, 1.0)])
+@pytest.mark.parametrize("loss, hand, clean_factor",
+                         [("bce", _hand_bce, 2 / C), ("ce", _hand_ce, 1.0)])
 def test_saliency_method_losses_equal_hand_computation(standin, loss, hand, clean_factor):
     model = net()
     x, y = batch()
@@ -492,7 +493,8 @@ def test_normalization_parameters_get_no_decay_when_norm_weight_decay_is_zero():
 
 
 @pytest.mark.parametrize("name", ["mixup", "cutmix"])
-@pytest.mark.parametrize("loss, hand, clean_factor", [("bce", _hand_bce, 2 / C), ("ce", _hand_ce, 1.0)])
+@pytest.mark.parametrize("loss, hand, clean_factor",
+                         [("bce", _hand_bce, 2 / C), ("ce", _hand_ce, 1.0)])
 def test_pair_mixing_clean_lam_adds_the_saliency_methods_clean_loss(name, loss, hand, clean_factor):
     model = net()
     x, y = batch()

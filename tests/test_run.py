@@ -50,7 +50,7 @@ def test_a_checkpoint_gives_its_weights_test_data_and_epoch(trained):
 
 
 def test_overrides_replace_the_configuration(trained, tmp_path):
-    run_dir, settings = trained
+    run_dir, _settings = trained
     assert len(load_run(run_dir / "last.pt", device="cpu", limit_test=5).dataset) == 5
     whole = load_run(run_dir / "last.pt", device="cpu", overrides={"limit_test": None})
     assert len(whole.dataset) == TINY["data_options"]["num_test"]

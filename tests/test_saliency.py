@@ -101,7 +101,8 @@ def test_salient_location_stride_uses_non_overlapping_windows():
     assert salient_location(sal).tolist() == [[5, 3]]
     sal[0, 8:16, 8:16] += 0.1 * torch.rand(8, 8)  # at stride 8 only (0|8, 0|8) are candidates
     loc = salient_location(sal, stride=8).tolist()
-    windows = {(r, c): float(sal[0, 8 * r:8 * r + 8, 8 * c:8 * c + 8].sum()) for r in (0, 1) for c in (0, 1)}
+    windows = {(r, c): float(sal[0, 8 * r:8 * r + 8, 8 * c:8 * c + 8].sum())
+               for r in (0, 1) for c in (0, 1)}
     assert tuple(loc[0]) == max(windows, key=windows.get)
     with pytest.raises(ValueError, match="stride"):
         salient_location(sal, stride=0)

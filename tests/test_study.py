@@ -17,7 +17,8 @@ def test_parse_sweep_and_plan(tmp_path):
         ("tau", [0.79, 0.83]), ("resolve", [False]), ("depths", [[0, 1]]), ("threshold", ["soft"])]
     runs = plan_study(tmp_path, ["vanilla", "comixup"], 2, parse_sweep(["tau=0.79,0.83"]))
     assert len(runs) == 2 * 2 * 2
-    assert runs[-1].label == "comixup tau=0.83" and runs[-1].out == tmp_path / "comixup-tau=0.83" / "seed1"
+    assert runs[-1].label == "comixup tau=0.83"
+    assert runs[-1].out == tmp_path / "comixup-tau=0.83" / "seed1"
     assert {r.state() for r in runs} == {"todo"}
     with pytest.raises(ValueError, match="method must be one of"):
         plan_study(tmp_path, ["nope"], 1)

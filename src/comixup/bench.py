@@ -109,17 +109,21 @@ def bench_solver(*, quick: bool = False) -> list[dict]:
     problems = 10 if quick else 50
     torch.set_num_threads(1)
     rows = []
-    print(f"# comixup bench solver  (cpus={os.cpu_count()}, torch threads=1, numba, 4x4 grid, n_iter=4)")
+    print(f"# comixup bench solver  (cpus={os.cpu_count()}, torch threads=1, numba, "
+          "4x4 grid, n_iter=4)")
     print(f"{'m':>4} {'|L|':>4} {'median ms':>10} {'mean f':>10} {'std f':>8}")
     for row in solver_timing(ms, (2, 3, 4), problems=problems):  # shared with Figure 6
         rows.append(row)
-        print(f"{row['m']:>4} {row['levels']:>4} {row['median_ms']:>10.3f} {row['mean_f']:>10.3f} {row['std_f']:>8.3f}")
+        print(f"{row['m']:>4} {row['levels']:>4} {row['median_ms']:>10.3f} "
+              f"{row['mean_f']:>10.3f} {row['std_f']:>8.3f}")
     _bench_comixup_end_to_end(rows, quick)
     print("# Table 6 (|L| = 2, unary U[0, 1], hard clipping, 100 seeds)")
-    print(f"{'m':>3} {'n':>3} {'settings':>22} {'f_solve':>8} {'f_opt':>8} {'f_random':>9} {'rel err':>8}")
+    print(f"{'m':>3} {'n':>3} {'settings':>22} {'f_solve':>8} {'f_opt':>8} "
+          f"{'f_random':>9} {'rel err':>8}")
     for m, side in TABLE6_CONFIGS:
         for restarts, polish in ((1, 0), (4, 100)):
-            r = table6_relative_error(m, side, seeds=20 if quick else 100, restarts=restarts, polish=polish)
+            r = table6_relative_error(m, side, seeds=20 if quick else 100, restarts=restarts,
+                                      polish=polish)
             label = f"restarts={restarts} polish={polish}"
             print(f"{m:>3} {r['n']:>3} {label:>22} {r['f_solve']:>8.3f} {r['f_opt']:>8.3f} "
                   f"{r['f_random']:>9.3f} {r['rel_error']:>8.4f}")
@@ -139,7 +143,7 @@ def _bench_comixup_end_to_end(rows: list, quick: bool) -> None:
         comix = CoMixup(100, workers=workers, generator=torch.Generator().manual_seed(0))
         for _ in range(3):
             comix(x, y, sal)
-        t = _median_ms(lambda: comix(x, y, sal), 10 if quick else 50)
+        t = _median_ms(lambda comix=comix: comix(x, y, sal), 10 if quick else 50)
         rows.append(dict(m="CoMixup", levels=3, workers=workers, median_ms=t))
         print(f"{'':<24} {workers:>8} {t:>10.3f}")
 
@@ -172,7 +176,8 @@ def bench_mixers(*, quick: bool = False) -> list[dict]:
         gen = torch.Generator().manual_seed(size)
         x = torch.rand(100, 3, size, size, generator=gen)
         y = torch.randint(0, 100, (100,), generator=gen)
-        sal = torch.from_numpy(realistic_saliency(100, size, rng=np.random.default_rng(size))).float()
+        sal = torch.from_numpy(
+            realistic_saliency(100, size, rng=np.random.default_rng(size))).float()
         model = preactresnet18(100, stem_stride=1 if size == 32 else 2)
         with torch.no_grad():
             hidden_shape = tuple(model.layer1(model.conv1(x[:1])).shape[1:])

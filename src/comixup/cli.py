@@ -24,8 +24,15 @@ import json
 import os
 import sys
 
-from ._args import (Parser, add_field_flags, comma_list, field_overrides, int_at_least,
-                    key_value, one_line)
+from ._args import (
+    Parser,
+    add_field_flags,
+    comma_list,
+    field_overrides,
+    int_at_least,
+    key_value,
+    one_line,
+)
 from .bench import BENCHMARKS
 from .config import TrainConfig
 from .losses import LOSSES

@@ -423,7 +423,8 @@ class TrainConfig:
 
     def _validate_lr_points(self) -> None:
         if not isinstance(self.lr_points, list):
-            raise TypeError(f"lr_points must be a list of [epoch, lr] pairs, got {self.lr_points!r}")
+            raise TypeError("lr_points must be a list of [epoch, lr] pairs, "
+                            f"got {self.lr_points!r}")
         last = -math.inf
         for point in self.lr_points:
             if not isinstance(point, (list, tuple)) or len(point) != 2:
@@ -434,7 +435,8 @@ class TrainConfig:
                 raise ValueError(f"lr_points epochs must increase, got {self.lr_points!r}")
             last = epoch
         if self.schedule == "piecewise" and len(self.lr_points) < 2:
-            raise ValueError("schedule 'piecewise' needs lr_points with at least 2 [epoch, lr] pairs")
+            raise ValueError("schedule 'piecewise' needs lr_points with at least 2 "
+                             "[epoch, lr] pairs")
 
     def _validate_phases(self) -> None:
         if not isinstance(self.phases, list):
@@ -446,7 +448,8 @@ class TrainConfig:
             allowed = {f.name for f in dataclasses.fields(Phase)}
             unknown = sorted(set(phase) - allowed)
             if unknown:
-                raise ValueError(f"phases[{i}] has unknown key(s) {unknown}; allowed: {sorted(allowed)}")
+                raise ValueError(f"phases[{i}] has unknown key(s) {unknown}; "
+                                 f"allowed: {sorted(allowed)}")
             if "start" not in phase:
                 raise ValueError(f"phases[{i}] needs a 'start' epoch")
             starts.append(check_int(f"phases[{i}].start", phase["start"], 0))

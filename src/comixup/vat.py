@@ -2,10 +2,10 @@
 a Regularization Method for Supervised and Semi-Supervised Learning", TPAMI 2018).
 
 VAT is the non-mixup baseline of Co-Mixup's Appendix F.4 (Table 12); it regularizes the
-clean batch instead of mixing it (its training step is :mod:`comixup.methods`'s ``vat``). For a batch ``x`` with predictions
-``p(x)``, VAT adds ``alpha * KL(p(x) || p(x + r_adv))`` to the supervised loss, where ``r_adv``
-is the direction of largest KL increase within a ball of radius ``eps``, estimated by power
-iteration:
+clean batch instead of mixing it (its training step is :mod:`comixup.methods`'s ``vat``). For a
+batch ``x`` with predictions ``p(x)``, VAT adds ``alpha * KL(p(x) || p(x + r_adv))`` to the
+supervised loss, where ``r_adv`` is the direction of largest KL increase within a ball of radius
+``eps``, estimated by power iteration:
 
 1. ``d ~ N(0, I)`` (from the generator);
 2. ``power_iterations`` times: ``r = xi d / ||d||_2``; ``d <- grad_r KL(p(x) || p(x + r))``
@@ -155,12 +155,14 @@ class VAT:
         if std is None:
             return None
         values = torch.as_tensor(std, dtype=torch.float64).flatten()
-        if values.numel() == 0 or not bool(torch.isfinite(values).all()) or bool((values <= 0).any()):
+        if (values.numel() == 0 or not bool(torch.isfinite(values).all())
+                or bool((values <= 0).any())):
             raise ValueError(f"std must hold finite numbers > 0, got {std!r}")
         return values.tolist()
 
     def __repr__(self) -> str:
-        return (f"VAT(alpha={self.alpha}, eps={self.eps}, power_iterations={self.power_iterations}, "
+        return (f"VAT(alpha={self.alpha}, eps={self.eps}, "
+                f"power_iterations={self.power_iterations}, "
                 f"xi={self.xi}, norm={self.norm!r})")
 
     def _std(self, x: torch.Tensor) -> torch.Tensor:
@@ -213,8 +215,8 @@ class VAT:
         gradients into ``model``) and the perturbation.
 
         ``x`` must be a ``(B, C, H, W)`` floating tensor, finite when on the CPU (a ValueError or
-        TypeError names it); ``logits`` are its clean logits ``(B, K)``, used as the fixed target (they
-        may be non-finite on an fp16 overflow step, which the gradient scaler then skips).
+        TypeError names it); ``logits`` are its clean logits ``(B, K)``, used as the fixed target
+        (they may be non-finite on an fp16 overflow step, which the gradient scaler then skips).
         """
         if not callable(model):
             raise TypeError(f"model must be callable, got {type(model).__name__}")

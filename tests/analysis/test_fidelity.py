@@ -59,7 +59,8 @@ def test_cutmix_with_whole_image_objects_shows_the_pasted_area():
     got = label_fidelity(mixer, x, y, full)
     _, _, params = CutMix(5, generator=torch.Generator().manual_seed(2))(x, y, return_info=True)
     t = params.ratios.float()
-    # a whole-image object is covered exactly in its pasted area: f = t, so visible = sum t^2 / sum t
+    # a whole-image object is covered exactly in its pasted area: f = t, so
+    # visible = sum t^2 / sum t
     assert got["visible"] == pytest.approx(float((t * t).sum() / t.sum()), rel=1e-6)
     assert got["object_mass"] == pytest.approx(1.0, rel=1e-6)
 

@@ -3,8 +3,11 @@
 import numpy as np
 import pytest
 
-from comixup.analysis.problems import (bernoulli_masks, bernoulli_objective_mean,
-                                       normalized_abs_normal_problem)
+from comixup.analysis.problems import (
+    bernoulli_masks,
+    bernoulli_objective_mean,
+    normalized_abs_normal_problem,
+)
 from comixup.analysis.table7 import PAPER_TABLE7, SETTINGS
 from comixup.solver.objective import objective_kernel
 

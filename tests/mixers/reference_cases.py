@@ -3,9 +3,9 @@
 :func:`run_cases` runs every mixer (Input Mixup, CutMix, their 3-input variants, Puzzle Mix,
 Co-Mixup, Manifold Mixup with 2 and 3 inputs) twice or three times in a row on fixed inputs
 from fixed generator seeds and returns their outputs by name (the mixed images as channel 0 of
-the first call plus every plane's sum, to keep the fixture small). ``reference_outputs.pt`` holds what the code
-returned when the fixture was made (``python tests/mixers/reference_cases.py`` rewrites it);
-the test checks that the same generator state still gives the same batch.
+the first call plus every plane's sum, to keep the fixture small). ``reference_outputs.pt``
+holds what the code returned when the fixture was made (``python tests/mixers/reference_cases.py``
+rewrites it); the test checks that the same generator state still gives the same batch.
 """
 
 from __future__ import annotations
@@ -72,14 +72,18 @@ def run_cases() -> dict[str, torch.Tensor]:
     )
 
     x, y, sal = inputs()
-    gen = lambda seed: torch.Generator().manual_seed(seed)
+
+    def gen(seed):
+        return torch.Generator().manual_seed(seed)
+
     mixers = {
         "mixup": (InputMixup(NUM_CLASSES, generator=gen(1)), False),
         "cutmix": (CutMix(NUM_CLASSES, generator=gen(2)), False),
         "mixup3": (MultiInputMixup(NUM_CLASSES, k=3, generator=gen(3)), False),
         "cutmix3": (MultiCutMix(NUM_CLASSES, k=3, generator=gen(4)), False),
         "puzzlemix": (PuzzleMix(NUM_CLASSES, workers=1, generator=gen(5)), True),
-        "puzzlemix_g4": (PuzzleMix(NUM_CLASSES, grid=4, n_labels=4, workers=1, generator=gen(6)), True),
+        "puzzlemix_g4": (PuzzleMix(NUM_CLASSES, grid=4, n_labels=4, workers=1, generator=gen(6)),
+                         True),
         "comixup": (CoMixup(NUM_CLASSES, partition=4, workers=1, generator=gen(7)), True),
         "comixup_g-1": (CoMixup(NUM_CLASSES, grid=-1, levels=4, workers=1, generator=gen(8)), True),
     }

@@ -31,7 +31,8 @@ def one_hot_coded(batch, h, w, dtype=torch.float32):
     levels=st.sampled_from([2, 3, 4]),
     seed=st.integers(0, 2**31 - 1),
 )
-def test_pixel_weights_sum_to_one_and_targets_are_pixel_mass(batch, h, w, partition, grid, levels, seed):
+def test_pixel_weights_sum_to_one_and_targets_are_pixel_mass(batch, h, w, partition, grid, levels,
+                                                              seed):
     x = one_hot_coded(batch, h, w)
     y = torch.arange(batch)
     gen = torch.Generator().manual_seed(seed)
@@ -57,7 +58,8 @@ def test_deterministic_and_independent_of_workers(batch, grid, seed):
     y = torch.randint(0, 10, (batch,), generator=torch.Generator().manual_seed(seed))
     sal = torch.rand(batch, 16, 16, generator=torch.Generator().manual_seed(seed + 1))
     results = [
-        CoMixup(10, grid=grid, workers=workers, generator=torch.Generator().manual_seed(seed))(x, y, sal)
+        CoMixup(10, grid=grid, workers=workers,
+                generator=torch.Generator().manual_seed(seed))(x, y, sal)
         for workers in (1, 2, 4, 1)
     ]
     for x_mix, y_mix in results[1:]:
@@ -117,14 +119,17 @@ def test_soft_targets_are_mixed():
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
 def test_any_float_dtype(dtype):
     x = one_hot_coded(5, 8, 8, dtype=dtype)
-    x_mix, y_mix = CoMixup(5, generator=torch.Generator().manual_seed(0))(x, torch.arange(5), torch.rand(5, 8, 8))
+    x_mix, y_mix = CoMixup(5, generator=torch.Generator().manual_seed(0))(
+        x, torch.arange(5), torch.rand(5, 8, 8))
     assert x_mix.dtype == dtype and y_mix.dtype == dtype
-    torch.testing.assert_close(y_mix.double().sum(1), torch.ones(5, dtype=torch.float64), atol=1e-2, rtol=0)
+    torch.testing.assert_close(y_mix.double().sum(1), torch.ones(5, dtype=torch.float64),
+                               atol=1e-2, rtol=0)
 
 
 def test_zero_saliency_is_legal_and_batch_of_one_is_unmixed():
     x = torch.rand(4, 3, 8, 8)
-    x_mix, y_mix = CoMixup(3, generator=torch.Generator().manual_seed(0))(x, torch.tensor([0, 1, 2, 0]), torch.zeros(4, 8, 8))
+    x_mix, _y_mix = CoMixup(3, generator=torch.Generator().manual_seed(0))(
+        x, torch.tensor([0, 1, 2, 0]), torch.zeros(4, 8, 8))
     assert torch.isfinite(x_mix).all()
     one, target = CoMixup(3)(x[:1], torch.tensor([2]), torch.rand(1, 8, 8))
     assert torch.equal(one, x[:1]) and torch.equal(target, torch.tensor([[0.0, 0.0, 1.0]]))
@@ -141,13 +146,19 @@ def test_transform_pickles_after_use():
     "args, kwargs, error, match",
     [
         ((torch.rand(4, 8, 8), torch.arange(4), torch.rand(4, 8, 8)), {}, ValueError, "x"),
-        ((torch.zeros(4, 3, 8, 8, dtype=torch.long), torch.arange(4), torch.rand(4, 8, 8)), {}, TypeError, "x"),
+        ((torch.zeros(4, 3, 8, 8, dtype=torch.long), torch.arange(4), torch.rand(4, 8, 8)), {},
+         TypeError, "x"),
         ((torch.rand(0, 3, 8, 8), torch.arange(0), torch.rand(0, 8, 8)), {}, ValueError, "empty"),
-        ((torch.rand(4, 3, 8, 8), torch.arange(4), torch.rand(4, 8, 7)), {}, ValueError, "saliency"),
-        ((torch.rand(4, 3, 8, 8), torch.arange(4), -torch.rand(4, 8, 8)), {}, ValueError, "saliency"),
-        ((torch.rand(4, 3, 8, 8), torch.arange(4), torch.full((4, 8, 8), float("nan"))), {}, ValueError, "saliency"),
-        ((torch.rand(4, 3, 8, 8), torch.arange(4), torch.full((4, 8, 8), float("inf"))), {}, ValueError, "saliency"),
-        ((torch.rand(4, 3, 8, 8), torch.tensor([0, 1, 2, 9]), torch.rand(4, 8, 8)), {}, ValueError, "y"),
+        ((torch.rand(4, 3, 8, 8), torch.arange(4), torch.rand(4, 8, 7)), {}, ValueError,
+         "saliency"),
+        ((torch.rand(4, 3, 8, 8), torch.arange(4), -torch.rand(4, 8, 8)), {}, ValueError,
+         "saliency"),
+        ((torch.rand(4, 3, 8, 8), torch.arange(4), torch.full((4, 8, 8), float("nan"))), {},
+         ValueError, "saliency"),
+        ((torch.rand(4, 3, 8, 8), torch.arange(4), torch.full((4, 8, 8), float("inf"))), {},
+         ValueError, "saliency"),
+        ((torch.rand(4, 3, 8, 8), torch.tensor([0, 1, 2, 9]), torch.rand(4, 8, 8)), {},
+         ValueError, "y"),
         ((torch.rand(4, 3, 8, 8), torch.arange(3), torch.rand(4, 8, 8)), {}, ValueError, "y"),
         ((torch.rand(4, 3, 8, 8), torch.rand(4), torch.rand(4, 8, 8)), {}, TypeError, "y"),
     ],

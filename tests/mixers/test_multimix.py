@@ -7,9 +7,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from comixup.mixers.base import sample_weights
 from comixup.mixers.cutmix import CutMix, _box_from_area
 from comixup.mixers.mixup import InputMixup
-from comixup.mixers.base import sample_weights
 from comixup.mixers.multimix import MultiCutMix, MultiInputMixup
 
 FAST = settings(max_examples=25, deadline=None)

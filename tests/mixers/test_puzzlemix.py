@@ -4,6 +4,7 @@ tests/solver/test_puzzle.py."""
 
 import math
 import pickle
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -87,8 +88,8 @@ def test_params_are_the_solver_functions_of_the_pooled_saliency(grid):
 class _HostReads(TorchFunctionMode):
     """Records every call that reads tensor values into Python or NumPy."""
 
-    READS = {"__bool__", "__float__", "__int__", "__index__", "item", "tolist", "numpy",
-             "__array__", "cpu"}
+    READS: ClassVar[set[str]] = {"__bool__", "__float__", "__int__", "__index__", "item",
+                                 "tolist", "numpy", "__array__", "cpu"}
 
     def __init__(self):
         super().__init__()
@@ -138,7 +139,8 @@ def test_mixture_uses_the_transported_images_inside_each_region():
     torch.testing.assert_close(x_mix, expect)
     # x1's blocks only where mask > 0: block-coded images, one code range per image
     coded = (torch.arange(8).view(8, 1, 1, 1) * 1000.0
-             + torch.arange(t * t).view(1, 1, t, t).float()).repeat_interleave(ts, 2).repeat_interleave(ts, 3)
+             + torch.arange(t * t).view(1, 1, t, t).float())
+    coded = coded.repeat_interleave(ts, 2).repeat_interleave(ts, 3)
     pm = PuzzleMix(8, grid=4, gamma=0.0, workers=1, generator=torch.Generator().manual_seed(3))
     out, _, info2 = pm(coded, torch.arange(8), sal, return_info=True)
     assert torch.equal(info2.mask, mask)
@@ -172,7 +174,8 @@ def test_targets_are_the_pixel_mass_of_each_source(transport, grid):
     torch.testing.assert_close(y_mix, x_mix.mean((2, 3)))
     torch.testing.assert_close(y_mix.sum(1), torch.ones(b))
     soft = torch.softmax(torch.randn(b, b, generator=torch.Generator().manual_seed(0)), 1)
-    pm2 = PuzzleMix(b, grid=grid, transport=transport, generator=torch.Generator().manual_seed(grid + 100))
+    pm2 = PuzzleMix(b, grid=grid, transport=transport,
+                    generator=torch.Generator().manual_seed(grid + 100))
     x2, y2 = pm2(x, soft, sal)
     torch.testing.assert_close(x2, x_mix)
     torch.testing.assert_close(y2, y_mix @ soft)
@@ -182,7 +185,8 @@ def test_targets_are_the_pixel_mass_of_each_source(transport, grid):
 def test_deterministic_and_independent_of_workers():
     x, y, sal = batch(13, 32, seed=4)
     for grid in (-1, 8, 16):
-        results = [PuzzleMix(10, grid=grid, workers=w, generator=torch.Generator().manual_seed(9))(x, y, sal)
+        results = [PuzzleMix(10, grid=grid, workers=w,
+                             generator=torch.Generator().manual_seed(9))(x, y, sal)
                    for w in (1, 2, 3, 1)]
         for xm, ym in results[1:]:
             assert torch.equal(xm, results[0][0]) and torch.equal(ym, results[0][1])
@@ -196,13 +200,15 @@ def test_deterministic_and_independent_of_workers():
 @pytest.mark.parametrize("grid", [1, 2, 8])
 def test_other_level_counts_and_grids(grid):
     x, y, sal = batch(5, 8, seed=grid)
-    x_mix, y_mix, info = PuzzleMix(10, grid=grid, n_labels=4, generator=torch.Generator().manual_seed(0))(
+    x_mix, y_mix, info = PuzzleMix(10, grid=grid, n_labels=4,
+                                   generator=torch.Generator().manual_seed(0))(
         x, y, sal, return_info=True)
     levels = info.mask * 3  # four levels {0, 1/3, 2/3, 1}
     torch.testing.assert_close(levels, levels.round())
     # autograd flows from x_mix to x (the mask is a constant): every pixel's weights sum to 1
     xr = x.clone().requires_grad_()
-    PuzzleMix(10, grid=grid, generator=torch.Generator().manual_seed(0))(xr, y, sal)[0].sum().backward()
+    PuzzleMix(10, grid=grid, generator=torch.Generator().manual_seed(0))(
+        xr, y, sal)[0].sum().backward()
     torch.testing.assert_close(xr.grad.sum(), torch.tensor(float(x.numel())))
     torch.testing.assert_close(y_mix.sum(1), torch.ones(5))
     assert torch.isfinite(x_mix).all()
@@ -214,14 +220,17 @@ def test_other_level_counts_and_grids(grid):
 def test_dtypes_normalization_and_pickle():
     x, y, sal = batch(4, 16, seed=2)
     for dtype in (torch.float64, torch.bfloat16, torch.float16):
-        xm, ym = PuzzleMix(10, grid=4, generator=torch.Generator().manual_seed(0))(x.to(dtype), y, sal)
+        xm, ym = PuzzleMix(10, grid=4, generator=torch.Generator().manual_seed(0))(
+            x.to(dtype), y, sal)
         assert xm.dtype == dtype and ym.dtype == dtype and xm.shape == x.shape
         assert torch.allclose(ym.float().sum(1), torch.ones(4), atol=1e-2)
     mean, std = [0.5, 0.4, 0.3], [0.2, 0.3, 0.25]
     xn = (x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
-    _, _, i1 = PuzzleMix(10, grid=4, mean=mean, std=std, generator=torch.Generator().manual_seed(0))(
+    _, _, i1 = PuzzleMix(10, grid=4, mean=mean, std=std,
+                         generator=torch.Generator().manual_seed(0))(
         xn, y, sal, return_info=True)
-    _, _, i2 = PuzzleMix(10, grid=4, generator=torch.Generator().manual_seed(0))(x, y, sal, return_info=True)
+    _, _, i2 = PuzzleMix(10, grid=4, generator=torch.Generator().manual_seed(0))(
+        x, y, sal, return_info=True)
     assert torch.equal(i1.mask, i2.mask)
     pm = PuzzleMix(10, workers=2)
     pm(x, y, sal)

@@ -48,7 +48,8 @@ def run_cases() -> dict[str, np.ndarray]:
         "restarts": {"restarts": 3},
         "polish": {"polish": 4, "levels": 2},
         "n_out": {"n_out": 3, "n_iter": 5},
-        "params": {"beta": 0.5, "gamma": 2.0, "eta": 0.1, "tau": 0.5, "alpha": 0.7, "resolve": False},
+        "params": {"beta": 0.5, "gamma": 2.0, "eta": 0.1, "tau": 0.5, "alpha": 0.7,
+                   "resolve": False},
         "no_prior": {"eta": 0.0},
     }
     for name, kwargs in extra.items():

@@ -107,7 +107,8 @@ def brute_force_energies(unary, pairwise, weight):
 @pytest.mark.parametrize(
     "m, levels, shape, from_argmin, from_any",
     # measured hits out of 100 (seed 0): argmin start 77/72/90/85, best start 95/92/100/96
-    [(3, 3, (2, 2), 72, 90), (3, 3, (2, 3), 67, 87), (2, 4, (2, 3), 85, 95), (4, 3, (2, 2), 80, 91)],
+    [(3, 3, (2, 2), 72, 90), (3, 3, (2, 3), 67, 87), (2, 4, (2, 3), 85, 95),
+     (4, 3, (2, 2), 80, 91)],
 )
 def test_mixed_labels_reach_brute_force_minimum_under_reference_pair_costs(
         m, levels, shape, from_argmin, from_any):

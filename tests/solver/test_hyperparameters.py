@@ -13,11 +13,13 @@ from comixup.solver import Hyperparameters, objective, solve, solve_exact
 
 def test_the_paper_defaults_and_their_scaling():
     hp = Hyperparameters()
-    assert (hp.beta, hp.gamma, hp.eta, hp.tau, hp.alpha, hp.omega) == (0.32, 1.0, 0.05, 0.83, 2.0, 0.001)
+    assert (hp.beta, hp.gamma, hp.eta, hp.tau, hp.alpha, hp.omega) == (0.32, 1.0, 0.05, 0.83, 2.0,
+                                                                        0.001)
     eff = hp.effective(16)
     assert eff == (0.32 / 16, 1.0 / 16, 0.05 / 16, 0.83 * 16)
     assert (eff.beta, eff.gamma, eff.eta, eff.tau) == tuple(eff)
-    assert hp.solver_arguments() == {"beta": 0.32, "gamma": 1.0, "eta": 0.05, "tau": 0.83, "alpha": 2.0}
+    assert hp.solver_arguments() == {"beta": 0.32, "gamma": 1.0, "eta": 0.05, "tau": 0.83,
+                                     "alpha": 2.0}
     with pytest.raises(dataclasses.FrozenInstanceError):
         hp.beta = 1.0
 

@@ -88,4 +88,5 @@ def test_bad_arguments_are_named(kwargs, match):
                 threshold="hard")
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
-        objective(args["cost"], args["z"], args["A"], beta=0.3, gamma=1, tau=0.8, threshold=args["threshold"])
+        objective(args["cost"], args["z"], args["A"], beta=0.3, gamma=1, tau=0.8,
+                  threshold=args["threshold"])

@@ -171,8 +171,8 @@ def test_terms_match_the_reference_construction():
         s1 = pooled_unary(sal, g)
         neigh = min(4, 32 // g)
         down, right = smoothness_terms(x.double(), x[perm].double(), g, neigh)
-        unary, w_right, w_down = graphcut_terms(s1, s1[perm], down, right, lam=lam, n_labels=n_labels,
-                                                beta=1.2, gamma=0.5, eta=0.2)
+        unary, w_right, w_down = graphcut_terms(s1, s1[perm], down, right, lam=lam,
+                                                n_labels=n_labels, beta=1.2, gamma=0.5, eta=0.2)
         r_unary, r_right, r_down = ref_terms(x.double(), s1, s1[perm], x[perm].double(), g,
                                              1.2, 0.5, 0.2, lam, n_labels, 4)
         np.testing.assert_allclose(unary, r_unary, rtol=1e-10, atol=1e-14)
@@ -276,7 +276,8 @@ def test_transport_is_an_injection_of_blocks_into_the_region():
         # positions outside the region untouched, inside: the planned source block
         expect = torch.where(flat[b], src[b], torch.arange(t * t)).float()
         assert torch.equal(out_blocks[b], expect)
-        assert torch.equal(out[b], out[b, :, ::ts, ::ts].repeat_interleave(ts, 1).repeat_interleave(ts, 2))
+        assert torch.equal(out[b], out[b, :, ::ts, ::ts].repeat_interleave(ts, 1)
+                           .repeat_interleave(ts, 2))
     # and on real images: every block of the output is a block of the same image
     out = apply_transport(x, src, ts)
     xb = x.view(6, 3, t, ts, t, ts).permute(0, 2, 4, 1, 3, 5).reshape(6, t * t, -1)

@@ -6,8 +6,8 @@ import json
 import pytest
 import torch
 
-from comixup.train import TrainConfig, train
 from comixup import checkpoint as ck
+from comixup.train import TrainConfig, train
 
 
 def rows(path):
@@ -51,7 +51,8 @@ def test_resume_equals_uninterrupted_run(tiny, tmp_path, method):
         assert torch.equal(a[key], b[key]), key
     fa, fb = (ck.load(tmp_path / d / "last.pt") for d in ("full", "cut"))
     for key, value in fa["optimizer"]["state"].items():
-        assert torch.equal(value["momentum_buffer"], fb["optimizer"]["state"][key]["momentum_buffer"])
+        assert torch.equal(value["momentum_buffer"],
+                           fb["optimizer"]["state"][key]["momentum_buffer"])
     assert [r["epoch"] for r in rows(tmp_path / "cut" / "metrics.csv")] == ["1", "2", "3"]
     assert rows(tmp_path / "cut" / "metrics.csv")[2]["test_error"] == \
         rows(tmp_path / "full" / "metrics.csv")[2]["test_error"]

@@ -18,8 +18,8 @@ import pytest
 import torch
 
 from comixup import data, models
-from comixup.data.synthetic import SyntheticConfig, synthetic_info
 from comixup.config import list_presets, resolve_config
+from comixup.data.synthetic import SyntheticConfig, synthetic_info
 from comixup.methods import METHODS, create_method
 
 BATCH = 4
@@ -102,7 +102,8 @@ def test_one_batch_of_every_preset_and_method(preset, method):
         step = create_method(method, num_classes, seed=0, **options)
         model = tiny_model(cfg, num_classes, channels).train()
         seen_inputs, seen_losses = [], []
-        model.register_forward_pre_hook(lambda _m, args: seen_inputs.append(tuple(args[0].shape)))
+        model.register_forward_pre_hook(
+            lambda _m, args, seen=seen_inputs: seen.append(tuple(args[0].shape)))
         real_loss = step.loss
 
         def loss(logits, targets, real_loss=real_loss, seen=seen_losses):

@@ -45,7 +45,8 @@ def _fmt(value):
     return value
 
 
-def markdown_table(header: Sequence[str], rows: Iterable[Sequence], align: str | None = None) -> str:
+def markdown_table(header: Sequence[str], rows: Iterable[Sequence],
+                   align: str | None = None) -> str:
     """A GitHub Markdown table; ``align`` is one character per column, ``l`` or ``r``."""
     header = [str(h) for h in header]
     align = align or "l" + "r" * (len(header) - 1)

@@ -135,6 +135,6 @@ def show(args: argparse.Namespace) -> int:
     from .show import run_show
 
     run_show(method=args.method, images=args.images, data=args.data, data_dir=args.data_dir,
-             checkpoint=args.checkpoint, taus=args.tau, batch=args.batch, size=args.size, saliency=args.saliency,
-             seed=args.seed, out=args.out)
+             checkpoint=args.checkpoint, taus=args.tau, batch=args.batch, size=args.size,
+             saliency=args.saliency, seed=args.seed, out=args.out)
     return 0

@@ -155,9 +155,9 @@ def fidelity_over_training(run_dirs, *, batches: int = 5, batch_size: int = 100,
     from tqdm.auto import tqdm
 
     from ..evaluate.localization import box_mask
+    from ..mixers import ManifoldMixup
     from ..run import build_method, load_run
     from ..saliency import clean_loss_and_saliency
-    from ..mixers import ManifoldMixup
 
     rows = []
     for run_dir in run_dirs:

@@ -89,8 +89,8 @@ def input_histogram(counts, max_count: int = 8) -> np.ndarray:
 
 
 def diversity(ratios) -> float:
-    """``1 - sum_j sum_{j' != j} o~_j . o~_j' / m`` with ``o~_j = R[j] / ||R[j]||_1`` (Figure 2 (d));
-    ``m`` is the number of inputs (columns of ``ratios``)."""
+    """``1 - sum_j sum_{j' != j} o~_j . o~_j' / m`` with ``o~_j = R[j] / ||R[j]||_1``
+    (Figure 2 (d)); ``m`` is the number of inputs (columns of ``ratios``)."""
     r = _ratios(ratios)
     o = r / r.sum(1, keepdims=True)
     gram = o @ o.T

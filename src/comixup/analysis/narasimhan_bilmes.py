@@ -207,7 +207,7 @@ def set_diversity(members, A, *, gamma: float = 1.0, tau: float = 0.83,
     members = np.asarray(members, dtype=np.float64)
     if members.ndim != 4:
         raise ValueError(f"members must have shape (n_out, g1, g2, m), got {members.shape}")
-    n_out, h, w, m = members.shape
+    _n_out, h, w, m = members.shape
     A = check_compatibility(A, m)
     n = h * w
     gamma_eff, tau_eff, mode = _scaled(n, gamma, tau, threshold)

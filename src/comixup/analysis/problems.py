@@ -80,7 +80,8 @@ def realistic_saliency(batch: int, size: int = 32, *, rng: np.random.Generator) 
 
 
 def realistic_costs(m: int, grid: int = 4, size: int = 32, *, rng: np.random.Generator):
-    """Unary cost ``(m, grid, grid)`` and compatibility ``A`` of one partition of realistic saliency.
+    """Unary cost ``(m, grid, grid)`` and compatibility ``A`` of one partition of realistic
+    saliency.
 
     Builds the saliency with :func:`realistic_saliency`, then runs the same pooling,
     normalization and compatibility code as :class:`comixup.CoMixup` (Section 4.1, Appendix E).

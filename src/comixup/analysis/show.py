@@ -73,8 +73,8 @@ def load_image_folder(path, size: int = 64, limit: int = 16) -> tuple[torch.Tens
         with Image.open(p) as im:
             im = im.convert("RGB")
             scale = size / min(im.size)
-            im = im.resize((max(size, round(im.width * scale)), max(size, round(im.height * scale))),
-                           Image.BICUBIC)
+            im = im.resize((max(size, round(im.width * scale)),
+                            max(size, round(im.height * scale))), Image.BICUBIC)
             left, top = (im.width - size) // 2, (im.height - size) // 2
             im = im.crop((left, top, left + size, top + size))
             images.append(torch.from_numpy(np.asarray(im, dtype=np.float32) / 255.0))
@@ -82,7 +82,8 @@ def load_image_folder(path, size: int = 64, limit: int = 16) -> tuple[torch.Tens
 
 
 def gradient_saliency(x: torch.Tensor) -> torch.Tensor:
-    """Gradient magnitude of the grey levels of ``x`` ``(B, C, H, W)``, box-filtered 5x5: ``(B, H, W)``."""
+    """Gradient magnitude of the grey levels of ``x`` ``(B, C, H, W)``, box-filtered 5x5:
+    ``(B, H, W)``."""
     grey = x.float().mean(1, keepdim=True)
     gy = F.pad(grey[:, :, 1:] - grey[:, :, :-1], (0, 0, 0, 1))
     gx = F.pad(grey[..., 1:] - grey[..., :-1], (0, 1, 0, 0))

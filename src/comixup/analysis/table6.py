@@ -1,9 +1,10 @@
 """Appendix D.1, Table 6: Algorithm 1 against brute force on tiny problems.
 
 ``comixup analyze table6`` runs the three configurations of Table 6, ``(m = m' = 2, n = 4)``,
-``(2, 9)`` and ``(3, 4)``, in the paper's setting (:func:`comixup.analysis.problems.uniform_problem`:
-|L| = 2, unary uniform on ``[0, 1]``, the paper's hyperparameters ``beta = 0.32, gamma = 1,
-tau = 0.83`` and its Dirichlet prior, ``A = I``, hard clipping), and compares, per seed,
+``(2, 9)`` and ``(3, 4)``, in the paper's setting
+(:func:`comixup.analysis.problems.uniform_problem`: |L| = 2, unary uniform on ``[0, 1]``, the
+paper's hyperparameters ``beta = 0.32, gamma = 1, tau = 0.83`` and its Dirichlet prior,
+``A = I``, hard clipping), and compares, per seed,
 
 * the brute-force optimum (:func:`comixup.solver.solve_exact`),
 * uniformly random labelings (the mean objective of ``random_samples`` draws),
@@ -142,7 +143,8 @@ def run_table6(*, seeds: int = 100, out=None, show_progress: bool = True,
                  f"{r0['paper_ours']} / {r0['paper_optimum']} / {r0['paper_random']}",
                  f"{r0['paper_rel_error']}", f"{r0['f_opt']:.3f}", f"{r0['f_random']:.3f}"]
         for r in group:
-            cells += [f"{r['f_solve']:.3f}", f"**{r['rel_error']:.3f}** (max {r['max_rel_error']:.2f})"]
+            cells += [f"{r['f_solve']:.3f}",
+                      f"**{r['rel_error']:.3f}** (max {r['max_rel_error']:.2f})"]
         table.append(cells)
     header = ["(m = m', n)", "paper: ours / optimum / random", "paper rel. error",
               "brute force", "random"]

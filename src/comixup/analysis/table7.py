@@ -43,8 +43,12 @@ import numpy as np
 from .._checks import check_int
 from ._io import markdown_table, out_dir, progress, write_csv
 from .narasimhan_bilmes import narasimhan_bilmes
-from .problems import (bernoulli_masks, normalized_abs_normal_problem, random_labelings,
-                       uniform_problem)
+from .problems import (
+    bernoulli_masks,
+    normalized_abs_normal_problem,
+    random_labelings,
+    uniform_problem,
+)
 
 __all__ = ["PAPER_TABLE7", "PAPER_TABLE8", "SETTINGS", "TABLE7_MS", "run_table7", "table7_rows"]
 

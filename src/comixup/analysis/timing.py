@@ -89,7 +89,8 @@ def run_timing(*, problems: int = 100, ms: Sequence[int] = FIGURE6_MS,
 
     Runs :func:`solver_timing` with ``problems`` trials for every ``(m, |L|)`` (no reduction for
     large ``m``) and plots the mean time per partition against |L| (one curve per ``m``) and
-    against ``m`` (one curve per |L|), with the paper's one stated value (about 1.2 ms at m = 20, |L| = 3) as a star.
+    against ``m`` (one curve per |L|), with the paper's one stated value (about 1.2 ms at
+    m = 20, |L| = 3) as a star.
 
     Returns:
         dict with ``rows``, ``seconds`` and ``files``.

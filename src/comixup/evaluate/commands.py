@@ -77,8 +77,8 @@ def add_parsers(sub) -> None:
 
 def eval_command(args: argparse.Namespace) -> int:
     """Run ``comixup eval``: evaluate the checkpoint, print the table (or JSON)."""
-    from .metrics import summary_line
     from . import plot_reliability
+    from .metrics import summary_line
     from .robustness import MODES
     from .suite import evaluate_checkpoint, format_table, parse_tasks
 

@@ -70,6 +70,10 @@ def plot_cam_samples(examples: dict, path=None, *, mean, std, class_names=None, 
     if n == 0:
         raise ValueError("examples holds no sample")
     fig, axes = _grid(n, cols)
+
+    def name(k):
+        return class_names[k] if class_names else str(k)
+
     for i, ax in enumerate(axes.flat):
         if i >= n:
             ax.axis("off")
@@ -85,7 +89,6 @@ def plot_cam_samples(examples: dict, path=None, *, mean, std, class_names=None, 
             _box(ax, gt, "lime")
         _box(ax, examples["pred_box"][i], "red")
         y, p = examples["y"][i], examples["pred"][i]
-        name = (lambda k: class_names[k] if class_names else str(k))
         ax.set_title(f"true {name(y)}\npred {name(p)}", fontsize=6,
                      color="black" if y == p else "red")
         ax.set_xlim(0, w)

@@ -143,8 +143,10 @@ def box_iou(a, b):
     """
     single = np.ndim(a) == 1 and np.ndim(b) == 1
     ta, tb = _as_boxes(a, "a"), _as_boxes(b, "b")
-    ix = (torch.minimum(ta[..., 2], tb[..., 2]) - torch.maximum(ta[..., 0], tb[..., 0])).clamp_min(0)
-    iy = (torch.minimum(ta[..., 3], tb[..., 3]) - torch.maximum(ta[..., 1], tb[..., 1])).clamp_min(0)
+    ix = (torch.minimum(ta[..., 2], tb[..., 2])
+          - torch.maximum(ta[..., 0], tb[..., 0])).clamp_min(0)
+    iy = (torch.minimum(ta[..., 3], tb[..., 3])
+          - torch.maximum(ta[..., 1], tb[..., 1])).clamp_min(0)
     inter = ix * iy
     area_a = (ta[..., 2] - ta[..., 0]) * (ta[..., 3] - ta[..., 1])
     area_b = (tb[..., 2] - tb[..., 0]) * (tb[..., 3] - tb[..., 1])
@@ -284,7 +286,7 @@ def localize(
     generator = torch.Generator().manual_seed(seed)
     loader = torch.utils.data.DataLoader(_Indexed(dataset), batch_size=batch_size,
                                          shuffle=False, num_workers=workers)
-    counts = {k: 0 for k in ("top1", "gt_known", "random_top1", "random_gt_known", "correct")}
+    counts = dict.fromkeys(("top1", "gt_known", "random_top1", "random_gt_known", "correct"), 0)
     iou_sum, random_iou_sum, n = 0.0, 0.0, 0
     examples: dict = {"x": [], "y": [], "pred": [], "cam": [], "pred_box": [], "gt_boxes": []}
     was_training = net.training

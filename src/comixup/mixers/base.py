@@ -99,7 +99,8 @@ def check_saliency(saliency, x: torch.Tensor, name: str = "saliency", *, values:
     b, _, h, w = x.shape
     if tuple(saliency.shape) != (b, h, w):
         raise ValueError(
-            f"{name} must have shape (B, H, W) = {(b, h, w)} to match x, got {tuple(saliency.shape)}"
+            f"{name} must have shape (B, H, W) = {(b, h, w)} to match x, "
+            f"got {tuple(saliency.shape)}"
         )
     if values:
         check_tensor(name, saliency)
@@ -124,7 +125,8 @@ def soft_targets(y, num_classes: int, batch: int, dtype: torch.dtype, device, *,
             raise ValueError(f"y must have {batch} labels to match x, got {y.shape[0]}")
         if values and (int(y.min()) < 0 or int(y.max()) >= num_classes):
             raise ValueError(
-                f"y holds labels out of range [0, {num_classes}): min {int(y.min())}, max {int(y.max())}"
+                f"y holds labels out of range [0, {num_classes}): "
+                f"min {int(y.min())}, max {int(y.max())}"
             )
         out = torch.zeros(batch, num_classes, dtype=dtype, device=device)
         out.scatter_(1, y.to(device=device, dtype=torch.long).view(-1, 1), 1.0)

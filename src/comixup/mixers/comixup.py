@@ -76,8 +76,9 @@ def mix(x: torch.Tensor, y: torch.Tensor, index: torch.Tensor, weight: torch.Ten
         ``(x_mix (B', C, H, W), y_mix (B', K), ratios (B', B))``: ``x_mix[j]`` at a pixel of cell
         ``k`` is ``sum_s weight[j, k, s] x[index[j, k, s]]``; ``ratios[j, i]`` is the pixel mass
         of input ``i`` in output ``j`` (:func:`source_ratios`) and ``y_mix = ratios @ y``. When
-        the grid divides the image the ratios equal the paper's ``(1/n) sum_k z[j, k]`` (recipes 1.8);
-        otherwise cells have unequal areas and the pixel mass keeps the targets exact.
+        the grid divides the image the ratios equal the paper's ``(1/n) sum_k z[j, k]``
+        (recipes 1.8); otherwise cells have unequal areas and the pixel mass keeps the targets
+        exact.
     """
     compute = _compute_dtype(x.dtype)
     ratios = source_ratios(index, weight, x.shape[0], x.shape[-2:], compute, x.device)
@@ -130,7 +131,8 @@ def mix_images(x: torch.Tensor, index: torch.Tensor, weight: torch.Tensor) -> to
         x_mix = 0
         for s in range(n_src):
             rows_of = (index[..., s] * (g1 * g2) + cell).reshape(-1)
-            x_mix = x_mix + table.index_select(0, rows_of).view(n_out, g1, g2, -1) * weight[..., s, None]
+            x_mix = x_mix + (table.index_select(0, rows_of).view(n_out, g1, g2, -1)
+                             * weight[..., s, None])
         x_mix = x_mix.view(n_out, g1, g2, channels, bh, bw).permute(0, 3, 1, 4, 2, 5)
         x_mix = x_mix.reshape(n_out, channels, h, w)
     else:
@@ -144,7 +146,8 @@ def mix_images(x: torch.Tensor, index: torch.Tensor, weight: torch.Tensor) -> to
         x_mix = 0
         for s in range(n_src):
             rows_of = (pix_index[..., s] * (h * w) + pixel).reshape(-1)
-            x_mix = x_mix + table.index_select(0, rows_of).view(n_out, h, w, channels) * pix_weight[..., s, None]
+            x_mix = x_mix + (table.index_select(0, rows_of).view(n_out, h, w, channels)
+                             * pix_weight[..., s, None])
         x_mix = x_mix.permute(0, 3, 1, 2)
     return x_mix.to(x.dtype).contiguous()
 
@@ -196,7 +199,8 @@ class CoMixup(Mixer, ThreadedMixer):
             lowest objective (not in the paper; 1, the default, is the paper's algorithm).
         pairwise: label-pair costs of the graph cut between mixed labels: ``"reference"``
             (default; 0.25 between a 50/50 mix and each of its parts, 1 otherwise, as the
-            reference ran) or ``"squared"`` (``||z - z'||^2 / 2``); see :func:`comixup.solver.solve`.
+            reference ran) or ``"squared"`` (``||z - z'||^2 / 2``); see
+            :func:`comixup.solver.solve`.
         location_stride: stride of the 8x8 window that locates each input's most salient region
             for the compatibility matrix: 1 (default; the CIFAR / Tiny-ImageNet reference) or 8
             (non-overlapping windows, the ImageNet reference).
@@ -269,7 +273,8 @@ class CoMixup(Mixer, ThreadedMixer):
 
     def unmixed_params(self, x) -> CoMixupParams:
         """A batch of one: no grid, one partition ``(0, 1)``, no labeling, ``ratios = [[1]]``."""
-        return CoMixupParams(ratios=torch.ones(1, 1, dtype=_compute_dtype(x.dtype), device=x.device),
+        return CoMixupParams(ratios=torch.ones(1, 1, dtype=_compute_dtype(x.dtype),
+                                               device=x.device),
                              partitions=[(0, 1)], labelings=[])
 
     def sample_params(self, x, targets, saliency=None) -> CoMixupParams:
@@ -318,7 +323,8 @@ class CoMixup(Mixer, ThreadedMixer):
     def _solve(self, problem) -> np.ndarray:
         cost, A, seed = problem
         return solve(
-            cost, A, **self.hyperparameters.solver_arguments(), n_iter=self.n_iter, levels=self.levels,
-            threshold=self.threshold, resolve=self.resolve, restarts=self.restarts,
+            cost, A, **self.hyperparameters.solver_arguments(), n_iter=self.n_iter,
+            levels=self.levels, threshold=self.threshold, resolve=self.resolve,
+            restarts=self.restarts,
             pairwise=self.pairwise, rng=np.random.default_rng(seed),
         )

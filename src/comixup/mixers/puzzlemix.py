@@ -63,7 +63,8 @@ def _check_channels(name: str, value) -> torch.Tensor | None:
     try:
         t = torch.as_tensor(value, dtype=torch.float64).reshape(-1)
     except (TypeError, ValueError, RuntimeError) as err:
-        raise TypeError(f"{name} must be None, a number or a sequence of per-channel numbers") from err
+        raise TypeError(f"{name} must be None, a number or a sequence of per-channel "
+                        "numbers") from err
     if t.numel() == 0 or not bool(torch.isfinite(t).all()):
         raise ValueError(f"{name} must hold finite numbers, got {value!r}")
     if name == "std" and bool((t <= 0).any()):
@@ -73,7 +74,8 @@ def _check_channels(name: str, value) -> torch.Tensor | None:
 
 @functools.lru_cache(maxsize=256)
 def _geometry(h: int, w: int, grid: int, neigh_size: int, t_size: int, transport: bool):
-    """``(block, neigh, t_size, t_grid)`` of a grid, clipped as the reference; ValueError if unsupported."""
+    """``(block, neigh, t_size, t_grid)`` of a grid, clipped as the reference; ValueError if
+    unsupported."""
     if h != w:
         raise ValueError(f"PuzzleMix needs square images (as the reference), got x of size {h}x{w}")
     if h % grid:
@@ -86,7 +88,8 @@ def _geometry(h: int, w: int, grid: int, neigh_size: int, t_size: int, transport
         )
     ts = block if t_size == -1 else min(t_size, block)
     if transport and block % ts:
-        raise ValueError(f"t_size {t_size} must divide the block side {block} (image {h} / grid {grid})")
+        raise ValueError(f"t_size {t_size} must divide the block side {block} "
+                         f"(image {h} / grid {grid})")
     return block, neigh, ts, h // ts
 
 
@@ -186,8 +189,8 @@ class PuzzleMix(Mixer, ThreadedMixer):
         the graph cuts and the transport plans (they depend on the images and the saliency);
         :meth:`apply` moves the blocks and mixes, so the same cut and transport apply to any
         other ``(B, C', H, H)`` tensor (e.g. object masks). A batch of one comes back unmixed
-        with its target; no random numbers are drawn for it. Non-square images, or sides that the grid (or the clipped
-        ``neigh_size``/``t_size``) do not divide, raise ``ValueError``.
+        with its target; no random numbers are drawn for it. Non-square images, or sides that
+        the grid (or the clipped ``neigh_size``/``t_size``) do not divide, raise ``ValueError``.
     """
 
     uses_saliency = True
@@ -271,7 +274,8 @@ class PuzzleMix(Mixer, ThreadedMixer):
             grid = self.grid
         lam = sample_lambda(self.alpha, gen)
         perm = torch.randperm(bsz, generator=gen)
-        block, neigh, ts, t_grid = _geometry(h, w, grid, self.neigh_size, self.t_size, self.transport)
+        block, neigh, ts, t_grid = _geometry(h, w, grid, self.neigh_size, self.t_size,
+                                             self.transport)
         dev_perm = perm.to(x.device)
         compute = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
         sal = saliency.detach()

@@ -130,7 +130,8 @@ class MixableNet(nn.Module):
 
     @property
     def mix_depths(self) -> tuple[int, ...]:
-        """Valid values of ``mix_depth``: 0 (the input) and the outputs of the stages but the last."""
+        """Valid values of ``mix_depth``: 0 (the input) and the outputs of the stages but the
+        last."""
         return tuple(range(self.num_stages))
 
     def _stage(self, index: int, h: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
@@ -154,7 +155,7 @@ class MixableNet(nn.Module):
             return
         if isinstance(mix_depth, bool) or not isinstance(mix_depth, int):
             # a ValueError like any other depth outside mix_depths (the documented contract)
-            raise ValueError(  # noqa: TRY004
+            raise ValueError(
                 f"mix_depth must be an int in {list(self.mix_depths)} or None, got {mix_depth!r}"
             )
         if mix_depth not in self.mix_depths:

@@ -415,7 +415,8 @@ def polish_kernel(cost, a_mat, z, h, w, beta_eff, gamma_eff, tau_eff, mode, kick
                         for i in range(m):
                             z[j, k, i] = 0.0
                         z[j, k, b] = 1.0
-                        f_new = objective_kernel(cost, z, a_mat, h, w, beta_eff, gamma_eff, tau_eff, mode)
+                        f_new = objective_kernel(cost, z, a_mat, h, w, beta_eff, gamma_eff,
+                                                 tau_eff, mode)
                         if f_new < f - 1e-12 * (1.0 + abs(f)):
                             f = f_new
                             improved = True
@@ -464,7 +465,8 @@ def label_pair_costs(labels, pairwise: str = "reference") -> np.ndarray:
     return cost
 
 
-def dirichlet_prior(m: int, n: int, *, eta: float, alpha: float, rng: np.random.Generator) -> np.ndarray:
+def dirichlet_prior(m: int, n: int, *, eta: float, alpha: float,
+                    rng: np.random.Generator) -> np.ndarray:
     """Per-input prior cost ``-eta_eff log(lambda_i + 1e-8)``, ``lambda ~ Dirichlet(alpha 1_m)``.
 
     The prior term of Eq. (1) with ``eta_eff = eta / n`` (recipes 1.4-1.5); it is added to every
@@ -521,11 +523,11 @@ def solve(
             with the lowest objective (Eq. (1) with the drawn prior). 1, the default, is the paper.
         polish: not in the paper; when > 0, the result is refined on the true objective (hard,
             soft or no clipping) by iterated conditional modes over single-cell moves to
-            one-hot labels, with ``polish`` random kicks (a strip of up to n/2 cells of one output set to
-            one input) (basin hopping) drawn from
-            ``rng``. Algorithm 1's modularization charges ``2 gamma_eff v`` for both directions
-            of the clipped term, so its fixed points can miss optima in which every output stays
-            just below the clipping level; the polish reaches them. Every move re-evaluates
+            one-hot labels, with ``polish`` random kicks (a strip of up to n/2 cells of one
+            output set to one input) (basin hopping) drawn from ``rng``. Algorithm 1's
+            modularization charges ``2 gamma_eff v`` for both directions of the clipped term, so
+            its fixed points can miss optima in which every output stays just below the
+            clipping level; the polish reaches them. Every move re-evaluates
             Eq. (1), so use it on small problems (analysis, Table 6), not in training.
         pairwise: label-pair costs of the graph cut for mixed labels, ``"reference"`` (0.25
             between a mix and each of its parts, 1 otherwise: what the reference ran) or

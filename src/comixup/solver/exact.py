@@ -30,7 +30,8 @@ _MAX_POINTS = 50_000_000
 
 
 def level_labels(m: int, levels: int) -> np.ndarray:
-    """All mixing vectors of ``m`` inputs with entries in ``{0, 1/(levels-1), ..., 1}`` summing to 1.
+    """All mixing vectors of ``m`` inputs with entries in ``{0, 1/(levels-1), ..., 1}``
+    summing to 1.
 
     Returns an ``(L, m)`` array, one-hot vectors first.
     """

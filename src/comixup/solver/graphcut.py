@@ -41,7 +41,8 @@ _EPS = 1e-12
 
 @numba.njit(cache=True, nogil=True)
 def _neighbour(k, d, h, w):
-    """Index of the neighbour of cell ``k`` in direction d (0 right, 1 down, 2 left, 3 up), or -1."""
+    """Index of the neighbour of cell ``k`` in direction d (0 right, 1 down, 2 left, 3 up),
+    or -1."""
     r = k // w
     c = k - r * w
     if d == 0:
@@ -55,7 +56,8 @@ def _neighbour(k, d, h, w):
 
 @numba.njit(cache=True, nogil=True)
 def _edge_weight(k, d, w, w_right, w_down):
-    """Weight of the edge leaving ``k`` in direction ``d`` (edges stored once, at their left/top cell)."""
+    """Weight of the edge leaving ``k`` in direction ``d`` (edges stored once, at their
+    left/top cell)."""
     if d == 0:
         return w_right[k]
     if d == 1:
@@ -149,7 +151,7 @@ def _maxflow(h, w, active, cs, ct, cap, source_side, parent, queue):
                     flow = min(cs[root], ct[u])
                     for j in range(top):
                         c = cap[stack[j], it[stack[j]]]
-                        if c < flow:  # noqa: PLR1730 - the max-flow hot loop, kept as measured
+                        if c < flow:
                             flow = c
                     cs[root] -= flow
                     ct[u] -= flow
@@ -360,7 +362,8 @@ def _check_problem(unary, pairwise):
     n_labels = unary.shape[2]
     pairwise = check_array("pairwise", pairwise, nonnegative=True)
     if pairwise.shape != (n_labels, n_labels):
-        raise ValueError(f"pairwise must have shape (L, L) = {(n_labels, n_labels)}, got {pairwise.shape}")
+        raise ValueError(f"pairwise must have shape (L, L) = {(n_labels, n_labels)}, "
+                         f"got {pairwise.shape}")
     if not np.allclose(pairwise, pairwise.T) or np.any(np.diag(pairwise) != 0):
         raise ValueError("pairwise must be symmetric with a zero diagonal (a semi-metric)")
     return unary, pairwise
@@ -399,7 +402,8 @@ def grid_energy(unary, pairwise, labels, weight=1.0) -> float:
     flat = _check_labels("labels", labels, h, w, n_labels)
     w_right, w_down = _edge_weights(weight, h, w)
     _check_energy_range(unary, pairwise, w_right, w_down)
-    return float(labeling_energy(unary.reshape(h * w, n_labels), pairwise, w_right, w_down, h, w, flat))
+    return float(labeling_energy(unary.reshape(h * w, n_labels), pairwise, w_right, w_down, h, w,
+                                 flat))
 
 
 def grid_graphcut(unary, pairwise, weight=1.0, init=None, max_cycles: int = 100) -> np.ndarray:

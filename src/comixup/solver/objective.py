@@ -70,7 +70,8 @@ def diversity(o, total, a_mat, tau_eff, mode):
     div = 0.0
     for j in range(o.shape[0]):
         for i in range(o.shape[1]):
-            div += clip_diversity(others_compatibility(a_mat, total, o, j, i), tau_eff, mode) * o[j, i]
+            div += clip_diversity(others_compatibility(a_mat, total, o, j, i), tau_eff,
+                                  mode) * o[j, i]
     return div
 
 
@@ -165,7 +166,8 @@ def check_finite_objective(f: float, cost: np.ndarray, A: np.ndarray, **weights)
                      + " (Eq. (1) overflows float64; scale cost, A or the weights down)")
 
 
-def objective(cost, z, A, *, beta: float, gamma: float, tau: float, threshold: str = "hard") -> float:
+def objective(cost, z, A, *, beta: float, gamma: float, tau: float,
+              threshold: str = "hard") -> float:
     """Eq. (1) without the prior term, as defined in the module docstring (recipes 2).
 
     Args:

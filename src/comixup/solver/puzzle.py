@@ -78,7 +78,8 @@ _MAX_CYCLES = 100  # cycles of the swap solver; it converges in a handful
 # ----------------------------------------------------------------------------------------------
 
 
-def level_prior(lam: float, n_labels: int, eta: float, n_cells: int, eps: float = 1e-8) -> np.ndarray:
+def level_prior(lam: float, n_labels: int, eta: float, n_cells: int,
+                eps: float = 1e-8) -> np.ndarray:
     """Per-cell prior cost of each mixing level (Puzzle Mix, ICML 2020; recipes 4).
 
     Level ``l`` (weight ``w = l / (L - 1)`` of ``x1``) costs ``eta / n * -log(P(l) + eps)`` with
@@ -91,13 +92,13 @@ def level_prior(lam: float, n_labels: int, eta: float, n_cells: int, eps: float 
     n_cells = check_int("n_cells", n_cells, 1)
     k = n_labels - 1
     if k <= _DIRECT_BINOMIAL:
-        p = np.array([math.comb(k, l) * lam**l * (1.0 - lam) ** (k - l) for l in range(n_labels)])
+        p = np.array([math.comb(k, i) * lam**i * (1.0 - lam) ** (k - i) for i in range(n_labels)])
     else:  # C(k, l) overflows a float: the same probabilities from their logarithms
         with np.errstate(divide="ignore"):
             log_lam, log_rest = np.log(lam), np.log1p(-lam)
-        p = np.array([math.exp(math.lgamma(k + 1) - math.lgamma(l + 1) - math.lgamma(k - l + 1)
-                               + _times_log(l, log_lam) + _times_log(k - l, log_rest))
-                      for l in range(n_labels)])
+        p = np.array([math.exp(math.lgamma(k + 1) - math.lgamma(i + 1) - math.lgamma(k - i + 1)
+                               + _times_log(i, log_lam) + _times_log(k - i, log_rest))
+                      for i in range(n_labels)])
     return eta * -np.log(p + eps) / n_cells
 
 
@@ -222,7 +223,8 @@ def _levels(n_labels: int) -> np.ndarray:
 
 
 def label_costs(n_labels: int) -> np.ndarray:
-    """The label-pair cost ``(i - j)^2 / (L - 1)^2`` of Puzzle Mix's graph cut (ICML 2020; recipes 4).
+    """The label-pair cost ``(i - j)^2 / (L - 1)^2`` of Puzzle Mix's graph cut (ICML 2020;
+    recipes 4).
 
     Returns an ``(L, L)`` float64 array; multiplied by each edge's weight (:func:`graphcut_terms`).
     """
@@ -432,9 +434,11 @@ def transport_plan(region: torch.Tensor, saliency: torch.Tensor, t_eps: float = 
         c_key = torch.cat([key, owners])
         c_claim = torch.cat([act_claim, own_claim[owners]])
         c_cell = torch.cat([act_cell, owners % n])
-        best = torch.full((bsz * n,), math.inf, device=dev).scatter_reduce_(0, c_key, c_claim, "amin")
+        best = torch.full((bsz * n,), math.inf, device=dev).scatter_reduce_(
+            0, c_key, c_claim, "amin")
         ties = torch.where(c_claim == best[c_key], c_cell, n)
-        win = torch.full((bsz * n,), n, dtype=torch.long, device=dev).scatter_reduce_(0, c_key, ties, "amin")
+        win = torch.full((bsz * n,), n, dtype=torch.long, device=dev).scatter_reduce_(
+            0, c_key, ties, "amin")
         c_win = win[c_key]
         winner[c_key] = c_win
         lost = c_win != c_cell
@@ -450,7 +454,8 @@ def transport_plan(region: torch.Tensor, saliency: torch.Tensor, t_eps: float = 
                 grown = rows_buf.new_empty((2 * (n_act + fresh.numel()), n))
                 grown[:n_act] = rows_buf[:n_act]
                 rows_buf = grown
-            rows_buf[n_act : n_act + fresh.numel()] = eps_c[cell[fresh]] - s[fresh, None] * z[fresh // n]
+            rows_buf[n_act : n_act + fresh.numel()] = (
+                eps_c[cell[fresh]] - s[fresh, None] * z[fresh // n])
             rows = rows_buf[: n_act + fresh.numel()]
             act = torch.cat([act, fresh])
             act_base = torch.cat([act_base, fresh - fresh % n])
@@ -469,8 +474,8 @@ def transport_plan(region: torch.Tensor, saliency: torch.Tensor, t_eps: float = 
     return src.view(bsz, n)
 
 
-def apply_transport(x: torch.Tensor, src: torch.Tensor, t_size: int, *, out: torch.Tensor | None = None
-                    ) -> torch.Tensor:
+def apply_transport(x: torch.Tensor, src: torch.Tensor, t_size: int, *,
+                    out: torch.Tensor | None = None) -> torch.Tensor:
     """Move ``t_size x t_size`` pixel blocks of ``x`` by a plan of :func:`transport_plan`.
 
     Puzzle Mix, ICML 2020; recipes 4 (the reference's ``transport_image``). Position ``j`` of
@@ -485,7 +490,6 @@ def apply_transport(x: torch.Tensor, src: torch.Tensor, t_size: int, *, out: tor
     """
     bsz, ch, h, w = x.shape
     t = h // t_size
-    n = t * t
     if out is None:
         out = x.clone()
     elif out is not x:

@@ -14,8 +14,8 @@ The command line front end is ``comixup train`` (:mod:`comixup.cli`).
 """
 
 from ..config import TrainConfig, list_presets, load_preset, resolve_config
-from .engine import TrainResult, train
 from ..methods import METHODS, Method, create_method
+from .engine import TrainResult, train
 
 __all__ = [
            "METHODS",

@@ -495,7 +495,7 @@ class _Run:
                     import matplotlib.pyplot as plt
 
                     plt.close(fig)
-                except Exception as exc:  # noqa: BLE001 - plotting must never lose a finished run
+                except Exception as exc:
                     log(f"warning: could not draw reliability.png: {exc}")
             if self.writer is not None:
                 self.writer.close()

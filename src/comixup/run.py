@@ -11,7 +11,8 @@ imports the configuration, checkpoints, methods, data and models, never the laye
 * :func:`method_options`, :func:`build_method`: its training method, with the dataset's
   normalization filled in for the methods that take it;
 * :func:`read_config`, :func:`load_run`: a finished run back from its checkpoint or
-  configuration, as a :class:`Run` (the model with its weights, in eval mode, and its test data).
+  configuration, as a :class:`Run` (the model with its weights, in eval mode, and its test data);
+* :func:`resume_config`: the configuration of a resumed run (``comixup train --resume``).
 """
 
 from __future__ import annotations

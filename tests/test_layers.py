@@ -28,9 +28,9 @@ LAYERS: list[tuple[str, ...]] = [
     ("comixup.saliency",),
     ("comixup.mixers",),
     ("comixup.vat",),
-    ("comixup",),  # the package's own __init__: the batch transforms and VAT
     ("comixup.models", "comixup.data"),
     ("comixup.methods",),
+    ("comixup",),  # the package's own __init__: the batch transforms, VAT and TrainStep
     ("comixup.config",),
     ("comixup.checkpoint",),
     ("comixup._args",),  # the command lines' argument types, built on the config's fields

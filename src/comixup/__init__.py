@@ -8,6 +8,7 @@ outputs stay different from each other. See :class:`comixup.CoMixup` for the bat
 
 __version__ = "0.1.0"
 
+from .methods import TrainStep
 from .mixers import (
     CoMixup,
     CutMix,
@@ -28,4 +29,5 @@ __all__ = [
     "MultiCutMix",
     "MultiInputMixup",
     "PuzzleMix",
+    "TrainStep",
 ]

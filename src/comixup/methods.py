@@ -47,6 +47,7 @@ reads it when it logs, not per batch.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 from collections.abc import Callable
 from typing import ClassVar
@@ -66,6 +67,7 @@ __all__ = [
     "Method",
     "MixStep",
     "SaliencyStep",
+    "TrainStep",
     "VATStep",
     "create_method",
     "method_names",
@@ -99,6 +101,9 @@ class Method:
         mixer: the name's mixer.
         memory_format: memory format for batches built inside the step (the engine sets
             ``torch.channels_last`` on CUDA when requested).
+        no_sync: a factory of the context in which a step's first backward runs (``None``:
+            ``model.no_sync()`` for a DistributedDataParallel model, else nothing), so that the
+            gradients are all-reduced once, with the last backward of the step.
         loss_name: the loss family, ``"bce"`` or ``"ce"``.
         clean_lam: the weight of the clean loss, for the steps whose :attr:`defaults` have
             one.
@@ -117,6 +122,7 @@ class Method:
         seed = check_int("seed", seed, 0)
         self.generator = torch.Generator().manual_seed(seed)
         self.memory_format = torch.contiguous_format
+        self.no_sync: Callable[[], contextlib.AbstractContextManager] | None = None
         unknown = sorted(set(options) - self.accepted_options())
         if unknown:
             raise ValueError(f"unknown option(s) {unknown} for method {self.name!r}; accepted: "
@@ -194,9 +200,13 @@ class Method:
             return x
         return x.contiguous(memory_format=self.memory_format)
 
+    def _sync(self, model) -> contextlib.AbstractContextManager:
+        """The context of a step's first backward: :attr:`no_sync`, or DDP's ``no_sync``."""
+        return self.no_sync() if self.no_sync is not None else _no_sync(model)
+
     def _clean(self, model, x, y, backward) -> torch.Tensor:
         """The clean loss ``clean_lam * ...`` backward (under ``no_sync`` with DDP)."""
-        with _no_sync(model):
+        with self._sync(model):
             scaled = clean_loss(model(x), y, self.loss_name, self.clean_lam)
             backward(scaled)
         return scaled.detach()
@@ -267,7 +277,8 @@ class SaliencyStep(Method):
     def step(self, model, x, y, backward):
         """Clean step, mixing, mixed loss; returns ``clean + mixed``."""
         clean, saliency = clean_loss_and_saliency(model, x, y, loss=self.loss_name,
-                                                  clean_lam=self.clean_lam, backward=backward)
+                                                  clean_lam=self.clean_lam, backward=backward,
+                                                  sync=lambda: self._sync(model))
         with torch.no_grad():
             x_mix, targets = self.mixer(x.detach(), y, saliency)
         loss = self.loss(model(self._format(x_mix)), targets)
@@ -295,7 +306,7 @@ class VATStep(Method):
 
     def step(self, model, x, y, backward):
         """Supervised loss, then the weighted KL on the virtual adversarial perturbation."""
-        with _no_sync(model):
+        with self._sync(model):
             logits = model(x)
             supervised = self.loss(logits, y)
             backward(supervised)
@@ -342,3 +353,111 @@ def create_method(name: str, num_classes: int, **options) -> Method:
     if not isinstance(name, str) or name not in METHODS:
         raise ValueError(f"method must be one of {method_names()}, got {name!r}")
     return METHODS[name](num_classes, **options)
+
+
+def _step_for_mixer(mixer: mixers.Mixer) -> str:
+    """The registry name whose step suits an existing mixer (its class and fixed options)."""
+    for name in mixers.names():
+        entry = mixers.registry.entry(name)
+        if type(mixer) is entry.mixer and all(getattr(mixer, k) == v
+                                              for k, v in entry.fixed.items()):
+            return name
+    kind = ("saliency" if mixer.uses_saliency else
+            "manifold" if isinstance(mixer, mixers.ManifoldMixup) else "mix")
+    return next(n for n in mixers.names() if mixers.registry.entry(n).step == kind)
+
+
+class TrainStep:
+    """One training step of any method, for the user's own loop: ``loss = step(model, x, y)``.
+
+    It runs every pass the method needs and calls ``backward`` on each loss: for Co-Mixup and
+    Puzzle Mix the clean pass (the clean loss backward with the weight gradients kept; its input
+    gradient is the saliency) and the mixed pass; for the mixing baselines the mixed pass (and
+    the clean one with ``clean_lam > 0``); Manifold Mixup mixes inside the model
+    (:meth:`comixup.mixers.ManifoldMixup.forward_mixed`); VAT adds its KL term. The training
+    engine calls the same steps.
+
+    The caller owns the optimizer: ``zero_grad()`` before the step, ``optimizer.step()`` after
+    (once for all the backward calls of the step). For gradient accumulation over ``n`` batches,
+    scale: ``backward=lambda loss: (loss / n).backward()``, and step every ``n`` batches.
+
+    Args:
+        method: a method name (:func:`method_names`: ``"comixup"``, ``"puzzlemix"``,
+            ``"cutmix"``, ...), a :class:`comixup.mixers.Mixer` (its class picks the step), or a
+            :class:`Method`.
+        num_classes: the number of classes (for a name; a mixer or method has its own).
+        seed: the seed of the step's generator (for a name).
+        backward: how a loss is backpropagated: ``loss.backward()`` by default;
+            ``lambda loss: scaler.scale(loss).backward()`` for fp16 AMP,
+            ``accelerator.backward``, Lightning's ``self.manual_backward``.
+        no_sync: a factory of the context of the step's first backward under data parallelism
+            (default: ``model.no_sync()`` when the model has it, e.g. DistributedDataParallel;
+            ``lambda: accelerator.no_sync(model)`` with Accelerate).
+        **options: the method's options: ``loss`` (``"bce"`` or ``"ce"``), ``clean_lam``, and,
+            for a name, the mixer's (``alpha``, ``grid``, ...).
+
+    Calling it returns the sum of the step's losses as a detached 0-dim tensor on ``x``'s
+    device: no value is read back, so log it (``float(loss)``) only when you print.
+    """
+
+    def __init__(self, method, num_classes: int | None = None, *, seed: int = 0,
+                 backward: Callable[[torch.Tensor], None] | None = None,
+                 no_sync: Callable[[], contextlib.AbstractContextManager] | None = None,
+                 **options):
+        if isinstance(method, Method):
+            if options:
+                raise ValueError(f"options {sorted(options)} go to create_method, not to a built "
+                                 "method")
+            self.method = method
+        elif isinstance(method, mixers.Mixer):
+            cls = METHODS[_step_for_mixer(method)]
+            unknown = sorted(set(options) - set(cls.defaults))
+            if unknown:
+                raise ValueError(f"unknown option(s) {unknown} for a step around a "
+                                 f"{type(method).__name__}; accepted: {sorted(cls.defaults)} "
+                                 "(the mixer's own options are set on the mixer)")
+            self.method = cls(method.num_classes, seed=seed, **options)
+            self.method.mixer = method
+            if method.generator is not None:  # its state is the step's
+                self.method.generator = method.generator
+        elif isinstance(method, str):
+            if num_classes is None:
+                raise TypeError("num_classes is required with a method name")
+            self.method = create_method(method, num_classes, seed=seed, **options)
+        else:
+            raise TypeError(f"method must be a method name, a Mixer or a Method, got "
+                            f"{type(method).__name__}")
+        if backward is not None and not callable(backward):
+            raise TypeError(f"backward must be callable, got {type(backward).__name__}")
+        if no_sync is not None and not callable(no_sync):
+            raise TypeError(f"no_sync must be callable, got {type(no_sync).__name__}")
+        self.backward = backward
+        self.method.no_sync = no_sync
+
+    @property
+    def mixer(self) -> mixers.Mixer:
+        """The step's mixer."""
+        return self.method.mixer
+
+    def __call__(self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *,
+                 backward: Callable[[torch.Tensor], None] | None = None) -> torch.Tensor:
+        """Run the step on the batch ``x`` (``(B, C, H, W)``) with labels ``y`` (``(B,)``), in
+        the model's current (train) mode; ``backward`` overrides the one given at construction.
+        Returns the detached total loss on ``x``'s device."""
+        backward = backward or self.backward or _plain_backward
+        return self.method.step(model, x, y, backward)
+
+    def state_dict(self) -> dict:
+        """The step's random state (to checkpoint with the model)."""
+        return self.method.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict`."""
+        self.method.load_state_dict(state)
+
+    def __repr__(self) -> str:
+        return f"TrainStep({self.method!r})"
+
+
+def _plain_backward(loss: torch.Tensor) -> None:
+    loss.backward()

@@ -57,7 +57,7 @@ def test_every_method_trains_one_step_under_bf16_autocast_and_channels_last(
     conv = next(m for m in run.net.modules() if isinstance(m, torch.nn.Conv2d))
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)
     seen = {}
-    real_step = run.method.step
+    real_step = run.method.method.step  # the TrainStep around the method
 
     def step(model, x, y, backward):
         seen["channels_last"] = x.is_contiguous(memory_format=torch.channels_last)
@@ -65,7 +65,7 @@ def test_every_method_trains_one_step_under_bf16_autocast_and_channels_last(
         seen["dtype"] = torch.get_autocast_dtype("cpu")
         return real_step(model, x, y, backward)
 
-    monkeypatch.setattr(run.method, "step", step)
+    monkeypatch.setattr(run.method.method, "step", step)
     before = [p.detach().clone() for p in run.net.parameters()]
     row = run.train_one_epoch(0)
     assert seen == {"channels_last": True, "autocast": True, "dtype": torch.bfloat16}

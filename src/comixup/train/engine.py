@@ -39,6 +39,7 @@ import torch
 
 from .. import checkpoint as ckpt_io
 from ..config import TrainConfig
+from ..methods import TrainStep
 from ..run import (
     autocast_dtype,
     build_data,
@@ -224,11 +225,13 @@ class _Run:
         self.scaler = torch.amp.GradScaler(device.type,
                                            enabled=self.amp_dtype == torch.float16)
 
-    def _make_method(self, options: dict):
-        """The training method with ``options`` (:func:`comixup.run.build_method`: the dataset's
-        normalization filled in for the methods that take it; a generator seeded per rank)."""
-        return build_method(self.cfg, self.info, rank=self.world.rank, options=options,
-                            channels_last=self.channels_last)
+    def _make_method(self, options: dict) -> TrainStep:
+        """The training step with ``options``: the public :class:`comixup.methods.TrainStep`
+        around :func:`comixup.run.build_method` (the dataset's normalization filled in for the
+        methods that take it; a generator seeded per rank), backpropagating with
+        :meth:`_backward`."""
+        return TrainStep(build_method(self.cfg, self.info, rank=self.world.rank, options=options,
+                                      channels_last=self.channels_last), backward=self._backward)
 
     def _set_method_options(self, options: dict) -> None:
         """Switch the method to a phase's options (``phases[].method_options``): a method built
@@ -367,7 +370,7 @@ class _Run:
             y = y.to(device, non_blocking=True).long()
             self.optimizer.zero_grad(set_to_none=True)
             with autocast():
-                loss = self.method.step(self.model, x, y, self._backward)
+                loss = self.method(self.model, x, y)
             self.scaler.step(self.optimizer)
             self.scaler.update()
             loss_sum += _float64(loss) * x.shape[0]

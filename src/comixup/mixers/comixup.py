@@ -13,6 +13,11 @@ targets that sum to 1. The pipeline is section 1 of docs/recipes.md:
 5. upsample each labeling to the image by nearest neighbour, mix ``x_j = sum_i z_j[i] x_i``
    pixel-wise on the input's device, and build the soft targets (1.8).
 
+On a GPU the costs of step 2-3 come to the host in one ``non_blocking`` copy into pinned
+memory (:func:`to_host`), and each partition's sources go back the same way as soon as it is
+solved, while the other partitions solve (:func:`to_device`); the mixing and the targets stay
+on the device.
+
 Call convention (shared by every mixer of this package)::
 
     comix = CoMixup(num_classes=100)
@@ -22,6 +27,7 @@ Call convention (shared by every mixer of this package)::
 from __future__ import annotations
 
 import dataclasses
+from concurrent.futures import as_completed
 
 import numpy as np
 import torch
@@ -32,7 +38,31 @@ from ..solver import PAIRWISE, THRESHOLDS, Hyperparameters, solve
 from ..solver.algorithm import check_levels
 from .base import Mixer, MixParams, ThreadedMixer, check_int
 
-__all__ = ["CoMixup", "CoMixupParams", "grid_index", "mix", "top_sources"]
+__all__ = ["CoMixup", "CoMixupParams", "grid_index", "mix", "to_device", "to_host",
+           "top_sources"]
+
+
+def to_host(t: torch.Tensor) -> torch.Tensor:
+    """``t`` on the CPU. From a GPU the copy goes, ``non_blocking``, into pinned memory and only
+    that copy is waited for (an event, not a device synchronisation of later work)."""
+    if t.device.type != "cuda":
+        return t.cpu()
+    host = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
+    host.copy_(t, non_blocking=True)
+    done = torch.cuda.Event()
+    done.record()
+    done.synchronize()
+    return host
+
+
+def to_device(src: torch.Tensor, out: torch.Tensor) -> None:
+    """Copy the CPU tensor ``src`` into ``out``; to a GPU from pinned memory, ``non_blocking``
+    (the caching host allocator keeps the pinned buffer until the copy has run)."""
+    if out.device.type == "cuda":
+        src = src.pin_memory()
+        out.copy_(src, non_blocking=True)
+    else:
+        out.copy_(src)
 
 
 def grid_index(size: int, grid: int, device=None) -> torch.Tensor:
@@ -290,21 +320,34 @@ class CoMixup(Mixer, ThreadedMixer):
         packed = torch.cat([(-pooled_unary(sal, grid, validate=False)).double().flatten(1),
                             salient_location(sal, stride=self.location_stride,
                                              validate=False).double()], 1)
-        packed = packed.cpu().numpy()
+        packed = to_host(packed).numpy()
         cost = np.ascontiguousarray(packed[:, :cells]).reshape(batch, grid, grid)
         locations = torch.from_numpy(packed[:, cells:]).long()
         problems = [
             (cost[a:b], compatibility(locations[a:b], self.omega).numpy(), seed)
             for (a, b), seed in zip(bounds, seeds)
         ]
+        # each partition's sources go to the device as soon as it is solved, while the others
+        # solve (the same labelings whatever the order: each partition has its own seed)
+        labelings: list = [None] * len(problems)
+        index = torch.empty(batch, grid, grid, 2, dtype=torch.long, device=x.device)
+        weight = torch.empty(batch, grid, grid, 2, dtype=torch.float64, device=x.device)
+
+        def collect(i: int, z: np.ndarray) -> None:
+            a, b = bounds[i]
+            labelings[i] = z
+            idx, wgt = top_sources(z, a)
+            to_device(torch.from_numpy(idx), index[a:b])
+            to_device(torch.from_numpy(wgt), weight[a:b])
+
         pool = self._executor(self._n_workers(len(problems)))
         if pool is None:
-            labelings = [self._solve(p) for p in problems]
+            for i, problem in enumerate(problems):
+                collect(i, self._solve(problem))
         else:
-            labelings = list(pool.map(self._solve, problems))
-        sources = [top_sources(z, a) for (a, _), z in zip(bounds, labelings)]
-        index = torch.from_numpy(np.concatenate([s[0] for s in sources])).to(x.device)
-        weight = torch.from_numpy(np.concatenate([s[1] for s in sources])).to(x.device)
+            futures = {pool.submit(self._solve, problem): i for i, problem in enumerate(problems)}
+            for future in as_completed(futures):
+                collect(futures[future], future.result())
         ratios = source_ratios(index, weight, batch, (h, w), _compute_dtype(x.dtype), x.device)
         return CoMixupParams(ratios=ratios, grid=grid, partitions=bounds, labelings=labelings,
                              index=index, weight=weight)

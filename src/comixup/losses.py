@@ -70,7 +70,9 @@ def target_loss(logits: torch.Tensor, targets: torch.Tensor, loss: str) -> torch
         if loss == "ce":
             with torch.autocast(logits.device.type, enabled=False):
                 return F.cross_entropy(logits.float(), targets)
-        targets = F.one_hot(targets.long(), logits.shape[1])
+        # one-hot by a scatter: F.one_hot reads the labels' range back to the host
+        onehot = torch.zeros(logits.shape, dtype=torch.float32, device=logits.device)
+        targets = onehot.scatter_(1, targets.long().view(-1, 1), 1.0)
     return softmax_bce(logits, targets) if loss == "bce" else soft_cross_entropy(logits, targets)
 
 

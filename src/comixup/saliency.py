@@ -239,7 +239,7 @@ def clean_loss_and_saliency(
     """
     check_loss(loss)
     clean_lam = check_number("clean_lam", clean_lam)
-    check_tensor("x", x)
+    check_tensor("x", x, finite=check_values(None, x))
     backward = backward or (lambda value: value.backward())
     compute = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
     inp = x.detach().to(compute).requires_grad_(True)

@@ -18,10 +18,10 @@
    optimizer step) against the whole step.
 
 Everything is seeded. On CUDA the clock is read after ``torch.cuda.synchronize()`` and every
-timing follows a warm-up; sections 3 to 5 run as training does on each device: bf16 autocast
-and channels-last on CUDA, float32 on the CPU. ``device="cpu"`` runs the same code on the CPU
-(a smoke test of the code paths; its times say nothing about a GPU), and ``quick`` shrinks
-every size so that the CPU run takes well under a minute.
+timing follows a warm-up; sections 3 to 5 train as the engine does on CUDA (bf16 autocast,
+channels-last). ``device="cpu"`` runs the same code on the CPU, autocast and channels-last
+included (a smoke test of the code paths; its times say nothing about a GPU), and ``quick``
+shrinks every size so that the CPU run takes well under a minute.
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def _sizes(device: torch.device, quick: bool) -> _Sizes:
                       repeats=5 if quick else 20)
     if quick:
         return _Sizes(batch=16, image=16, width=8, classes=10, mix_batch=8, amp_batch=8,
-                      amp_batches=2, amp_width=4, sync_steps=2, warmup=1, repeats=3)
+                      amp_batches=2, amp_width=4, sync_steps=2, warmup=2, repeats=5)
     return _Sizes(batch=32, image=32, width=16, classes=100, mix_batch=32, amp_batch=16,
                   amp_batches=4, amp_width=8, sync_steps=2, warmup=1, repeats=5)
 
@@ -210,15 +210,16 @@ def _batch(sizes: _Sizes, batch: int, device: torch.device, seed: int = 0):
 
 
 class _Trainer:
-    """A PreActResNet18, its optimizer and the training precision of a device: bf16 autocast
-    and channels-last on CUDA (the training defaults there), float32 on the CPU."""
+    """A PreActResNet18, its optimizer and a fixed batch, trained as on a GPU: bf16 autocast and
+    channels-last (the training defaults on CUDA; on the CPU, what ``amp_cpu`` runs)."""
+
+    precision = "bf16 autocast, channels-last"
 
     def __init__(self, sizes: _Sizes, device: torch.device, seed: int = 0):
         from .models.preactresnet import preactresnet18
 
         self.device, self.classes = device, sizes.classes
-        self.cuda = device.type == "cuda"
-        self.format = torch.channels_last if self.cuda else torch.contiguous_format
+        self.format = torch.channels_last
         torch.manual_seed(seed)
         self.model = preactresnet18(sizes.classes, initial_channels=sizes.width).to(
             device=device, memory_format=self.format)
@@ -228,14 +229,8 @@ class _Trainer:
         x, y, _ = _batch(sizes, sizes.batch, device, seed)
         self.x, self.y = x.contiguous(memory_format=self.format), y
 
-    @property
-    def precision(self) -> str:
-        return "bf16 autocast, channels-last" if self.cuda else "float32"
-
     def autocast(self):
-        if self.cuda:
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16)
 
     def backward(self, loss: torch.Tensor) -> None:
         """``loss.backward()`` outside autocast, as the training engine does."""
@@ -466,11 +461,9 @@ def _section_syncs(device: torch.device, sizes: _Sizes, scratch: Path) -> dict:
 
     steps = sizes.sync_steps
     rows = []
-    precision = "float32"
     for name in method_names():
         try:
             trainer = _Trainer(sizes, device)
-            precision = trainer.precision
             step = trainer.train_step(name)
             trainer.run(step)  # warm-up: lazy initialisation, autotuning
             tracked = [trainer.x, trainer.y, *trainer.model.parameters()]
@@ -500,7 +493,7 @@ def _section_syncs(device: torch.device, sizes: _Sizes, scratch: Path) -> dict:
             "notes": [f"Counter: {counter}. {steps} step(s) per method after one warm-up step: "
                       f"zero_grad, the TrainStep (loss bce), the SGD step; PreActResNet18 width "
                       f"{sizes.width}, batch {sizes.batch}x3x{sizes.image}x{sizes.image}, "
-                      f"{precision}.",
+                      f"{_Trainer.precision}.",
                       "host reads: reads of values computed from the batch or the weights "
                       "(.item(), bool(), .tolist(), .numpy(), the copy of the saliency for the "
                       "CPU solver), counted with the value checks of CPU tensors off, as for "
@@ -520,11 +513,9 @@ _LABELS = {"vanilla": "Vanilla", "comixup": "Co-Mixup", "puzzlemix": "Puzzle Mix
 def _section_step_time(device: torch.device, sizes: _Sizes, scratch: Path) -> dict:
     clock = _Clock(device)
     rows = []
-    precision = "float32"
     for name in _TIMED:
         try:
             trainer = _Trainer(sizes, device)
-            precision = trainer.precision
             step = trainer.train_step(name)
             for _ in range(sizes.warmup):
                 trainer.run(step)
@@ -547,8 +538,8 @@ def _section_step_time(device: torch.device, sizes: _Sizes, scratch: Path) -> di
                         ["vs_vanilla", "vs Vanilla"], ["status", "status"]],
             "rows": rows,
             "notes": [f"PreActResNet18 width {sizes.width}, batch {sizes.batch}x3x{sizes.image}x"
-                      f"{sizes.image}, {sizes.classes} classes, loss bce, {precision}; median of "
-                      f"{sizes.repeats} steps after {sizes.warmup} warm-up step(s)"
+                      f"{sizes.image}, {sizes.classes} classes, loss bce, {_Trainer.precision}; "
+                      f"median of {sizes.repeats} steps after {sizes.warmup} warm-up step(s)"
                       + (", the clock read after torch.cuda.synchronize()"
                          if device.type == "cuda" else "") + ".",
                       f"Ratios: {ratios or 'n/a'}."]}

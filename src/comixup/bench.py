@@ -1,4 +1,5 @@
-"""Benchmarks behind ``comixup bench``: the solver and the mixing methods.
+"""Benchmarks behind ``comixup bench``: the solver, the mixing methods and the GPU code paths
+(``comixup bench gpu``, :mod:`comixup.bench_gpu`).
 
 Timings are medians over repeated runs after a JIT warm-up; they depend on the machine and on
 what else runs on it, so the table prints the thread count and the CPU count it ran with.
@@ -18,6 +19,7 @@ import torch
 __all__ = [
     "BENCHMARKS",
     "TABLE6_CONFIGS",
+    "bench_gpu",
     "bench_mixers",
     "bench_pairwise",
     "bench_solver",
@@ -33,10 +35,12 @@ from ._checks import check_bool, check_choice, check_int
 from .analysis.host_reads import count_host_reads
 from .analysis.problems import realistic_costs, realistic_saliency
 from .analysis.table6 import TABLE6_CONFIGS, table6_relative_error
+from .bench_gpu import bench_gpu
 
 #: The benchmarks of ``comixup bench <name>``: ``solver``, ``mixers``, ``pairwise`` (each
-#: :func:`bench_<name>`).
-BENCHMARKS = ("solver", "mixers", "pairwise")
+#: :func:`bench_<name>`, rows written as one JSON file) and ``gpu`` (:func:`bench_gpu`, which
+#: writes its report into a directory).
+BENCHMARKS = ("solver", "mixers", "pairwise", "gpu")
 
 
 def labeling_statistics(z: np.ndarray) -> dict:
@@ -248,10 +252,19 @@ def write_rows(rows: list[dict], path) -> Path:
     return path
 
 
-def run_benchmark(name: str, *, quick: bool = False, out=None) -> list[dict]:
+def run_benchmark(name: str, *, quick: bool = False, out=None, device=None) -> list[dict] | dict:
     """Run benchmark ``name`` (one of :data:`BENCHMARKS`, i.e. :func:`bench_<name>`) and, with
-    ``out``, write its rows there with :func:`write_rows`; return the rows."""
-    bench = globals()[f"bench_{check_choice('name', name, BENCHMARKS)}"]
+    ``out``, write its rows there with :func:`write_rows`; return the rows.
+
+    ``gpu`` is :func:`bench_gpu` on ``device`` (default ``"cuda"``): ``out`` is its directory
+    (default ``./bench_gpu``) and it returns its report. ``device`` is for ``gpu`` only.
+    """
+    name = check_choice("name", name, BENCHMARKS)
+    if name == "gpu":
+        return bench_gpu(device="cuda" if device is None else device, quick=quick, out=out)
+    if device is not None:
+        raise ValueError(f"--device is an option of comixup bench gpu only, not of bench {name}")
+    bench = globals()[f"bench_{name}"]
     if out is not None:
         _check_out(out)  # before a benchmark of minutes, not after it
     rows = bench(quick=quick)

@@ -28,6 +28,7 @@ from ._args import (
     Parser,
     add_field_flags,
     comma_list,
+    device,
     field_overrides,
     int_at_least,
     key_value,
@@ -90,10 +91,16 @@ def _add_study_bench(sub) -> None:
     b = sub.add_parser("bench", help="benchmarks (comixup.bench)")
     b.add_argument("what", choices=list(BENCHMARKS),
                    help="solver: Algorithm 1 timing; mixers: every mixer per batch; pairwise: "
-                        "mixing statistics of the two graph-cut pair costs")
+                        "mixing statistics of the two graph-cut pair costs; gpu: the GPU code "
+                        "paths checked and timed (device equality, AMP epochs, host syncs, "
+                        "step times, Co-Mixup's overhead)")
     b.add_argument("--quick", action="store_true", help="a short run")
     b.add_argument("--out", metavar="PATH",
-                   help="write the rows as JSON there (replacing the file)")
+                   help="write the rows as JSON there (replacing the file); for gpu, the "
+                        "directory of bench_gpu.json and bench_gpu.md (default ./bench_gpu)")
+    b.add_argument("--device", type=device, default=None,
+                   help="gpu only: cuda (default), cuda:N, or cpu for a smoke test of the same "
+                        "code on the CPU")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -170,8 +177,10 @@ def _cmd_study(args: argparse.Namespace) -> int:
 def _cmd_bench(args: argparse.Namespace) -> int:
     from .bench import run_benchmark
 
-    run_benchmark(args.what, quick=args.quick, out=args.out)
-    if args.out:
+    result = run_benchmark(args.what, quick=args.quick, out=args.out, device=args.device)
+    if args.what == "gpu":
+        print("wrote " + ", ".join(result["files"]))
+    elif args.out:
         print(f"wrote {args.out}")
     return 0
 

@@ -39,7 +39,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("comixup.train",),  # the engine evaluates every epoch
     ("comixup.analysis",),
     ("comixup.study",),
-    ("comixup.bench",),
+    ("comixup.bench", "comixup.bench_gpu"),
     ("comixup.cli",),
     ("comixup.__main__",),
 ]

@@ -71,15 +71,15 @@ __all__ = ["FMix", "FMixParams", "binarise_mask", "fft_frequencies", "low_freq_f
 
 def _n_columns(w: int) -> int:
     """The reference's number of frequency columns: ``W // 2 + 1``, or ``W // 2 + 2`` for an odd
-    width."""
-    return w // 2 + 2 if w % 2 == 1 else w // 2 + 1
+    width (capped at ``W``: one column for ``W = 1``)."""
+    return min(w // 2 + 2, w) if w % 2 == 1 else w // 2 + 1
 
 
 def fft_frequencies(h: int, w: int) -> torch.Tensor:
     """The frequency magnitudes ``sqrt(fy ** 2 + fx ** 2)`` of the reference's half-spectrum.
 
     ``fy`` runs over ``numpy.fft.fftfreq(H)`` (all ``H`` rows) and ``fx`` over the first
-    ``F`` entries of ``numpy.fft.fftfreq(W)``, ``F = W // 2 + 1`` (``W // 2 + 2`` for an odd
+    ``F`` entries of ``numpy.fft.fftfreq(W)``, ``F = W // 2 + 1`` (``min(W // 2 + 2, W)`` for an odd
     ``W``, as the reference).
 
     Returns:
@@ -136,6 +136,16 @@ def low_freq_field(h: int, w: int, decay_power: float = 3.0,
     return torch.fft.irfftn(spectrum, s=(h, w), dim=(-2, -1))[0]
 
 
+def _ramp(m: int) -> torch.Tensor:
+    """``m`` values from 1 down to 0, rounded as ``numpy.linspace(1, 0, m)``: ``1 + i * step``
+    with the last set to 0 exactly."""
+    if m == 1:
+        return torch.ones(1, dtype=torch.float64)
+    ramp = torch.arange(m, dtype=torch.float64) * (-1.0 / (m - 1)) + 1.0
+    ramp[-1] = 0.0
+    return ramp
+
+
 def binarise_mask(field: torch.Tensor, lam: float, round_up: bool,
                   max_soft: float = 0.0) -> torch.Tensor:
     """The mask of the top ``num`` pixels of ``field`` (the reference's ``binarise_mask``).
@@ -163,7 +173,7 @@ def binarise_mask(field: torch.Tensor, lam: float, round_up: bool,
     values = torch.zeros(n, dtype=torch.float64)
     values[:low] = 1.0
     if high > low:
-        values[low:high] = torch.linspace(1.0, 0.0, high - low, dtype=torch.float64)
+        values[low:high] = _ramp(high - low)
     mask = torch.empty(n, dtype=torch.float64)
     mask[order] = values
     return mask.reshape(field.shape)

@@ -13,24 +13,29 @@ parameters, a :class:`MixParams` with the ``(B, B)`` source ``ratios`` of every 
   :class:`PuzzleMix` (Kim, Choo and Song, ICML 2020);
 * :class:`MultiInputMixup`, :class:`MultiCutMix`: the k-input variants of Table 4
   (``ManifoldMixup(k=3)`` for Manifold Mixup);
+* :class:`FMix` (Harris et al., 2020), :class:`ResizeMix` (Qin et al., 2020): mask baselines;
 * :class:`Identity`: no mixing (the Vanilla and VAT columns).
 """
 
 from .base import Mixer, MixParams, WeightParams, sample_weights
 from .comixup import CoMixup, CoMixupParams
 from .cutmix import BoxParams, CutMix, rand_box
+from .fmix import FMix, FMixParams
 from .identity import Identity
 from .manifold import ManifoldMixup, ManifoldParams
 from .mixup import InputMixup, mix_pair, sample_lambda
 from .multimix import MultiCutMix, MultiInputMixup
 from .puzzlemix import PuzzleMix, PuzzleParams
 from .registry import create, names, options
+from .resizemix import ResizeMix, ResizeParams
 
 __all__ = [
     "BoxParams",
     "CoMixup",
     "CoMixupParams",
     "CutMix",
+    "FMix",
+    "FMixParams",
     "Identity",
     "InputMixup",
     "ManifoldMixup",
@@ -41,6 +46,8 @@ __all__ = [
     "MultiInputMixup",
     "PuzzleMix",
     "PuzzleParams",
+    "ResizeMix",
+    "ResizeParams",
     "WeightParams",
     "create",
     "mix_pair",

@@ -16,6 +16,8 @@ name                   mixer                       fixed         step
 ``puzzlemix``          :class:`PuzzleMix`                        ``saliency``
 ``comixup``            :class:`CoMixup`                          ``saliency``
 ``vat``                :class:`Identity`                         ``vat`` (:mod:`comixup.vat`)
+``fmix``               :class:`FMix`                             ``mix``
+``resizemix``          :class:`ResizeMix`                        ``mix``
 =====================  ==========================  ============  ==========================
 """
 
@@ -27,11 +29,13 @@ import inspect
 from .base import Mixer
 from .comixup import CoMixup
 from .cutmix import CutMix
+from .fmix import FMix
 from .identity import Identity
 from .manifold import ManifoldMixup
 from .mixup import InputMixup
 from .multimix import MultiCutMix, MultiInputMixup
 from .puzzlemix import PuzzleMix
+from .resizemix import ResizeMix
 
 __all__ = ["STEPS", "Entry", "create", "entry", "names", "options"]
 
@@ -62,6 +66,8 @@ _ENTRIES: dict[str, Entry] = {
     "puzzlemix": Entry(PuzzleMix, step="saliency"),
     "comixup": Entry(CoMixup, step="saliency"),
     "vat": Entry(Identity, step="vat"),
+    "fmix": Entry(FMix),
+    "resizemix": Entry(ResizeMix),
 }
 
 

@@ -1,6 +1,7 @@
 """Run the ``ddp-accumulation`` block of docs/integrations.md on one rank of a torchrun launch
-(CPU, gloo) and print one JSON line: at which forward pass of the DDP model each all-reduce
-came, the optimizer steps, and whether the ranks' final weights agree.
+(CPU, gloo) and write ``rank<N>.json`` in the working directory: at which forward pass of the
+DDP model each all-reduce came, the optimizer steps, and whether the ranks' final weights
+agree.
 
 Usage: ``python -m torch.distributed.run --standalone --nproc_per_node 2
 ddp_recipe_worker.py`` (run by test_docs.py).
@@ -52,10 +53,13 @@ def main() -> None:
     w = torch.cat([p.detach().flatten() for p in model.parameters()])
     gathered = [torch.zeros_like(w) for _ in range(dist.get_world_size())]
     dist.all_gather(gathered, w)
-    print(json.dumps({"rank": rank, "forwards": forwards[0], "reduced_at": reduced_at,
-                      "steps": steps[0], "ranks_agree": all(torch.equal(w, v) for v in gathered),
-                      "seed": scope["step"].method.generator.initial_seed(),
-                      "loss_finite": bool(torch.isfinite(scope["loss"]))}), flush=True)
+    Path(f"rank{rank}.json").write_text(json.dumps({
+        "rank": rank, "forwards": forwards[0], "reduced_at": reduced_at, "steps": steps[0],
+        "ranks_agree": all(torch.equal(w, v) for v in gathered),
+        "seed": scope["step"].method.generator.initial_seed(),
+        "loss_finite": bool(torch.isfinite(scope["loss"]))}))
+    del scope, model  # the DDP model (its reducer and comm hook) before the process group
+    dist.barrier()
     dist.destroy_process_group()
 
 

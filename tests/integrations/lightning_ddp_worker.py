@@ -1,6 +1,6 @@
 """Train the Lightning module of docs/integrations.md on two CPU processes (DDP over gloo) and
-print one JSON line per rank: the all-reduces of each ``manual_backward``, the final weights'
-agreement across the ranks and the step's seed.
+write ``rank<N>.json`` per rank in the working directory: the all-reduces of each
+``manual_backward``, the final weights' agreement across the ranks and the step's seed.
 
 Usage: ``python lightning_ddp_worker.py METHOD STEPS`` (run by test_lightning.py).
 """
@@ -49,10 +49,11 @@ class Reporting(MixupModule):  # noqa: F821 - defined by the docs' block above
         w = torch.cat([p.detach().flatten() for p in self.model.parameters()])
         gathered = [torch.zeros_like(w) for _ in range(dist.get_world_size())]
         dist.all_gather(gathered, w)
-        print(json.dumps({"rank": self.global_rank, "steps": self.trainer.global_step,
-                          "reduces_per_backward": self.reduces_per_backward,
-                          "ranks_agree": all(torch.equal(w, v) for v in gathered),
-                          "seed": self.step.method.generator.initial_seed()}), flush=True)
+        Path(f"rank{self.global_rank}.json").write_text(json.dumps({
+            "rank": self.global_rank, "steps": self.trainer.global_step,
+            "reduces_per_backward": self.reduces_per_backward,
+            "ranks_agree": all(torch.equal(w, v) for v in gathered),
+            "seed": self.step.method.generator.initial_seed()}))
 
 
 def main(method: str, steps: int) -> None:

@@ -333,9 +333,10 @@ def spectral_residual(x: torch.Tensor, *, variant: str = "opencv") -> torch.Tens
         variant: ``"opencv"`` (default) or ``"guidedmixup"``.
 
     Returns:
-        Non-negative maps ``(B, H, W)`` with maximum 1 (all zeros for an image whose map
-        vanishes), in ``x``'s dtype promoted to at least float32, on ``x``'s device. Reads
-        nothing back from the device.
+        Non-negative maps ``(B, H, W)`` scaled to maximum 1 at the working size (resizing
+        back to a smaller image may miss the peak; all zeros for a map that vanishes), in
+        ``x``'s dtype promoted to at least float32, on ``x``'s device. Reads nothing back
+        from the device.
     """
 
     variant = check_choice("variant", variant, tuple(_SR_VARIANTS))

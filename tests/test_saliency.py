@@ -136,3 +136,105 @@ def test_saliency_under_bf16_autocast_equals_the_float32_saliency(clean_lam):
     with torch.autocast("cpu", dtype=torch.bfloat16):
         F.cross_entropy(model(inp).float(), y).backward()
     assert _pixel_correlation(input_saliency(inp.grad), sal32).min() < 0.999
+
+
+# -- spectral residual -------------------------------------------------------------------------
+
+import math  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from comixup.saliency import spectral_residual  # noqa: E402
+
+
+def _np_resize(img, out_h, out_w):
+    """Half-pixel bilinear resize without antialiasing, pixel by pixel."""
+    in_h, in_w = img.shape
+    out = np.zeros((out_h, out_w))
+
+    def src(i, n_in, n_out):
+        s = max((i + 0.5) * n_in / n_out - 0.5, 0.0)
+        i0 = math.floor(s)
+        i1 = min(i0 + 1, n_in - 1)
+        return i0, i1, s - i0
+
+    for r in range(out_h):
+        r0, r1, a = src(r, in_h, out_h)
+        for c in range(out_w):
+            c0, c1, b = src(c, in_w, out_w)
+            out[r, c] = ((1 - a) * ((1 - b) * img[r0, c0] + b * img[r0, c1])
+                         + a * ((1 - b) * img[r1, c0] + b * img[r1, c1]))
+    return out
+
+
+def _np_spectral_residual(rgb):
+    """OpenCV's StaticSaliencySpectralResidual on one RGB image (C, H, W), written naively."""
+    gray = 0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]
+    small = _np_resize(gray, 64, 64)
+    spec = np.fft.fft2(small)
+    amp, phase = np.abs(spec), np.angle(spec)
+    log_amp = np.log(amp)
+    padded = np.pad(log_amp, 1, mode="reflect")   # BORDER_REFLECT_101
+    box = np.zeros_like(log_amp)
+    for r in range(64):
+        for c in range(64):
+            box[r, c] = padded[r:r + 3, c:c + 3].mean()
+    res = np.exp(log_amp - box) * np.exp(1j * phase)
+    mag = np.abs(np.fft.ifft2(res))
+    k = np.exp(-((np.arange(5) - 2.0) ** 2) / (2 * 8.0**2))
+    k /= k.sum()
+    padded = np.pad(mag, 2, mode="reflect")
+    blurred = np.zeros_like(mag)
+    for r in range(64):
+        for c in range(64):
+            blurred[r, c] = (np.outer(k, k) * padded[r:r + 5, c:c + 5]).sum()
+    sal = blurred**2
+    sal /= sal.max()
+    return _np_resize(sal, rgb.shape[1], rgb.shape[2])
+
+
+def test_spectral_residual_matches_a_naive_single_image_implementation():
+    x = torch.rand(2, 3, 20, 27, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    got = spectral_residual(x)
+    assert got.dtype == torch.float64 and got.shape == (2, 20, 27)
+    for i in range(2):
+        np.testing.assert_allclose(got[i].numpy(), _np_spectral_residual(x[i].numpy()),
+                                   rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("variant", ["opencv", "guidedmixup"])
+def test_spectral_residual_shape_range_and_dtype(variant):
+    x = torch.rand(3, 3, 17, 40)
+    sal = spectral_residual(x, variant=variant)
+    assert sal.shape == (3, 17, 40) and sal.dtype == torch.float32
+    # the maximum is 1 at the working size; resizing back may miss it
+    peak = sal.flatten(1).amax(1)
+    assert bool((sal >= 0).all()) and bool((peak <= 1 + 1e-6).all()) and bool((peak > 0).all())
+    big = spectral_residual(torch.rand(1, 1, 150, 130), variant=variant)
+    assert big.shape == (1, 150, 130) and bool(torch.isfinite(big).all())
+
+
+def test_spectral_residual_constant_image_is_constant_and_scale_free():
+    sal = spectral_residual(torch.full((2, 3, 16, 16), 0.3, dtype=torch.float64))
+    torch.testing.assert_close(sal, torch.ones_like(sal))
+    x = torch.rand(2, 3, 16, 16, dtype=torch.float64)
+    torch.testing.assert_close(spectral_residual(7.5 * x), spectral_residual(x))
+
+
+@pytest.mark.parametrize("variant", ["opencv", "guidedmixup"])
+def test_spectral_residual_finds_a_bright_spot(variant):
+    gen = torch.Generator().manual_seed(1)
+    x = 0.2 * torch.rand(3, 3, 32, 32, generator=gen)
+    spots = [(5, 20), (16, 16), (24, 6)]
+    for i, (r, c) in enumerate(spots):
+        x[i, :, r - 1:r + 2, c - 1:c + 2] = 1.0
+    peak = spectral_residual(x, variant=variant).flatten(1).argmax(1)
+    for i, (r, c) in enumerate(spots):
+        assert abs(int(peak[i]) // 32 - r) <= 1 and abs(int(peak[i]) % 32 - c) <= 1
+
+
+def test_spectral_residual_errors_name_the_argument():
+    with pytest.raises(ValueError, match="variant"):
+        spectral_residual(torch.rand(1, 3, 8, 8), variant="fine")
+    with pytest.raises(ValueError, match="x must have shape"):
+        spectral_residual(torch.rand(3, 8, 8))

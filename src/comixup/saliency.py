@@ -7,6 +7,9 @@
   per input; the unary cost is its negation (recipes 1.3, Appendix E).
 * :func:`compatibility`: ``A = (1 - omega) I + omega A_c`` with ``A_c`` the l1 distance between the
   most salient locations (Section 4.1, recipes 1.6).
+* :func:`spectral_residual`: static saliency from the image alone by the spectral residual
+  (Hou and Zhang, CVPR 2007), as OpenCV computes it or as the GuidedMixup code does; the
+  saliency of SaliencyMix and Guided-SR.
 * :func:`clean_loss_and_saliency`: the clean half of the paper's training step, one clean
   forward/backward that keeps the weight gradients and yields the saliency (Appendix C); the
   training engine calls it too.
@@ -20,7 +23,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from ._checks import check_int, check_number, check_tensor, check_values
+from ._checks import check_choice, check_int, check_number, check_tensor, check_values
 from .losses import check_loss, clean_loss
 
 __all__ = [
@@ -29,6 +32,7 @@ __all__ = [
     "input_saliency",
     "pooled_unary",
     "salient_location",
+    "spectral_residual",
 ]
 
 
@@ -262,3 +266,119 @@ def clean_loss_and_saliency(
     finite = torch.isfinite(saliency).flatten(1).all(1)  # no read back: a select, not a branch
     saliency = torch.where(finite[:, None, None], saliency, torch.zeros_like(saliency))
     return value, saliency
+
+
+# ----------------------------------------------------------------------------------------------
+# static saliency: the spectral residual (Hou and Zhang, CVPR 2007)
+# ----------------------------------------------------------------------------------------------
+
+#: The pipelines of :func:`spectral_residual`: working size (None: the image's own, down to
+#: 128 when it is taller), luminance weights, padding of the 3x3 box mean, Gaussian blur
+#: (size, sigma), whether the magnitude is squared after the blur.
+_SR_VARIANTS = {
+    "opencv": dict(size=(64, 64), gray=(0.299, 0.587, 0.114), box_pad="reflect",
+                   blur=(5, 8.0), square=True),
+    "guidedmixup": dict(size=None, gray=(0.2989, 0.587, 0.114), box_pad="replicate",
+                        blur=(7, 3.0), square=False),
+}
+
+
+def gaussian_blur(maps: torch.Tensor, size: int, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of ``(B, H, W)`` maps with mirrored borders (OpenCV's
+    ``BORDER_REFLECT_101``, torchvision's ``gaussian_blur``); kernel
+    ``exp(-(i - (size - 1) / 2)^2 / (2 sigma^2))`` normalized to sum 1, ``size`` odd."""
+    half = size // 2
+    pos = torch.arange(size, dtype=maps.dtype, device=maps.device) - (size - 1) / 2
+    kernel = torch.exp(-pos**2 / (2 * sigma**2))
+    kernel = kernel / kernel.sum()
+    out = maps.unsqueeze(1)
+    # reflect padding needs a side longer than the pad; replicate covers the 1-pixel edge cases
+    mode = "reflect" if min(maps.shape[-2:]) > half else "replicate"
+    out = F.pad(out, (half, half, half, half), mode=mode)
+    out = F.conv2d(out, kernel.view(1, 1, 1, size))
+    out = F.conv2d(out, kernel.view(1, 1, size, 1))
+    return out.squeeze(1)
+
+
+def _gray(x: torch.Tensor, weights) -> torch.Tensor:
+    """Luminance ``(B, H, W)``: the weighted RGB channels for 3 channels, else their mean."""
+    if x.shape[1] == 3:
+        w = torch.tensor(weights, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+        return (x * w).sum(1)
+    return x.mean(1)
+
+
+def spectral_residual(x: torch.Tensor, *, variant: str = "opencv") -> torch.Tensor:
+    """Static saliency by the spectral residual (Hou and Zhang, CVPR 2007), batched.
+
+    With ``variant="opencv"`` (OpenCV's ``StaticSaliencySpectralResidual``): luminance,
+    bilinear resize to 64x64, 2-D FFT, log amplitude minus its 3x3 box mean (mirrored
+    borders), back with the original phase, inverse FFT, magnitude, 5x5 Gaussian blur with
+    sigma 8, squared, divided by its maximum, bilinear resize to the image. With
+    ``variant="guidedmixup"`` (the Guided-SR code of Kang and Kim, AAAI 2023): the image's own
+    size (down to 128x128 when taller), the box mean with replicated borders, ``1e-10`` added
+    to the squared amplitude, a 7x7 blur with sigma 3 and no squaring.
+
+    Differences from OpenCV: the input is RGB (OpenCV's ``BGR2GRAY`` weighs the channels in
+    the other order; any other channel count is averaged); frequencies of zero amplitude
+    (below ``1e-10`` of the largest) have no phase and are dropped instead of giving
+    ``log 0``, so a constant image has a constant map; every step is in float64 like
+    OpenCV's, but resizing is :func:`torch.nn.functional.interpolate` (half-pixel bilinear,
+    OpenCV's ``INTER_LINEAR``; OpenCV downsizes with ``INTER_LINEAR_EXACT``, the same up to
+    rounding). Both variants are scaled to a maximum of 1 (the GuidedMixup code normalizes
+    the sum later, which this does not change).
+
+    Args:
+        x: images ``(B, C, H, W)`` of a floating dtype, on any device (RGB for ``C = 3``).
+        variant: ``"opencv"`` (default) or ``"guidedmixup"``.
+
+    Returns:
+        Non-negative maps ``(B, H, W)`` scaled to maximum 1 at the working size (resizing
+        back to a smaller image may miss the peak; all zeros for a map that vanishes), in
+        ``x``'s dtype promoted to at least float32, on ``x``'s device. Reads nothing back
+        from the device.
+    """
+
+    variant = check_choice("variant", variant, tuple(_SR_VARIANTS))
+    check_tensor("x", x, finite=False)
+    if x.dim() != 4 or min(x.shape) == 0:
+        raise ValueError(f"x must have shape (B, C, H, W) with no empty dimension, "
+                         f"got {tuple(x.shape)}")
+    cfg = _SR_VARIANTS[variant]
+    out_dtype = torch.promote_types(x.dtype, torch.float32)
+    h, w = x.shape[-2:]
+    gray = _gray(x.detach().to(torch.float64), cfg["gray"])
+    size = cfg["size"]
+    if size is None and h > 128:
+        size = (128, 128)
+    if size is not None and tuple(size) != (h, w):
+        gray = F.interpolate(gray.unsqueeze(1), size=size, mode="bilinear", align_corners=False,
+                             antialias=variant == "guidedmixup").squeeze(1)
+    spec = torch.fft.fft2(gray)
+    if variant == "opencv":
+        amp = spec.abs()
+        floor = 1e-10 * amp.flatten(1).amax(1).view(-1, 1, 1)
+        keep = amp > floor
+        log_amp = torch.log(torch.where(keep, amp, floor.clamp_min(1e-300).expand_as(amp)))
+    else:
+        amp = torch.sqrt(spec.real**2 + spec.imag**2 + 1e-10)
+        keep = None
+        log_amp = torch.log(amp)
+    padded = F.pad(log_amp.unsqueeze(1), (1, 1, 1, 1),
+                   mode=cfg["box_pad"] if min(log_amp.shape[-2:]) > 1 else "replicate")
+    box = F.avg_pool2d(padded, 3, stride=1).squeeze(1)
+    scale = torch.exp(log_amp - box) / amp
+    residual = spec * scale
+    if keep is not None:
+        residual = torch.where(keep, residual, torch.zeros_like(residual))
+    sal = torch.fft.ifft2(residual).abs()
+    sal = gaussian_blur(sal, *cfg["blur"])
+    if cfg["square"]:
+        sal = sal * sal
+    peak = sal.flatten(1).amax(1).view(-1, 1, 1)
+    sal = torch.where(peak > 0, sal / torch.where(peak > 0, peak, torch.ones_like(peak)),
+                      torch.zeros_like(sal))
+    if tuple(sal.shape[-2:]) != (h, w):
+        sal = F.interpolate(sal.unsqueeze(1), size=(h, w), mode="bilinear",
+                            align_corners=False).squeeze(1)
+    return sal.to(out_dtype)

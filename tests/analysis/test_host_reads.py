@@ -51,7 +51,8 @@ def test_bad_arguments():
 
 #: The most batch reads a call may make with value checks off: the copy a CPU solver needs.
 EXPECTED = {"vanilla": 0, "mixup": 0, "cutmix": 0, "mixup3": 0, "mixup4": 0, "cutmix3": 0,
-            "cutmix4": 0, "comixup": 1, "fmix": 0, "resizemix": 0}
+            "cutmix4": 0, "comixup": 1, "fmix": 0, "resizemix": 0,
+            "saliencymix": 1, "guidedmixup-sr": 1, "guidedmixup-ap": 1}
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))

@@ -14,6 +14,8 @@ parameters, a :class:`MixParams` with the ``(B, B)`` source ``ratios`` of every 
 * :class:`MultiInputMixup`, :class:`MultiCutMix`: the k-input variants of Table 4
   (``ManifoldMixup(k=3)`` for Manifold Mixup);
 * :class:`FMix` (Harris et al., 2020), :class:`ResizeMix` (Qin et al., 2020): mask baselines;
+* :class:`SaliencyMix` (Uddin et al., ICLR 2021), :class:`GuidedMixup` (Kang and Kim,
+  AAAI 2023): the newer saliency-guided methods;
 * :class:`Identity`: no mixing (the Vanilla and VAT columns).
 """
 
@@ -21,6 +23,7 @@ from .base import Mixer, MixParams, WeightParams, sample_weights
 from .comixup import CoMixup, CoMixupParams
 from .cutmix import BoxParams, CutMix, rand_box
 from .fmix import FMix, FMixParams
+from .guidedmixup import GuidedMixup, GuidedMixupParams
 from .identity import Identity
 from .manifold import ManifoldMixup, ManifoldParams
 from .mixup import InputMixup, mix_pair, sample_lambda
@@ -28,6 +31,7 @@ from .multimix import MultiCutMix, MultiInputMixup
 from .puzzlemix import PuzzleMix, PuzzleParams
 from .registry import create, names, options
 from .resizemix import ResizeMix, ResizeParams
+from .saliencymix import SaliencyMix, SaliencyMixParams
 
 __all__ = [
     "BoxParams",
@@ -36,6 +40,8 @@ __all__ = [
     "CutMix",
     "FMix",
     "FMixParams",
+    "GuidedMixup",
+    "GuidedMixupParams",
     "Identity",
     "InputMixup",
     "ManifoldMixup",
@@ -48,6 +54,8 @@ __all__ = [
     "PuzzleParams",
     "ResizeMix",
     "ResizeParams",
+    "SaliencyMix",
+    "SaliencyMixParams",
     "WeightParams",
     "create",
     "mix_pair",

@@ -18,6 +18,9 @@ name                   mixer                       fixed         step
 ``vat``                :class:`Identity`                         ``vat`` (:mod:`comixup.vat`)
 ``fmix``               :class:`FMix`                             ``mix``
 ``resizemix``          :class:`ResizeMix`                        ``mix``
+``saliencymix``        :class:`SaliencyMix`                      ``mix``
+``guidedmixup-sr``     :class:`GuidedMixup`        ``spectral``  ``mix``
+``guidedmixup-ap``     :class:`GuidedMixup`        ``gradient``  ``saliency``
 =====================  ==========================  ============  ==========================
 """
 
@@ -30,12 +33,14 @@ from .base import Mixer
 from .comixup import CoMixup
 from .cutmix import CutMix
 from .fmix import FMix
+from .guidedmixup import GuidedMixup
 from .identity import Identity
 from .manifold import ManifoldMixup
 from .mixup import InputMixup
 from .multimix import MultiCutMix, MultiInputMixup
 from .puzzlemix import PuzzleMix
 from .resizemix import ResizeMix
+from .saliencymix import SaliencyMix
 
 __all__ = ["STEPS", "Entry", "create", "entry", "names", "options"]
 
@@ -68,6 +73,9 @@ _ENTRIES: dict[str, Entry] = {
     "vat": Entry(Identity, step="vat"),
     "fmix": Entry(FMix),
     "resizemix": Entry(ResizeMix),
+    "saliencymix": Entry(SaliencyMix),
+    "guidedmixup-sr": Entry(GuidedMixup, {"saliency": "spectral"}),
+    "guidedmixup-ap": Entry(GuidedMixup, {"saliency": "gradient"}, "saliency"),
 }
 
 

@@ -364,3 +364,16 @@ def test_generated_flags_parse_and_check_as_the_metadata_says(capsys):
             err = capsys.readouterr().err
             assert err.startswith(f"comixup: error: argument {flag}") and "must be" in err
     assert field_overrides(parser.parse_args([]), TrainConfig) == {}
+
+
+@pytest.mark.parametrize("method", ["saliencymix", "guidedmixup-sr", "guidedmixup-ap", "fmix",
+                                    "resizemix"])
+def test_print_config_shows_the_newer_methods_options(method, capsys):
+    from comixup.methods import METHODS
+
+    assert main(["train", "--preset", "fashion-mnist-cpu", "--method", method,
+                 "--print-config"]) == 0
+    options = json.loads(capsys.readouterr().out)["method_options"]
+    assert set(METHODS[method].option_defaults()) <= set(options)
+    if method == "guidedmixup-ap":  # the GuidedMixup CIFAR-100 script's setting
+        assert options["clean_lam"] == 0

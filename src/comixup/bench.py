@@ -164,10 +164,13 @@ def bench_mixers(*, quick: bool = False) -> list[dict]:
     and the Tiny-ImageNet stride-2 stem at 64: the rest of its cost is the model's forward),
     multi-input Mixup and CutMix with ``k = 3``, Puzzle Mix (Kim, Choo and Song, ICML 2020) with
     the grid drawn as the reference and fixed at 2, 4, 8 and 16 (one graph-cut worker thread,
-    plus the drawn grid and ``g = 16`` with 2), and Co-Mixup (``g = 4``) with 1 and 2 workers.
-    The last column counts the reads of batch values back to the host per call with the value
-    checks off, as for tensors on a GPU (:func:`comixup.analysis.host_reads.count_host_reads`):
-    each would be a device synchronisation. Prints one table (method, size, median ms, host
+    plus the drawn grid and ``g = 16`` with 2), Co-Mixup (``g = 4``) with 1 and 2 workers, FMix,
+    ResizeMix, SaliencyMix (its spectral-residual saliency included) and GuidedMixup (SR: its
+    spectral-residual saliency included; AP: given the same saliency as Co-Mixup, whose
+    gradient pass, the same for both, is the model's cost). The last column counts the reads of
+    batch values back to the host per call with the value checks off, as for tensors on a GPU
+    (:func:`comixup.analysis.host_reads.count_host_reads`): each would be a device
+    synchronisation. Prints one table (method, size, median ms, host
     reads) and returns its rows.
     """
 
@@ -218,6 +221,11 @@ def bench_mixers(*, quick: bool = False) -> list[dict]:
             ("PuzzleMix grid=16, 2 workers", call("puzzlemix", grid=16, workers=2), 1),
             ("CoMixup grid=4, 1 worker", call("comixup", workers=1), 1),
             ("CoMixup grid=4, 2 workers", call("comixup", workers=2), 1),
+            ("FMix", call("fmix"), 1),
+            ("ResizeMix", call("resizemix"), 1),
+            ("SaliencyMix", call("saliencymix"), 1),
+            ("GuidedMixup SR (spectral saliency)", call("guidedmixup-sr"), 1),
+            ("GuidedMixup AP (given saliency)", call("guidedmixup-ap"), 1),
         ]
         return cases, [x, y, sal, hidden]
 

@@ -83,11 +83,11 @@ def test_bad_devices_and_outputs_give_one_line_errors(tmp_path, capsys):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")
 def test_cuda_unavailable_names_the_flag(capsys):
-    with pytest.raises(ValueError, match="--device cuda: CUDA is not available"):
+    with pytest.raises(ValueError, match="--device cuda: .*CUDA is not available"):
         bench_gpu()
     assert main(["bench", "gpu", "--device", "cuda:0", "--quick"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("comixup: error: --device cuda:0: CUDA is not available")
+    assert err.startswith("comixup: error: --device cuda:0: ") and "CUDA is not available" in err
     assert len(err.strip().splitlines()) == 1
 
 

@@ -150,23 +150,19 @@ def bench_gpu(*, device="cuda", quick: bool = False, out=None) -> dict:
 
 
 def _resolve_device(device) -> torch.device:
-    """The device of ``--device``, with one-line errors that name the flag."""
+    """The device of ``--device`` (:func:`comixup.run.resolve_device`), with one-line errors that
+    name the flag."""
+    from .run import resolve_device
+
     if isinstance(device, torch.device):
         device = str(device)
     check_device("--device", device)
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ValueError(f"--device {device}: CUDA is not available on this machine (use "
-                             "--device cpu for the smoke test of the same code on the CPU)")
-        dev = torch.device(device)
-        count = torch.cuda.device_count()
-        if dev.index is not None and dev.index >= count:
-            raise ValueError(f"--device {device}: this machine has {count} CUDA device(s), "
-                             f"cuda:0 to cuda:{count - 1}")
-        return torch.device("cuda", dev.index if dev.index is not None else 0)
-    return torch.device(device)
+    try:
+        return resolve_device(device)
+    except ValueError as exc:
+        hint = " (use --device cpu for the smoke test of the same code on the CPU)" \
+            if not torch.cuda.is_available() else ""
+        raise ValueError(f"--device {device}: {exc}{hint}") from None
 
 
 # ----------------------------------------------------------------------------------------------

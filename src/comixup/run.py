@@ -70,6 +70,10 @@ def resolve_device(name: str | torch.device, local_rank: int = 0) -> torch.devic
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
             raise ValueError(f"device {name!r} was requested but CUDA is not available")
+        count = torch.cuda.device_count()
+        if name != "cuda" and int(name.split(":")[1]) >= count:
+            raise ValueError(f"device {name!r}: this machine has {count} CUDA device(s), "
+                             f"cuda:0 to cuda:{count - 1}")
         if name == "cuda":
             return torch.device("cuda", local_rank)
     return torch.device(name)

@@ -50,6 +50,7 @@ __all__ = [
     "ThreadedMixer",
     "WeightParams",
     "WeightedMixer",
+    "check_drawn_for",
     "check_generator",
     "check_images",
     "check_int",
@@ -182,6 +183,18 @@ class ThreadedMixer:
         state.pop("_pool", None)
         state.pop("_pool_size", None)
         return state
+
+
+def check_drawn_for(x: torch.Tensor, batch: int, size: tuple[int, int] | None = None,
+                    what: str = "parameters") -> None:
+    """Raise a ValueError unless ``x`` has the batch size (and image size ``(H, W)``) that the
+    parameters were drawn for (the check every :meth:`Mixer.apply` makes)."""
+    if x.shape[0] != batch:
+        raise ValueError(f"x has batch size {x.shape[0]} but the parameters were drawn for "
+                         f"{batch}")
+    if size is not None and tuple(x.shape[-2:]) != tuple(size):
+        raise ValueError(f"x has image size {tuple(x.shape[-2:])} but the {what} drawn "
+                         f"for {tuple(size)}")
 
 
 def target_dtype(dtype: torch.dtype) -> torch.dtype:

@@ -58,6 +58,7 @@ import torch
 from .base import (
     Mixer,
     MixParams,
+    check_drawn_for,
     check_generator,
     check_int,
     check_number,
@@ -251,12 +252,7 @@ class FMix(Mixer):
     def apply(self, x, targets, params: FMixParams):
         """``mask * x + (1 - mask) * x[perm]`` for any ``(B, C', H, W)`` of the drawn batch and
         image size, and the targets mixed by ``share``."""
-        if x.shape[0] != params.perm.numel():
-            raise ValueError(f"x has batch size {x.shape[0]} but the parameters were drawn for "
-                             f"{params.perm.numel()}")
-        if tuple(x.shape[-2:]) != params.size:
-            raise ValueError(f"x has image size {tuple(x.shape[-2:])} but the mask was drawn "
-                             f"for {params.size}")
+        check_drawn_for(x, params.perm.numel(), params.size, "mask was")
         perm = params.perm.to(x.device)
         mask = params.mask.to(device=x.device, dtype=x.dtype)
         x_mix = mask * x + (1.0 - mask) * x[perm]

@@ -45,7 +45,7 @@ import torch
 import torch.nn.functional as F
 
 from .._checks import check_choice
-from .base import Mixer, MixParams, check_number, permutation_ratios
+from .base import Mixer, MixParams, check_drawn_for, check_number, permutation_ratios
 
 __all__ = ["INTERPOLATIONS", "ResizeMix", "ResizeParams", "resize_box"]
 
@@ -135,12 +135,7 @@ class ResizeMix(Mixer):
     def apply(self, x, targets, params: ResizeParams):
         """Resize ``x[perm]`` (any ``(B, C', H, W)`` of the drawn batch and image size) into the
         box of a copy of ``x``; mix the targets by the pasted area."""
-        if x.shape[0] != params.perm.numel():
-            raise ValueError(f"x has batch size {x.shape[0]} but the parameters were drawn for "
-                             f"{params.perm.numel()}")
-        if tuple(x.shape[-2:]) != params.size:
-            raise ValueError(f"x has image size {tuple(x.shape[-2:])} but the box was drawn "
-                             f"for {params.size}")
+        check_drawn_for(x, params.perm.numel(), params.size, "box was")
         y0, y1, x0, x1 = params.box
         perm = params.perm.to(x.device)
         x_mix = x.clone()

@@ -40,7 +40,7 @@ import torch
 
 from .._checks import check_bool
 from ..saliency import spectral_residual
-from .base import Mixer, MixParams, check_number, permutation_ratios
+from .base import Mixer, MixParams, check_drawn_for, check_number, permutation_ratios
 from .mixup import sample_lambda
 
 __all__ = ["SaliencyMix", "SaliencyMixParams", "saliency_box"]
@@ -132,12 +132,7 @@ class SaliencyMix(Mixer):
     def apply(self, x, targets, params: SaliencyMixParams):
         """Paste the boxes of ``x[perm]`` into a copy of ``x`` (``(B, C', H, W)``, the drawn
         ``H, W``) and mix the targets by the pasted areas."""
-        if x.shape[0] != params.perm.numel():
-            raise ValueError(f"x has batch size {x.shape[0]} but the parameters were drawn for "
-                             f"{params.perm.numel()}")
-        if tuple(x.shape[-2:]) != params.size:
-            raise ValueError(f"x has image size {tuple(x.shape[-2:])} but the boxes were drawn "
-                             f"for {params.size}")
+        check_drawn_for(x, params.perm.numel(), params.size, "boxes were")
         perm = params.perm.to(x.device)
         x_mix = x.clone()
         if len(set(params.boxes)) == 1:

@@ -45,3 +45,22 @@ def test_the_unmixed_columns_return_the_batch():
         assert torch.equal(x_mix, x) and x_mix is not x
         assert torch.equal(y_mix, torch.nn.functional.one_hot(y, 3).float())
         assert torch.equal(params.ratios, torch.eye(4))
+
+
+def test_mixing_probability_skips_whole_batches():
+    x = torch.rand(6, 3, 16, 16)
+    y = torch.arange(6)
+    for name in ("saliencymix", "guidedmixup-sr"):
+        never = mixers.create(name, 6, prob=0.0, generator=torch.Generator().manual_seed(0))
+        x_mix, y_mix, params = never(x, y, return_info=True)
+        assert torch.equal(y_mix, torch.eye(6))
+        assert torch.equal(x_mix, x) and torch.equal(params.ratios, torch.eye(6))
+        # prob 1 draws nothing more: the same batches as without the option
+        a = mixers.create(name, 6, prob=1.0, generator=torch.Generator().manual_seed(1))
+        b = mixers.create(name, 6, generator=torch.Generator().manual_seed(1))
+        assert torch.equal(a(x, y)[0], b(x, y)[0])
+        half = mixers.create(name, 6, prob=0.5, generator=torch.Generator().manual_seed(2))
+        mixed = sum(not torch.equal(half(x, y)[0], x) for _ in range(200))
+        assert 70 <= mixed <= 130, mixed
+    with pytest.raises(ValueError, match="prob"):
+        mixers.create("saliencymix", 6, prob=1.5)

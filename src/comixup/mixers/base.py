@@ -61,6 +61,7 @@ __all__ = [
     "check_values",
     "permutation_ratios",
     "sample_weights",
+    "skip_mixing",
     "soft_targets",
     "weighted_sum",
 ]
@@ -195,6 +196,16 @@ def check_drawn_for(x: torch.Tensor, batch: int, size: tuple[int, int] | None = 
     if size is not None and tuple(x.shape[-2:]) != tuple(size):
         raise ValueError(f"x has image size {tuple(x.shape[-2:])} but the {what} drawn "
                          f"for {tuple(size)}")
+
+
+def skip_mixing(prob: float, generator: torch.Generator | None) -> bool:
+    """Whether a batch goes unmixed under a mixing probability ``prob`` (SaliencyMix's
+    ``salmix_prob``, GuidedMixup's ``mix_prob``): ``r ~ U(0, 1)`` is drawn first, as their
+    scripts draw it, and the batch mixes when ``r < prob``. Nothing is drawn when ``prob`` is
+    1, so the draws are those of a mixer without the option."""
+    if prob >= 1.0:
+        return False
+    return float(torch.rand(1, dtype=torch.float64, generator=generator)) >= prob
 
 
 def target_dtype(dtype: torch.dtype) -> torch.dtype:

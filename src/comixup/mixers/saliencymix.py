@@ -40,7 +40,7 @@ import torch
 
 from .._checks import check_bool
 from ..saliency import spectral_residual
-from .base import Mixer, MixParams, check_drawn_for, check_number, permutation_ratios
+from .base import Mixer, MixParams, check_drawn_for, check_number, permutation_ratios, skip_mixing
 from .mixup import sample_lambda
 
 __all__ = ["SaliencyMix", "SaliencyMixParams", "saliency_box"]
@@ -94,23 +94,33 @@ class SaliencyMix(Mixer):
             reference's ``--beta 1.0``).
         per_image: centre every output's box on its own source's peak (default False: one
             box for the batch, from the saliency of ``x[perm[0]]``, as the reference).
+        prob: the probability that a batch is mixed, in ``[0, 1]`` (the reference's
+            ``--salmix_prob``: 0.5 on CIFAR, 1 on ImageNet); default 1. An unmixed batch keeps
+            its images and one-hot targets.
         generator: CPU :class:`torch.Generator` for every draw (``lambda``, then the
             permutation); ``None`` uses torch's default generator.
 
     ``return_info=True`` gives a :class:`SaliencyMixParams`. Images need not be square.
     """
 
-    _repr_keys = ("num_classes", "alpha", "per_image")
+    _repr_keys = ("num_classes", "alpha", "per_image", "prob")
 
     def __init__(self, num_classes: int, *, alpha: float = 1.0, per_image: bool = False,
-                 generator: torch.Generator | None = None) -> None:
+                 prob: float = 1.0, generator: torch.Generator | None = None) -> None:
         super().__init__(num_classes, generator=generator)
         self.alpha = check_number("alpha", alpha, low_open=True)
         self.per_image = check_bool("per_image", per_image)
+        self.prob = check_number("prob", prob, high=1.0)
 
     def sample_params(self, x, targets, saliency=None) -> SaliencyMixParams:
         """Draw ``lambda`` and the permutation, then place the box(es) on the saliency peak."""
         b, _, h, w = x.shape
+        if skip_mixing(self.prob, self.generator):  # the batch as it is: an empty box
+            none = torch.arange(b)
+            return SaliencyMixParams(ratios=permutation_ratios([none], [1.0], targets.dtype,
+                                                               x.device),
+                                     perm=none, centres=[(0, 0)] * b, boxes=[(0, 0, 0, 0)] * b,
+                                     area=torch.zeros(b, dtype=torch.float64), size=(h, w))
         lam = sample_lambda(self.alpha, self.generator)
         perm = torch.randperm(b, generator=self.generator)
         src = perm if self.per_image else perm[:1]

@@ -546,19 +546,6 @@ def _section_step_time(device: torch.device, sizes: _Sizes, scratch: Path) -> di
 # ----------------------------------------------------------------------------------------------
 
 
-def _pool_to_host(mixer, sal: torch.Tensor, grid: int):
-    """What Co-Mixup's ``sample_params`` copies to the host: the unary costs ``(B, g, g)`` and
-    the salient locations ``(B, 2)`` (pooled on the device, one copy)."""
-    from .saliency import pooled_unary, salient_location
-
-    batch, cells = sal.shape[0], grid * grid
-    packed = torch.cat([(-pooled_unary(sal, grid, validate=False)).double().flatten(1),
-                        salient_location(sal, stride=mixer.location_stride,
-                                         validate=False).double()], 1).cpu().numpy()
-    cost = np.ascontiguousarray(packed[:, :cells]).reshape(batch, grid, grid)
-    return cost, torch.from_numpy(packed[:, cells:]).long()
-
-
 def _solve_partitions(mixer, cost: np.ndarray, locations: torch.Tensor) -> list:
     """Algorithm 1 on every partition, on the mixer's worker threads (as ``sample_params``)."""
     from .saliency import compatibility
@@ -605,7 +592,7 @@ def _section_breakdown(device: torch.device, sizes: _Sizes, scratch: Path) -> di
                 backward=trainer.backward))
             with torch.no_grad():
                 xd, targets, sal = timed("prepare", lambda: mixer.prepare(x.detach(), y, sal))
-                cost, locations = timed("pool", lambda: _pool_to_host(mixer, sal, mixer.grid))
+                cost, locations = timed("pool", lambda: mixer.solver_inputs(sal, mixer.grid))
                 timed("solve", lambda: _solve_partitions(mixer, cost, locations))
                 params = timed("sample_params", lambda: mixer.sample_params(xd, targets, sal))
                 x_mix, y_mix = timed("apply", lambda: mixer.apply(xd, targets, params))

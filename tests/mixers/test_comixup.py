@@ -200,3 +200,18 @@ def test_cuda_matches_cpu():
     assert gpu[0].is_cuda and gpu[1].is_cuda
     torch.testing.assert_close(gpu[0].cpu(), cpu[0])
     torch.testing.assert_close(gpu[1].cpu(), cpu[1])
+
+
+def test_solver_inputs_are_pooled_unary_and_salient_location_for_any_magnitude():
+    from comixup.saliency import pooled_unary, salient_location
+
+    g = torch.Generator().manual_seed(5)
+    sal = torch.rand(6, 16, 16, generator=g)
+    sal[1] *= 3e37  # float32 pooling would overflow: the exact path, via the flags of the copy
+    sal[2] *= 1e-38  # a sum too small to divide by
+    sal[3] = 0.0  # uniform
+    mixer = CoMixup(4, workers=1)
+    cost, locations = mixer.solver_inputs(sal, 4)
+    assert cost.dtype == np.float64 and cost.flags["C_CONTIGUOUS"]
+    np.testing.assert_array_equal(cost, (-pooled_unary(sal, 4)).double().numpy())
+    assert torch.equal(locations, salient_location(sal))

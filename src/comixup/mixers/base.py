@@ -35,9 +35,11 @@ asked (``validate=True``). A call on a GPU batch reads nothing back but what a C
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import torch
 
 from .._checks import check_generator, check_int, check_number, check_tensor, check_values
@@ -59,10 +61,14 @@ __all__ = [
     "check_saliency",
     "check_tensor",
     "check_values",
+    "host_copy",
+    "host_rows",
     "permutation_ratios",
     "sample_weights",
     "skip_mixing",
     "soft_targets",
+    "to_device",
+    "to_host",
     "weighted_sum",
 ]
 
@@ -206,6 +212,42 @@ def skip_mixing(prob: float, generator: torch.Generator | None) -> bool:
     if prob >= 1.0:
         return False
     return float(torch.rand(1, dtype=torch.float64, generator=generator)) >= prob
+
+
+def to_host(t: torch.Tensor) -> torch.Tensor:
+    """``t`` on the CPU. From a GPU the copy goes, ``non_blocking``, into pinned memory and only
+    that copy is waited for (an event, not a device synchronisation of later work)."""
+    if t.device.type != "cuda":
+        return t.cpu()
+    host = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
+    host.copy_(t, non_blocking=True)
+    done = torch.cuda.Event()
+    done.record()
+    done.synchronize()
+    return host
+
+
+def to_device(src: torch.Tensor, out: torch.Tensor) -> None:
+    """Copy the CPU tensor ``src`` into ``out``; to a GPU from pinned memory, ``non_blocking``
+    (the caching host allocator keeps the pinned buffer until the copy has run)."""
+    if out.device.type == "cuda":
+        src = src.pin_memory()
+        out.copy_(src, non_blocking=True)
+    else:
+        out.copy_(src)
+
+
+def host_copy(*tensors: torch.Tensor) -> list[np.ndarray]:
+    """float64 NumPy copies of tensors that share their first dimension, by one transfer
+    (:func:`to_host`): the one read of batch values a call of a CPU solver makes."""
+    flat = to_host(torch.cat([t.reshape(t.shape[0], -1) for t in tensors], 1)).double().numpy()
+    bounds = list(itertools.accumulate((t[0].numel() for t in tensors), initial=0))
+    return [flat[:, a:b].reshape(t.shape) for t, a, b in zip(tensors, bounds, bounds[1:])]
+
+
+def host_rows(flags: np.ndarray, device) -> torch.Tensor:
+    """The indices of the true entries of a host array, as a long tensor on ``device``."""
+    return torch.from_numpy(np.flatnonzero(flags)).to(device)
 
 
 def target_dtype(dtype: torch.dtype) -> torch.dtype:

@@ -14,8 +14,9 @@ targets that sum to 1. The pipeline is section 1 of docs/recipes.md:
    pixel-wise on the input's device, and build the soft targets (1.8).
 
 On a GPU the costs of step 2-3 come to the host in one ``non_blocking`` copy into pinned
-memory (:func:`to_host`), and each partition's sources go back the same way as soon as it is
-solved, while the other partitions solve (:func:`to_device`); the mixing and the targets stay
+memory (:func:`comixup.mixers.base.host_copy`), and each partition's sources go back the same
+way as soon as it is solved, while the other partitions solve
+(:func:`comixup.mixers.base.to_device`); the mixing and the targets stay
 on the device.
 
 Call convention (shared by every mixer of this package)::
@@ -33,36 +34,18 @@ import numpy as np
 import torch
 
 from .._checks import check_bool, check_choice
-from ..saliency import compatibility, pooled_unary, salient_location
+from ..saliency import (
+    _exact_maps,
+    _pooled_float32,
+    _saliency_peak,
+    compatibility,
+    salient_location,
+)
 from ..solver import PAIRWISE, THRESHOLDS, Hyperparameters, solve
 from ..solver.algorithm import check_levels
-from .base import Mixer, MixParams, ThreadedMixer, check_int
+from .base import Mixer, MixParams, ThreadedMixer, check_int, host_copy, host_rows, to_device
 
-__all__ = ["CoMixup", "CoMixupParams", "grid_index", "mix", "to_device", "to_host",
-           "top_sources"]
-
-
-def to_host(t: torch.Tensor) -> torch.Tensor:
-    """``t`` on the CPU. From a GPU the copy goes, ``non_blocking``, into pinned memory and only
-    that copy is waited for (an event, not a device synchronisation of later work)."""
-    if t.device.type != "cuda":
-        return t.cpu()
-    host = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
-    host.copy_(t, non_blocking=True)
-    done = torch.cuda.Event()
-    done.record()
-    done.synchronize()
-    return host
-
-
-def to_device(src: torch.Tensor, out: torch.Tensor) -> None:
-    """Copy the CPU tensor ``src`` into ``out``; to a GPU from pinned memory, ``non_blocking``
-    (the caching host allocator keeps the pinned buffer until the copy has run)."""
-    if out.device.type == "cuda":
-        src = src.pin_memory()
-        out.copy_(src, non_blocking=True)
-    else:
-        out.copy_(src)
+__all__ = ["CoMixup", "CoMixupParams", "grid_index", "mix", "top_sources"]
 
 
 def grid_index(size: int, grid: int, device=None) -> torch.Tensor:
@@ -315,14 +298,7 @@ class CoMixup(Mixer, ThreadedMixer):
         bounds = [(s, min(s + self.partition, batch)) for s in range(0, batch, self.partition)]
         seeds = self._randint(2**62, len(bounds)).tolist()
         sal = saliency.detach()
-        # one copy to the host for the CPU solver: the unary costs and the salient locations
-        cells = grid * grid
-        packed = torch.cat([(-pooled_unary(sal, grid, validate=False)).double().flatten(1),
-                            salient_location(sal, stride=self.location_stride,
-                                             validate=False).double()], 1)
-        packed = to_host(packed).numpy()
-        cost = np.ascontiguousarray(packed[:, :cells]).reshape(batch, grid, grid)
-        locations = torch.from_numpy(packed[:, cells:]).long()
+        cost, locations = self.solver_inputs(sal, grid)
         problems = [
             (cost[a:b], compatibility(locations[a:b], self.omega).numpy(), seed)
             for (a, b), seed in zip(bounds, seeds)
@@ -362,6 +338,21 @@ class CoMixup(Mixer, ThreadedMixer):
         compute = _compute_dtype(targets.dtype)
         y_mix = params.ratios.to(device=targets.device, dtype=compute) @ targets.to(compute)
         return x_mix, y_mix.to(targets.dtype)
+
+    def solver_inputs(self, saliency: torch.Tensor, grid: int) -> tuple[np.ndarray, torch.Tensor]:
+        """What the CPU solver needs, in one copy to the host: the unary costs ``(B, g, g)``
+        (float64, the negated :func:`comixup.saliency.pooled_unary`) and the salient locations
+        ``(B, 2)`` (:func:`comixup.saliency.salient_location`). The flags of the maps whose float32
+        pooling is inexact travel in the same copy; those maps (near the float32 limits, rare)
+        are recomputed exactly and copied again."""
+        peak = _saliency_peak(saliency)
+        pooled, inexact = _pooled_float32(saliency, grid, peak)
+        locations = salient_location(saliency, stride=self.location_stride, validate=False)
+        cost, locations, inexact = host_copy(-pooled, locations, inexact[:, None])
+        if inexact.any():
+            rows = host_rows(inexact[:, 0], saliency.device)
+            (cost,) = host_copy(-_exact_maps(saliency, grid, peak, rows, pooled))
+        return np.ascontiguousarray(cost), torch.from_numpy(locations).long()
 
     def _solve(self, problem) -> np.ndarray:
         cost, A, seed = problem

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import itertools
 
 import numpy as np
 import torch
@@ -40,7 +39,16 @@ from ..solver.puzzle import (
     pooled_smoothness_terms,
     transport_plan,
 )
-from .base import Mixer, MixParams, ThreadedMixer, check_int, check_number, permutation_ratios
+from .base import (
+    Mixer,
+    MixParams,
+    ThreadedMixer,
+    check_int,
+    check_number,
+    host_copy,
+    host_rows,
+    permutation_ratios,
+)
 from .mixup import sample_lambda
 
 __all__ = ["GRIDS", "PuzzleMix", "PuzzleParams"]
@@ -91,19 +99,6 @@ def _geometry(h: int, w: int, grid: int, neigh_size: int, t_size: int, transport
         raise ValueError(f"t_size {t_size} must divide the block side {block} "
                          f"(image {h} / grid {grid})")
     return block, neigh, ts, h // ts
-
-
-def _to_host(*tensors: torch.Tensor) -> list[np.ndarray]:
-    """float64 NumPy copies of tensors that share their first dimension, by one transfer (the
-    only read of batch values to the host in a call)."""
-    flat = torch.cat([t.reshape(t.shape[0], -1) for t in tensors], 1).double().cpu().numpy()
-    bounds = list(itertools.accumulate((t[0].numel() for t in tensors), initial=0))
-    return [flat[:, a:b].reshape(t.shape) for t, a, b in zip(tensors, bounds, bounds[1:])]
-
-
-def _rows(flags: np.ndarray, device) -> torch.Tensor:
-    """The indices of the true entries of a host bool array, as a long tensor on ``device``."""
-    return torch.from_numpy(np.flatnonzero(flags)).to(device)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -289,18 +284,18 @@ class PuzzleMix(Mixer, ThreadedMixer):
             st, inexact_t = _pooled_float32(sal, t_grid, peak)
         p1 = F.avg_pool2d(self._unnormalize(x.detach().to(compute).contiguous()), neigh)
         down, right = pooled_smoothness_terms(p1, p1[dev_perm], block // neigh)
-        s1_h, down_h, right_h, inexact = _to_host(s1, down, right,
+        s1_h, down_h, right_h, inexact = host_copy(s1, down, right,
                                                  torch.stack([inexact1, inexact_t], 1))
         inexact = inexact != 0
         if inexact.any():  # maps near the float32 limits, recomputed exactly (as pooled_unary)
             st_is_s1 = st is s1
             if inexact[:, 0].any():
-                s1 = _exact_maps(sal, grid, peak, _rows(inexact[:, 0], sal.device), s1)
+                s1 = _exact_maps(sal, grid, peak, host_rows(inexact[:, 0], sal.device), s1)
                 s1_h = s1.double().cpu().numpy()
             if st_is_s1:
                 st = s1
             elif inexact[:, 1].any():
-                st = _exact_maps(sal, t_grid, peak, _rows(inexact[:, 1], sal.device), st)
+                st = _exact_maps(sal, t_grid, peak, host_rows(inexact[:, 1], sal.device), st)
 
         # Graph cut of every pair, on the CPU.
         unary, w_right, w_down = graphcut_terms(

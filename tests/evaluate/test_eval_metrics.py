@@ -93,3 +93,43 @@ def test_plot_reliability(tmp_path):
     assert "ECE 40.00%" in fig.axes[0].get_title()
     with pytest.raises(ValueError, match="empty"):
         plot_reliability({"count": [0] * 10, "confidence_sum": [0] * 10, "correct_sum": [0] * 10})
+
+
+# -- per-pixel logits (segmentation) -----------------------------------------------------------
+
+
+def _as_image(rows: torch.Tensor) -> torch.Tensor:
+    """The four samples as the four pixels of one 2 x 2 image: (1, C, 2, 2)."""
+    return rows.t().reshape(1, -1, 2, 2)
+
+
+def test_per_pixel_metrics_equal_the_per_sample_ones_on_the_same_numbers():
+    pixels = [(_as_image(PROBS), LABELS.reshape(1, 2, 2))]
+    dense = evaluate(LogProbs(), pixels, 6, "cpu")
+    flat = evaluate(LogProbs(), loader(4), 6, "cpu")
+    for key in ("error", "error_top5", "ece", "loss", "samples"):
+        assert dense[key] == pytest.approx(flat[key]), key
+    for key in flat["bins"]:
+        assert dense["bins"][key] == pytest.approx(flat["bins"][key]), key
+    assert dense["images"] == 1
+    # predictions 0, 0, 0, 0 against labels 0, 1, 0, 5: IoU 2/4 for class 0, 0 for 1 and 5,
+    # classes 2-4 absent
+    assert dense["iou"] == [50.0, 0.0, None, None, None, 0.0]
+    assert dense["miou"] == pytest.approx(50.0 / 3)
+
+
+def test_ignored_pixels_are_left_out_of_every_metric():
+    labels = LABELS.clone().reshape(1, 2, 2)
+    labels[0, 1, 1] = -100  # the fourth sample
+    dense = evaluate(LogProbs(), [(_as_image(PROBS), labels)], 6, "cpu")
+    flat = evaluate(LogProbs(), [(PROBS[:3], LABELS[:3])], 6, "cpu")
+    for key in ("error", "ece", "loss", "samples"):
+        assert dense[key] == pytest.approx(flat[key]), key
+    assert dense["iou"] == [pytest.approx(200 / 3), 0.0, None, None, None, None]
+
+
+def test_per_pixel_logits_need_class_maps_in_range():
+    with pytest.raises(ValueError, match="class maps"):
+        evaluate(LogProbs(), [(_as_image(PROBS), LABELS)], 6, "cpu")
+    with pytest.raises(ValueError, match="out of range"):
+        evaluate(LogProbs(), [(_as_image(PROBS), torch.full((1, 2, 2), 6))], 6, "cpu")

@@ -72,7 +72,8 @@ def _input(case) -> torch.Tensor:
 
 def test_names():
     assert models.names() == [
-        "preactresnet18", "wrn16_8", "resnext29_4_24", "resnet50", "vgg11", "lenet"
+        "preactresnet18", "wrn16_8", "resnext29_4_24", "resnet50", "vgg11", "lenet",
+        "preactresnet18_unet",
     ]
 
 

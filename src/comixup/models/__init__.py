@@ -2,7 +2,8 @@
 
 Build one with :func:`create` (``comixup.models.create("preactresnet18", 100)``); :func:`names`
 lists the choices: PreActResNet18, WRN16-8, ResNeXt29-4-24 (CIFAR / Tiny-ImageNet), ResNet-50
-(ImageNet), VGG-11 and LeNet (1-channel spectrograms).
+(ImageNet), VGG-11 and LeNet (1-channel spectrograms), and the PreActResNet18 trunk with a
+U-Net decoder for per-pixel logits (the segmentation task).
 
 Every model is a :class:`MixableNet`: ``model(x, mix_depth=d, mix_fn=f)`` replaces the hidden
 state at depth ``d`` (0 = input, 1 = after the first stage, 2 = after the second, ...) by
@@ -17,6 +18,7 @@ from .preactresnet import PreActResNet, preactresnet18
 from .registry import create, names, options
 from .resnet import ResNet, resnet50
 from .resnext import CifarResNeXt, resnext29_4_24
+from .segmentation import PreActUNet, preactresnet18_unet
 from .vgg import VGG, vgg11
 from .wide_resnet import WideResNet, wrn16_8
 
@@ -27,6 +29,7 @@ __all__ = [
     "MixFn",
     "MixableNet",
     "PreActResNet",
+    "PreActUNet",
     "ResNet",
     "WideResNet",
     "create",
@@ -34,6 +37,7 @@ __all__ = [
     "names",
     "options",
     "preactresnet18",
+    "preactresnet18_unet",
     "resnet50",
     "resnext29_4_24",
     "vgg11",

@@ -13,6 +13,8 @@ name                architecture                                           optio
 ``vgg11``           VGG-11 with BN (Simonyan & Zisserman, ICLR 2015),      ``in_channels``
                     1-channel spectrograms by default
 ``lenet``           LeNet-5 (LeCun et al., 1998), 1-channel spectrograms   ``in_channels``
+``preactresnet18_   PreActResNet18 trunk with a U-Net decoder: per-pixel   as
+unet``              logits (the segmentation task; not in the paper)       ``preactresnet18``
 ==================  =====================================================  ====================
 """
 
@@ -27,6 +29,7 @@ from .lenet import lenet
 from .preactresnet import preactresnet18
 from .resnet import resnet50
 from .resnext import resnext29_4_24
+from .segmentation import preactresnet18_unet
 from .vgg import vgg11
 from .wide_resnet import wrn16_8
 
@@ -39,6 +42,7 @@ _FACTORIES: dict[str, Callable[..., MixableNet]] = {
     "resnet50": resnet50,
     "vgg11": vgg11,
     "lenet": lenet,
+    "preactresnet18_unet": preactresnet18_unet,
 }
 
 

@@ -11,7 +11,7 @@
 4. per epoch: at a phase's start its batch size, data options and method options (the method
    is rebuilt with them, its random stream continued); train (the method computes and
    backpropagates the loss(es) of a batch; one optimizer step per batch), evaluate top-1/top-5
-   error and ECE on the test set, log a row of ``metrics.csv`` (and TensorBoard), save
+   error and ECE on the test set (per pixel, and the mean IoU, for a segmentation dataset), log a row of ``metrics.csv`` (and TensorBoard), save
    ``last.pt`` atomically, maybe stop early;
 5. a summary (final errors, ECE, throughput) and ``reliability.png``; with ``final_eval`` and a
    test set with boxes, also localization by CAM (Table 2) and background-corruption
@@ -59,9 +59,11 @@ __all__ = ["METRIC_FIELDS", "TrainResult", "default_out_dir", "train"]
 BAR_EVERY = 20
 
 #: Columns of ``metrics.csv``. Errors and ECE are in percent; ``seconds`` is the epoch's wall
-#: time (training and evaluation), ``images_per_s`` the training throughput over all ranks.
+#: time (training and evaluation), ``images_per_s`` the training throughput over all ranks. For
+#: a segmentation model the errors, ECE and loss are per pixel and ``test_miou`` is the mean IoU
+#: (percent; empty for a classifier).
 METRIC_FIELDS = ["epoch", "train_loss", "test_loss", "test_error", "test_error_top5", "ece",
-                 "val_error", "lr", "seconds", "train_seconds", "images_per_s"]
+                 "val_error", "lr", "seconds", "train_seconds", "images_per_s", "test_miou"]
 
 
 @dataclass
@@ -148,6 +150,8 @@ def _tensorboard(out_dir: Path):
 
 def _fmt(row: dict) -> str:
     text = f"epoch {row['epoch']} | train loss {row['train_loss']:.4f}"
+    if row.get("test_miou") not in (None, ""):
+        text += f" | test mIoU {row['test_miou']:.2f}%"
     if row.get("test_error") not in (None, ""):
         text += (f" | test error {row['test_error']:.2f}% (top-5 {row['test_error_top5']:.2f}%)"
                  f" | ECE {row['ece']:.2f}%")
@@ -403,13 +407,16 @@ class _Run:
         validation error with early stopping, updating its state; return the test metrics
         (``None`` when not evaluated)."""
         metrics = self.evaluate() if test else None
-        row.update(test_loss="", test_error="", test_error_top5="", ece="", val_error="")
+        row.update(test_loss="", test_error="", test_error_top5="", ece="", val_error="",
+                   test_miou="")
         if metrics is not None:
             row.update(test_loss=metrics["loss"], test_error=metrics["error"],
-                       test_error_top5=metrics["error_top5"], ece=metrics["ece"])
+                       test_error_top5=metrics["error_top5"], ece=metrics["ece"],
+                       test_miou=metrics.get("miou", ""))
         if self.val_loader is not None:
-            row["val_error"] = self.evaluate(self.val_loader)["error"]
-            accuracy = 100.0 - row["val_error"]
+            val = self.evaluate(self.val_loader)
+            row["val_error"] = val["error"]
+            accuracy = val.get("miou", 100.0 - row["val_error"])  # the mIoU for segmentation
             if accuracy > self.early["best"]:
                 self.early = {"best": accuracy, "bad_epochs": 0}
             else:
@@ -428,7 +435,7 @@ class _Run:
             _append_csv(self.csv_path, row)
             if self.writer is not None:
                 for key in ("train_loss", "test_loss", "test_error", "test_error_top5", "ece",
-                            "val_error", "lr", "images_per_s"):
+                            "val_error", "lr", "images_per_s", "test_miou"):
                     if row[key] != "":
                         self.writer.add_scalar(key, row[key], row["epoch"])
                 self.writer.flush()

@@ -45,7 +45,7 @@ __all__ = ["IGNORE_INDEX", "LOSSES", "check_loss", "clean_scale", "one_hot", "so
 #: The loss families (see the module docstring).
 LOSSES = ("bce", "ce")
 
-#: The label of a pixel left out of a dense loss (that of :func:`torch.nn.functional.cross_entropy`).
+#: The label of a pixel left out of a dense loss (as in :func:`torch.nn.functional.cross_entropy`).
 IGNORE_INDEX = -100
 
 

@@ -170,7 +170,9 @@ class Method:
         Args:
             model: the network (possibly wrapped in DistributedDataParallel), in train mode.
             x: the batch ``(B, C, H, W)`` on the training device.
-            y: integer labels ``(B,)`` on the same device.
+            y: integer labels ``(B,)`` on the same device, or class maps ``(B, H, W)`` for a
+                per-pixel model (every step mixes them as the images, see
+                ``docs/dense-targets.md``).
             backward: ``backward(loss)`` accumulates the gradients of ``loss`` (AMP-scaled).
 
         Returns:

@@ -131,15 +131,29 @@ def data_info(cfg: TrainConfig, dataset=None) -> DatasetInfo:
     return getattr(dataset, "info", None) or dataset_info(cfg.data)
 
 
-def build_model(cfg: TrainConfig, num_classes: int, channels: int) -> torch.nn.Module:
+def _task(info: DatasetInfo) -> str:
+    """The dataset's task (``DatasetInfo.task``; classification when it does not say)."""
+    return getattr(info, "task", "classification")
+
+
+def build_model(cfg: TrainConfig, num_classes: int, channels: int,
+                task: str = "classification") -> torch.nn.Module:
     """``comixup.models.create(cfg.arch, num_classes, **cfg.arch_options)``; ``in_channels`` is
-    filled in from the dataset when the model takes it and the configuration does not set it."""
+    filled in from the dataset when the model takes it and the configuration does not set it.
+
+    Raises a ValueError naming ``arch`` when the model does not fit the dataset's ``task``: a
+    per-pixel model (``dense``) for ``"segmentation"``, a classifier otherwise."""
     from . import models
 
     options = dict(cfg.arch_options)
     if "in_channels" in models.options(cfg.arch) and "in_channels" not in options:
         options["in_channels"] = channels
-    return models.create(cfg.arch, num_classes, **options)
+    model = models.create(cfg.arch, num_classes, **options)
+    if getattr(model, "dense", False) != (task == "segmentation"):
+        kind = "per-pixel logits" if getattr(model, "dense", False) else "one class per image"
+        raise ValueError(f"arch {cfg.arch!r} predicts {kind}, but data {cfg.data!r} is a "
+                         f"{task} task (segmentation takes 'preactresnet18_unet')")
+    return model
 
 
 def method_options(cfg: TrainConfig, info: DatasetInfo, options: dict | None = None) -> dict:
@@ -321,7 +335,7 @@ def load_run(source, *, device: str | torch.device = "auto", split: str | None =
     if split is not None:
         dataset = build_data(cfg, split, train_transform=False, limit=cfg.limit_test)
     info = data_info(cfg, dataset)
-    model = build_model(cfg, info.num_classes, info.channels)
+    model = build_model(cfg, info.num_classes, info.channels, _task(info))
     if state is not None:
         ckpt_io.load_model_state(model, state["model"], checkpoint)
     model.to(dev).eval()

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from ._checks import check_choice, check_int, check_number, check_tensor, check_values
-from .losses import check_loss, clean_loss
+from .losses import IGNORE_INDEX, check_loss, clean_loss
 
 __all__ = [
     "clean_loss_and_saliency",
@@ -226,9 +226,11 @@ def clean_loss_and_saliency(
     come from this float32 pass too.
 
     Args:
-        model: the classifier (possibly DistributedDataParallel).
+        model: the classifier (possibly DistributedDataParallel), or a per-pixel model.
         x: clean inputs ``(B, C, H, W)``.
-        y: integer labels ``(B,)``.
+        y: integer labels ``(B,)``, or class maps ``(B, H, W)`` for a per-pixel model: the
+            saliency is then the input gradient of the per-pixel cross-entropy (pixels labelled
+            -100 left out).
         loss: the loss family, ``"bce"`` or ``"ce"`` (:data:`comixup.losses.LOSSES`).
         clean_lam: weight of the clean loss, a finite number >= 0.
         backward: ``backward(loss)`` accumulates the gradients (e.g. an AMP scaler's
@@ -257,7 +259,7 @@ def clean_loss_and_saliency(
             was_training = model.training
             model.eval()
             try:
-                ce = F.cross_entropy(model(inp).float(), y)
+                ce = F.cross_entropy(model(inp).float(), y, ignore_index=IGNORE_INDEX)
                 (grad,) = torch.autograd.grad(ce, inp)
             finally:
                 model.train(was_training)

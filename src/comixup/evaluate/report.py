@@ -11,12 +11,16 @@ tables, written as Markdown (``report.md``) and CSV, and printed:
 * ``table3_robustness``: top-1 error with the background replaced / Gaussian, and its increase
   over the clean error (Table 3; the increase is computed per run, then averaged);
 * ``table10_ece``: ECE per method (Table 10);
+* ``segmentation_miou``: the mean IoU of segmentation runs (not in the paper; written only when
+  a run has one; their ``error`` and ``ece`` are per pixel);
 * ``paired_error``: the paired differences of top-1 error against reference columns
   (:data:`PAIRED_REFERENCES` present in the preset): for each other column, the per-seed
   differences ``error(method, seed) - error(reference, seed)`` over the seeds both have, their
   mean, sample std, count and standard error ``std / sqrt(n)``, and ``t = mean / SE`` (a
   negative difference: the method has the lower error). Pairing by seed removes the part of
-  the spread that the seed's data order and initialization share across columns.
+  the spread that the seed's data order and initialization share across columns. Segmentation
+  runs get the same table for the mean IoU (``paired_miou``; a positive difference: the method
+  has the higher mIoU).
 
 ``reliability_grid.png`` has one reliability diagram per method side by side, one row per preset
 (Figure 4); the bins of a method's seeds are added (the diagram of the pooled predictions).
@@ -56,7 +60,11 @@ TABLES = (
      (("error_replace", "random replacement"), ("error_gaussian", "Gaussian noise"),
       ("error_gaussian_add", "additive Gaussian noise"))),
     ("table10_ece", "Table 10: expected calibration error (%)", (("ece", "ECE"),)),
+    ("segmentation_miou", "Segmentation: mean IoU (%)", (("miou", "mIoU"),)),
 )
+
+#: Metric key -> its name in the paired tables.
+_PAIRED_NAMES = {"error": "top-1 error", "miou": "mean IoU"}
 
 
 def find_runs(paths: Sequence) -> list[Path]:
@@ -84,7 +92,7 @@ def find_runs(paths: Sequence) -> list[Path]:
 
 def _flatten(run: dict, result: dict) -> None:
     """Copy the table metrics of an ``eval.json`` / ``summary.json`` dict into ``run``."""
-    for k in ("error", "error_top5", "ece", "bins"):
+    for k in ("error", "error_top5", "ece", "bins", "miou"):
         if result.get(k) is not None:
             run[k] = result[k]
     final = result.get("final_eval") or {}
@@ -180,7 +188,7 @@ def aggregate(runs: list[dict]) -> dict:
         groups.setdefault((run["preset"], run["method"]), []).append(run)
     keys = {"error", "error_top5", "ece", "top1_loc", "gt_known_loc", "random_top1_loc",
             "random_gt_known_loc", "error_replace", "increase_replace", "error_gaussian",
-            "increase_gaussian", "error_gaussian_add", "increase_gaussian_add"}
+            "increase_gaussian", "error_gaussian_add", "increase_gaussian_add", "miou"}
     out = {}
     for key, members in groups.items():
         entry = {"runs": [m["dir"] for m in members], "seeds": [m.get("seed") for m in members]}
@@ -237,7 +245,8 @@ def paired_differences(runs: list[dict], references: Sequence[str] = PAIRED_REFE
 
 
 def _paired_markdown(records: list[dict]) -> str:
-    lines = ["### Paired differences of top-1 error (percentage points; method minus reference, "
+    name = _PAIRED_NAMES.get(records[0]["metric"], records[0]["metric"])
+    lines = [f"### Paired differences of {name} (percentage points; method minus reference, "
              "seed by seed)", "",
              "| preset | reference | method | mean ± std | SE | mean / SE | n | per seed |",
              "| --- | --- | --- | ---: | ---: | ---: | ---: | --- |"]
@@ -338,6 +347,9 @@ def make_report(paths: Sequence, out_dir=None, *, evaluate: bool = True, device:
     paired = paired_differences(runs)
     if paired:
         parts.append(_paired_markdown(paired))
+    paired_miou = paired_differences(runs, metric="miou")
+    if paired_miou:
+        parts.append(_paired_markdown(paired_miou))
     if flagged:
         parts.append("### Flagged runs\n\n" + "\n".join(f"- {r['dir']}: {r['flag']}"
                                                         for r in flagged))
@@ -357,13 +369,14 @@ def make_report(paths: Sequence, out_dir=None, *, evaluate: bool = True, device:
                 w.writeheader()
                 w.writerows(records)
             files.append(str(path))
-        if paired:
-            path = out / "paired_error.csv"
-            with open(path, "w", newline="") as f:
-                w = csv.DictWriter(f, fieldnames=list(paired[0]))
-                w.writeheader()
-                w.writerows(paired)
-            files.append(str(path))
+        for stem, records in (("paired_error", paired), ("paired_miou", paired_miou)):
+            if records:
+                path = out / f"{stem}.csv"
+                with open(path, "w", newline="") as f:
+                    w = csv.DictWriter(f, fieldnames=list(records[0]))
+                    w.writeheader()
+                    w.writerows(records)
+                files.append(str(path))
         if plot:
             grid = _reliability_grid(groups, out / "reliability_grid.png", log)
             if grid:

@@ -119,6 +119,9 @@ class MixableNet(nn.Module):
     classifier: nn.Linear
     #: Number of trunk stages; subclasses override it.
     num_stages: int = 0
+    #: Whether the model returns per-pixel logits ``(B, C, H, W)`` (segmentation) instead of
+    #: ``(B, C)``.
+    dense: bool = False
 
     def __init__(self, num_classes: int | None = None, in_channels: int | None = None):
         """Initialize the module; check ``num_classes`` and ``in_channels`` (ints >= 1) if given."""

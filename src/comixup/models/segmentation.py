@@ -54,6 +54,7 @@ class PreActUNet(MixableNet):
     """
 
     num_stages = 4
+    dense = True
 
     def __init__(self, num_blocks=(2, 2, 2, 2), num_classes: int = 11, *, in_channels: int = 3,
                  initial_channels: int = 16, stem_stride: int = 1):

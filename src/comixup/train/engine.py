@@ -11,8 +11,9 @@
 4. per epoch: at a phase's start its batch size, data options and method options (the method
    is rebuilt with them, its random stream continued); train (the method computes and
    backpropagates the loss(es) of a batch; one optimizer step per batch), evaluate top-1/top-5
-   error and ECE on the test set (per pixel, and the mean IoU, for a segmentation dataset), log a row of ``metrics.csv`` (and TensorBoard), save
-   ``last.pt`` atomically, maybe stop early;
+   error and ECE on the test set (per pixel, and the mean IoU, for a segmentation dataset),
+   log a row of ``metrics.csv`` (and TensorBoard), save ``last.pt`` atomically, maybe stop
+   early;
 5. a summary (final errors, ECE, throughput) and ``reliability.png``; with ``final_eval`` and a
    test set with boxes, also localization by CAM (Table 2) and background-corruption
    robustness (Table 3), see :mod:`comixup.evaluate.suite`.
@@ -215,7 +216,8 @@ class _Run:
         if cfg.early_stop_patience:
             self.val_loader = self._eval_loader(build_data(
                 cfg, cfg.early_stop_split, train_transform=False, limit=cfg.limit_test))
-        net = build_model(cfg, self.num_classes, self.info.channels).to(device)
+        net = build_model(cfg, self.num_classes, self.info.channels,
+                          getattr(self.info, "task", "classification")).to(device)
         if self.channels_last:
             net = net.to(memory_format=torch.channels_last)
         self.net = self.model = net

@@ -287,7 +287,10 @@ def _render_chunk(
 
     Every parameter is drawn for the whole chunk (so image ``i`` does not depend on ``m``) and
     only the first ``m`` images are painted. Returns ``(images uint8 (m, S, S, 3), labels,
-    boxes (m, 4))``.
+    boxes (m, 4), masks (m, S, S))``: the mask is ``label + 1`` where the class object's alpha
+    exceeds 0.5 (the pixels the box is the bounding box of) and 0 elsewhere (see
+    :func:`mask_dtype`). The masks draw nothing from the generators: the images, labels and
+    boxes are those of a renderer without them.
     """
     rng = _seq(config.seed, split_id, chunk)
     n, s, k = _CHUNK, config.image_size, config.num_classes
@@ -378,7 +381,14 @@ def _render_chunk(
     if empty.any():  # pragma: no cover - objects are at least a few pixels wide
         c = np.stack([layer["cx"], layer["cy"]], 1)[empty]
         boxes[empty] = np.concatenate([np.floor(c), np.floor(c) + 1], axis=1)
-    return images, labels[:m].astype(np.int64), boxes
+    labels = labels[:m].astype(np.int64)
+    masks = np.where(mask, labels[:, None, None] + 1, 0).astype(mask_dtype(config))
+    return images, labels, boxes, masks
+
+
+def mask_dtype(config: SyntheticConfig) -> np.dtype:
+    """dtype of the class maps of ``config``: uint8, or int16 when ``num_classes + 1 > 255``."""
+    return np.dtype(np.uint8 if config.num_classes + 1 <= 255 else np.int16)
 
 
 def generate(config: SyntheticConfig, split: str, n: int | None = None):
@@ -392,7 +402,9 @@ def generate(config: SyntheticConfig, split: str, n: int | None = None):
 
     Returns:
         dict with ``images`` ``(n, S, S, 3)`` uint8, ``labels`` ``(n,)`` int64, ``boxes``
-        ``(n, 4)`` float32 and ``attributes`` (:func:`class_attributes`).
+        ``(n, 4)`` float32, ``masks`` ``(n, S, S)`` (:func:`mask_dtype`: the class map, 0 for
+        background and ``label + 1`` on the class object, whose bounding box is the box;
+        fragments and distractors are background) and ``attributes`` (:func:`class_attributes`).
     """
     check_split(split, ("train", "test"), "synthetic")
     total = (config.num_train if split == "train" else config.num_test) if n is None else n
@@ -407,11 +419,21 @@ def generate(config: SyntheticConfig, split: str, n: int | None = None):
     ]
     s = config.image_size
     if parts:
-        images, labels, boxes = (np.concatenate(p)[:total] for p in zip(*parts))
+        images, labels, boxes, masks = (np.concatenate(p)[:total] for p in zip(*parts))
     else:
         images = np.zeros((0, s, s, 3), np.uint8)
         labels, boxes = np.zeros(0, np.int64), np.zeros((0, 4), np.float32)
-    return {"images": images, "labels": labels, "boxes": boxes, "attributes": table}
+        masks = np.zeros((0, s, s), mask_dtype(config))
+    return {
+        "images": images,
+        "labels": labels,
+        "boxes": boxes,
+        "masks": masks,
+        "attributes": table,
+    }
+
+
+_KEYS = ("images", "labels", "boxes", "masks", "attributes")
 
 
 def cache_dir(root=None) -> Path:
@@ -428,7 +450,8 @@ def load_or_generate(config: SyntheticConfig, split: str, root=None, *, cache: b
 
     The file ``synthetic-<config.key()>-<split>.npz`` is written atomically (temporary file in
     the same directory, then :func:`os.replace`), so concurrent processes never read a partial
-    file. With ``cache=False`` nothing is read or written.
+    file. With ``cache=False`` nothing is read or written. A cached file that lacks one of the
+    arrays (e.g. written before ``masks`` existed) or cannot be read is regenerated and replaced.
     """
     check_split(split, ("train", "test"), "synthetic")
     if not cache:
@@ -437,7 +460,7 @@ def load_or_generate(config: SyntheticConfig, split: str, root=None, *, cache: b
     if path.exists():
         try:
             with np.load(path) as z:
-                return {k: z[k] for k in ("images", "labels", "boxes", "attributes")}
+                return {k: z[k] for k in _KEYS}
         except (OSError, ValueError, KeyError):
             pass  # corrupt or foreign file: regenerate
     data = generate(config, split)

@@ -449,7 +449,7 @@ class JointTransform:
         if mask.is_floating_point():
             raise TypeError(f"mask must hold integer class indices, got {mask.dtype}")
         if not self.transforms:
-            return x, mask
+            return x.clone(), mask.clone()
         dtype = torch.promote_types(x.dtype, torch.float32)  # at least float32: exact masks
         stack = torch.cat([x.to(dtype), mask.to(dtype).unsqueeze(0)])
         for t in self.transforms:

@@ -134,6 +134,8 @@ def test_registry_lists_every_dataset():
     assert DATASETS == (
         "synthetic",
         "synthetic64",
+        "synthetic-seg",
+        "synthetic64-seg",
         "cifar10",
         "cifar100",
         "tiny-imagenet",

@@ -5,7 +5,8 @@
 * :func:`make_loader`, :func:`set_epoch`: a DataLoader whose epochs are deterministic from
   ``(seed, epoch)`` (:mod:`comixup.data.loader`).
 * :mod:`comixup.data.transforms`: tensor transforms drawing from an explicit generator.
-* :mod:`comixup.data.synthetic`: the embedded benchmark with localized objects and boxes.
+* :mod:`comixup.data.synthetic`: the embedded benchmark with localized objects, boxes and
+  masks (``synthetic-seg``: its segmentation task, ``info.task == "segmentation"``).
 """
 
 from . import transforms

@@ -30,11 +30,15 @@ class DatasetInfo:
     """Static description of a dataset, available without any file on disk.
 
     Attributes:
-        num_classes: number of classes (labels are ``0..num_classes-1``).
+        num_classes: number of classes (labels, or class-map values, are
+            ``0..num_classes-1``).
         channels: channels of the returned tensors.
         image_size: ``(H, W)`` of the returned tensors (for ImageNet, the default crop size).
         mean: per-channel mean used for normalization.
         std: per-channel standard deviation used for normalization.
+        task: what the second element of a sample is: ``"classification"`` (an int label, the
+            default) or ``"segmentation"`` (an int64 ``(H, W)`` class map, 0 = background, so
+            ``num_classes`` counts the background).
     """
 
     num_classes: int
@@ -42,6 +46,7 @@ class DatasetInfo:
     image_size: tuple[int, int]
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    task: str = "classification"
 
 
 def select_subset(n: int, limit: int | None, seed: int = 0) -> np.ndarray:

@@ -7,6 +7,8 @@ name                   classes  channels  size (H,W)  splits                opti
                                                                             fields, ``cache``,
                                                                             ``padding``
 ``synthetic64``        10       3         64 x 64     train, test           as ``synthetic``
+``synthetic-seg``      11 (*)   3         32 x 32     train, test           as ``synthetic``
+``synthetic64-seg``    11 (*)   3         64 x 64     train, test           as ``synthetic``
 ``cifar10``            10       3         32 x 32     train, test           ``labels_per_class``,
                                                                             ``padding``
 ``cifar100``           100      3         32 x 32     train, test           as ``cifar10``
@@ -18,6 +20,11 @@ name                   classes  channels  size (H,W)  splits                opti
                                                                             ``padding``
 ``mnist``              10       1         32 x 32     train, test           as ``fashion-mnist``
 =====================  =======  ========  ==========  ====================  =====================
+
+(*) Segmentation (``info.task == "segmentation"``): samples are ``(x, mask)`` with an int64
+``(H, W)`` class map, 0 = background and ``1..num_classes-1`` the object classes of
+``synthetic`` (see :class:`~comixup.data.synthetic.SyntheticSegmentation`). Every other dataset
+is a classification one (``task == "classification"``, samples ``(x, int)``).
 
 See ``docs/data.md`` for the directory layout each dataset expects under ``root``.
 """
@@ -33,7 +40,15 @@ from .common import DatasetInfo
 from .imagenet import IMAGENET_INFO, ImageNet
 from .mnist import FASHION_MNIST_INFO, MNIST, MNIST_INFO, FashionMNIST
 from .speech_commands import SPEECH_COMMANDS_INFO, SpeechCommands
-from .synthetic import SYNTHETIC64_INFO, SYNTHETIC_INFO, Synthetic, SyntheticConfig
+from .synthetic import (
+    SYNTHETIC64_INFO,
+    SYNTHETIC64_SEG_INFO,
+    SYNTHETIC_INFO,
+    SYNTHETIC_SEG_INFO,
+    Synthetic,
+    SyntheticConfig,
+    SyntheticSegmentation,
+)
 from .tiny_imagenet import TINY_IMAGENET_INFO, TinyImageNet
 
 __all__ = ["DATASETS", "build_dataset", "dataset_info"]
@@ -42,6 +57,8 @@ __all__ = ["DATASETS", "build_dataset", "dataset_info"]
 DATASETS = (
     "synthetic",
     "synthetic64",
+    "synthetic-seg",
+    "synthetic64-seg",
     "cifar10",
     "cifar100",
     "tiny-imagenet",
@@ -54,6 +71,8 @@ DATASETS = (
 _INFO = {
     "synthetic": SYNTHETIC_INFO,
     "synthetic64": SYNTHETIC64_INFO,
+    "synthetic-seg": SYNTHETIC_SEG_INFO,
+    "synthetic64-seg": SYNTHETIC64_SEG_INFO,
     "cifar10": CIFAR10_INFO,
     "cifar100": CIFAR100_INFO,
     "tiny-imagenet": TINY_IMAGENET_INFO,
@@ -76,6 +95,13 @@ def dataset_info(name: str) -> DatasetInfo:
 
 
 _SYNTHETIC_FIELDS = {f.name for f in fields(SyntheticConfig)}
+#: The synthetic datasets: name -> (dataset class, image side).
+_SYNTHETIC = {
+    "synthetic": (Synthetic, 32),
+    "synthetic64": (Synthetic, 64),
+    "synthetic-seg": (SyntheticSegmentation, 32),
+    "synthetic64-seg": (SyntheticSegmentation, 64),
+}
 
 
 def build_dataset(
@@ -88,12 +114,14 @@ def build_dataset(
     seed: int = 0,
     **options,
 ) -> Dataset:
-    """Build dataset ``name`` returning ``(x, y)``: a normalized float32 CHW tensor and an int.
+    """Build dataset ``name`` returning ``(x, y)``: a normalized float32 CHW tensor and an int
+    (for the segmentation datasets, ``info.task == "segmentation"``, ``y`` is an int64 ``(H, W)``
+    class map).
 
     Args:
         name: one of :data:`DATASETS`.
-        root: data directory (see ``docs/data.md``). For ``synthetic``/``synthetic64`` it is
-            optional and is where the generated dataset is cached (``root/synthetic/``); for
+        root: data directory (see ``docs/data.md``). For ``synthetic*`` it is optional and is
+            where the generated dataset is cached (``root/synthetic/``); for
             ``fashion-mnist``/``mnist`` it is the directory of the four IDX files, by default
             Debian's (``/usr/share/datasets/<name>``).
         split: ``"train"`` or ``"test"``; ``"val"`` too for tiny-imagenet and imagenet (same as
@@ -105,7 +133,8 @@ def build_dataset(
         **options: dataset-specific options (see the table above). For ``synthetic*`` they are
             the fields of :class:`~comixup.data.synthetic.SyntheticConfig` (``num_classes``,
             ``num_train``, ``num_test``, ``scale``, ...; ``seed_data`` sets its ``seed``),
-            ``cache`` and ``padding`` (see :class:`~comixup.data.synthetic.Synthetic`).
+            ``cache`` and ``padding`` (see :class:`~comixup.data.synthetic.Synthetic`; the
+            ``-seg`` variants take the same ones).
 
     Returns:
         A map-style dataset with ``info`` (:class:`DatasetInfo`), ``targets`` (list of int),
@@ -120,8 +149,9 @@ def build_dataset(
     if not isinstance(train_transform, bool):
         raise TypeError(f"train_transform must be a bool, got {type(train_transform).__name__}")
     common = {"split": split, "train_transform": train_transform, "limit": limit, "seed": seed}
-    if name in ("synthetic", "synthetic64"):
-        cfg = {"image_size": 64} if name == "synthetic64" else {}
+    if name in _SYNTHETIC:
+        cls, size = _SYNTHETIC[name]
+        cfg = {"image_size": size} if size != 32 else {}
         extra = {key: options.pop(key) for key in ("cache", "padding") if key in options}
         if "seed_data" in options:
             cfg["seed"] = options.pop("seed_data")
@@ -132,7 +162,7 @@ def build_dataset(
                 f"unknown option(s) {sorted(unknown)} for {name}; accepted: {accepted}"
             )
         cfg.update(options)
-        return Synthetic(SyntheticConfig(**cfg), root=root, **extra, **common)
+        return cls(SyntheticConfig(**cfg), root=root, **extra, **common)
     builders = {
         "cifar10": (lambda **kw: CIFAR(root, 10, **kw), {"labels_per_class", "padding"}),
         "cifar100": (lambda **kw: CIFAR(root, 100, **kw), {"labels_per_class", "padding"}),

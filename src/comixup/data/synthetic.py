@@ -19,7 +19,10 @@ An image (see ``docs/synthetic_samples.png``) is painted in this order:
 5. Gaussian pixel noise, then quantization to uint8.
 
 Steps 1-3 carry no information about the label. The ground-truth box is the bounding box of the
-object's visible pixels (alpha > 0.5), in pixel-edge coordinates ``(x0, y0, x1, y1)``.
+object's visible pixels (alpha > 0.5), in pixel-edge coordinates ``(x0, y0, x1, y1)``, and the
+ground-truth mask is those pixels: a class map with ``label + 1`` on them and 0 (background)
+elsewhere, fragments and distractors included. :class:`SyntheticSegmentation` serves it as a
+segmentation task (``synthetic-seg``: ``num_classes + 1`` classes, background first).
 
 Everything is drawn with numpy from ``numpy.random.SeedSequence`` streams derived from
 ``(seed, split, chunk)``; images are rendered in vectorized chunks of 512 (signed-distance
@@ -41,7 +44,7 @@ import hashlib
 import json
 import os
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -54,15 +57,21 @@ __all__ = [
     "COLOURS",
     "SHAPES",
     "SYNTHETIC64_INFO",
+    "SYNTHETIC64_SEG_INFO",
     "SYNTHETIC_INFO",
+    "SYNTHETIC_SEG_INFO",
     "TEXTURES",
     "Synthetic",
     "SyntheticConfig",
+    "SyntheticSegmentation",
     "cache_dir",
     "class_attributes",
     "generate",
     "load_or_generate",
+    "mask_dtype",
     "save_sample_grid",
+    "save_segmentation_grid",
+    "segmentation_info",
     "synthetic_info",
 ]
 
@@ -287,7 +296,10 @@ def _render_chunk(
 
     Every parameter is drawn for the whole chunk (so image ``i`` does not depend on ``m``) and
     only the first ``m`` images are painted. Returns ``(images uint8 (m, S, S, 3), labels,
-    boxes (m, 4))``.
+    boxes (m, 4), masks (m, S, S))``: the mask is ``label + 1`` where the class object's alpha
+    exceeds 0.5 (the pixels the box is the bounding box of) and 0 elsewhere (see
+    :func:`mask_dtype`). The masks draw nothing from the generators: the images, labels and
+    boxes are those of a renderer without them.
     """
     rng = _seq(config.seed, split_id, chunk)
     n, s, k = _CHUNK, config.image_size, config.num_classes
@@ -378,7 +390,14 @@ def _render_chunk(
     if empty.any():  # pragma: no cover - objects are at least a few pixels wide
         c = np.stack([layer["cx"], layer["cy"]], 1)[empty]
         boxes[empty] = np.concatenate([np.floor(c), np.floor(c) + 1], axis=1)
-    return images, labels[:m].astype(np.int64), boxes
+    labels = labels[:m].astype(np.int64)
+    masks = np.where(mask, labels[:, None, None] + 1, 0).astype(mask_dtype(config))
+    return images, labels, boxes, masks
+
+
+def mask_dtype(config: SyntheticConfig) -> np.dtype:
+    """dtype of the class maps of ``config``: uint8, or int16 when ``num_classes + 1 > 255``."""
+    return np.dtype(np.uint8 if config.num_classes + 1 <= 255 else np.int16)
 
 
 def generate(config: SyntheticConfig, split: str, n: int | None = None):
@@ -392,7 +411,9 @@ def generate(config: SyntheticConfig, split: str, n: int | None = None):
 
     Returns:
         dict with ``images`` ``(n, S, S, 3)`` uint8, ``labels`` ``(n,)`` int64, ``boxes``
-        ``(n, 4)`` float32 and ``attributes`` (:func:`class_attributes`).
+        ``(n, 4)`` float32, ``masks`` ``(n, S, S)`` (:func:`mask_dtype`: the class map, 0 for
+        background and ``label + 1`` on the class object, whose bounding box is the box;
+        fragments and distractors are background) and ``attributes`` (:func:`class_attributes`).
     """
     check_split(split, ("train", "test"), "synthetic")
     total = (config.num_train if split == "train" else config.num_test) if n is None else n
@@ -407,11 +428,21 @@ def generate(config: SyntheticConfig, split: str, n: int | None = None):
     ]
     s = config.image_size
     if parts:
-        images, labels, boxes = (np.concatenate(p)[:total] for p in zip(*parts))
+        images, labels, boxes, masks = (np.concatenate(p)[:total] for p in zip(*parts))
     else:
         images = np.zeros((0, s, s, 3), np.uint8)
         labels, boxes = np.zeros(0, np.int64), np.zeros((0, 4), np.float32)
-    return {"images": images, "labels": labels, "boxes": boxes, "attributes": table}
+        masks = np.zeros((0, s, s), mask_dtype(config))
+    return {
+        "images": images,
+        "labels": labels,
+        "boxes": boxes,
+        "masks": masks,
+        "attributes": table,
+    }
+
+
+_KEYS = ("images", "labels", "boxes", "masks", "attributes")
 
 
 def cache_dir(root=None) -> Path:
@@ -428,7 +459,8 @@ def load_or_generate(config: SyntheticConfig, split: str, root=None, *, cache: b
 
     The file ``synthetic-<config.key()>-<split>.npz`` is written atomically (temporary file in
     the same directory, then :func:`os.replace`), so concurrent processes never read a partial
-    file. With ``cache=False`` nothing is read or written.
+    file. With ``cache=False`` nothing is read or written. A cached file that lacks one of the
+    arrays (e.g. written before ``masks`` existed) or cannot be read is regenerated and replaced.
     """
     check_split(split, ("train", "test"), "synthetic")
     if not cache:
@@ -437,7 +469,7 @@ def load_or_generate(config: SyntheticConfig, split: str, root=None, *, cache: b
     if path.exists():
         try:
             with np.load(path) as z:
-                return {k: z[k] for k in ("images", "labels", "boxes", "attributes")}
+                return {k: z[k] for k in _KEYS}
         except (OSError, ValueError, KeyError):
             pass  # corrupt or foreign file: regenerate
     data = generate(config, split)
@@ -471,6 +503,30 @@ SYNTHETIC_INFO = synthetic_info(SyntheticConfig())
 SYNTHETIC64_INFO = synthetic_info(SyntheticConfig(image_size=64))
 
 
+def segmentation_info(config: SyntheticConfig) -> DatasetInfo:
+    """The :class:`DatasetInfo` of the segmentation task of a configuration:
+    ``num_classes = config.num_classes + 1`` (class 0 is the background) and
+    ``task="segmentation"``; the images and their normalization are those of
+    :func:`synthetic_info`."""
+    info = synthetic_info(config)
+    return replace(info, num_classes=info.num_classes + 1, task="segmentation")
+
+
+SYNTHETIC_SEG_INFO = segmentation_info(SyntheticConfig())
+SYNTHETIC64_SEG_INFO = segmentation_info(SyntheticConfig(image_size=64))
+
+
+def _class_names(attributes: np.ndarray) -> list[str]:
+    return [f"{COLOURS_NAMES[c]} {TEXTURES[t]} {SHAPES[s]}" for s, t, c in attributes]
+
+
+def _check_config(config) -> SyntheticConfig:
+    config = SyntheticConfig() if config is None else config
+    if not isinstance(config, SyntheticConfig):
+        raise TypeError(f"config must be a SyntheticConfig, got {type(config).__name__}")
+    return config
+
+
 class Synthetic(BoxedDataset):
     """The synthetic benchmark returning ``(x, y)``: normalized float32 ``(3, S, S)`` and an int.
 
@@ -502,9 +558,7 @@ class Synthetic(BoxedDataset):
         cache: bool = True,
         padding: int = 0,
     ):
-        config = SyntheticConfig() if config is None else config
-        if not isinstance(config, SyntheticConfig):
-            raise TypeError(f"config must be a SyntheticConfig, got {type(config).__name__}")
+        config = _check_config(config)
         check_split(split, ("train", "test"), "synthetic")
         data = load_or_generate(config, split, root, cache=cache)
         keep = select_subset(len(data["labels"]), limit, seed)
@@ -512,9 +566,7 @@ class Synthetic(BoxedDataset):
         self.split = split
         self.info = synthetic_info(config)
         self.attributes = data["attributes"]
-        self.classes = [
-            f"{COLOURS_NAMES[c]} {TEXTURES[t]} {SHAPES[s]}" for s, t, c in self.attributes
-        ]
+        self.classes = _class_names(self.attributes)
         self.images = torch.from_numpy(np.ascontiguousarray(data["images"][keep]))
         self.targets = data["labels"][keep].tolist()
         self.all_boxes = torch.from_numpy(np.ascontiguousarray(data["boxes"][keep]))
@@ -536,6 +588,73 @@ class Synthetic(BoxedDataset):
     def __getitem__(self, index: int):
         x = self.images[index].permute(2, 0, 1).float().div_(255.0)
         return self.transform(x), self.targets[index]
+
+
+class SyntheticSegmentation(BoxedDataset):
+    """The synthetic benchmark as a segmentation task, returning ``(x, mask)``.
+
+    ``x`` is the normalized float32 ``(3, S, S)`` image of :class:`Synthetic` (the same pixels),
+    ``mask`` its int64 ``(S, S)`` class map: 0 for background (the colour field, distractors and
+    fragments) and ``label + 1`` on the class object (alpha > 0.5: its bounding box is the
+    image's box). So :attr:`info` has ``num_classes = config.num_classes + 1`` and
+    ``task="segmentation"``, and :attr:`classes` is ``["background", *object classes]``.
+    :attr:`targets` keeps the image-level labels (0-based object classes), e.g. for samplers.
+    There are no boxes to evaluate localization with (``has_boxes`` is False).
+
+    Args:
+        config: generation parameters (default :class:`SyntheticConfig`).
+        split: ``"train"`` or ``"test"``.
+        train_transform: apply a random horizontal flip (preceded by ``RandomCrop(S, padding)``
+            when ``padding > 0``) to the image and its mask jointly
+            (:class:`~comixup.data.transforms.JointTransform`; padded mask pixels are background).
+            The draws are those of :class:`Synthetic`'s augmentation: torch's global RNG, which
+            :func:`~comixup.data.make_loader` seeds per sample from ``(seed, epoch, index)``.
+        limit: keep a deterministic subset of this many samples.
+        seed: seed of the ``limit`` subset (the data themselves depend on ``config.seed``).
+        root: cache location (see :func:`cache_dir`).
+        cache: read/write the on-disk cache.
+        padding: random-crop padding of the training augmentation (default 0: flip only).
+    """
+
+    def __init__(
+        self,
+        config: SyntheticConfig | None = None,
+        *,
+        split: str = "train",
+        train_transform: bool = False,
+        limit: int | None = None,
+        seed: int = 0,
+        root=None,
+        cache: bool = True,
+        padding: int = 0,
+    ):
+        config = _check_config(config)
+        check_split(split, ("train", "test"), "synthetic-seg")
+        data = load_or_generate(config, split, root, cache=cache)
+        keep = select_subset(len(data["labels"]), limit, seed)
+        self.config = config
+        self.split = split
+        self.info = segmentation_info(config)
+        self.attributes = data["attributes"]
+        self.classes = ["background", *_class_names(self.attributes)]
+        self.images = torch.from_numpy(np.ascontiguousarray(data["images"][keep]))
+        self.masks = torch.from_numpy(np.ascontiguousarray(data["masks"][keep]))
+        self.targets = data["labels"][keep].tolist()
+        steps = []
+        if train_transform:
+            if padding:
+                steps.append(T.RandomCrop(config.image_size, padding=padding))
+            steps.append(T.RandomHorizontalFlip())
+        self.joint_transform = T.JointTransform(steps)
+        self.transform = T.Normalize(self.info.mean, self.info.std)
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, index: int):
+        x = self.images[index].permute(2, 0, 1).float().div_(255.0)
+        x, mask = self.joint_transform(x, self.masks[index].long())
+        return self.transform(x), mask
 
 
 def save_sample_grid(
@@ -583,6 +702,71 @@ def save_sample_grid(
         ax.set_title(
             f"{data['labels'][i]}: {COLOURS_NAMES[co]}\n{TEXTURES[tx]} {SHAPES[sh]}", fontsize=6
         )
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
+
+
+def save_segmentation_grid(
+    path,
+    config: SyntheticConfig | None = None,
+    *,
+    split: str = "train",
+    rows: int = 2,
+    cols: int = 4,
+    dpi: int = 100,
+) -> Path:
+    """Save a ``rows x cols`` grid of images with their class masks overlaid (matplotlib).
+
+    Each panel shows the image with the object's mask tinted (one colour per class, 50% opacity)
+    and outlined in lime, titled with the mask value (``label + 1``) and the class name.
+
+    Args:
+        path: output image file (PNG recommended).
+        config: the benchmark (default :class:`SyntheticConfig`); images are rendered directly,
+            the first ``rows * cols`` of ``split``, without touching the cache.
+        split: ``"train"`` or ``"test"``.
+        rows, cols: grid shape.
+        dpi: resolution of the figure.
+
+    Returns:
+        The path written.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    config = _check_config(config)
+    n = int(rows) * int(cols)
+    if int(rows) < 1 or int(cols) < 1:
+        raise ValueError(f"rows and cols must be >= 1, got {rows}, {cols}")
+    data = generate(config, split, n=n)
+    s = config.image_size
+    cmap = plt.get_cmap("tab20", max(config.num_classes, 2))
+    fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.8 * rows), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        mask = data["masks"][i].astype(np.int64)
+        label = int(data["labels"][i])
+        overlay = np.zeros((s, s, 4), np.float32)
+        overlay[mask > 0] = (*cmap(label % cmap.N)[:3], 0.5)
+        ax.imshow(data["images"][i], interpolation="nearest", extent=(0, s, s, 0))
+        ax.imshow(overlay, interpolation="nearest", extent=(0, s, s, 0))
+        ax.contour(
+            np.arange(s) + 0.5, np.arange(s) + 0.5, (mask > 0).astype(np.float32),
+            levels=[0.5], colors="lime", linewidths=0.8,
+        )
+        sh, tx, co = data["attributes"][label]
+        ax.set_title(
+            f"mask {label + 1}: {COLOURS_NAMES[co]}\n{TEXTURES[tx]} {SHAPES[sh]}", fontsize=6
+        )
+        ax.set_xlim(0, s)
+        ax.set_ylim(s, 0)
         ax.set_xticks([])
         ax.set_yticks([])
     fig.tight_layout()

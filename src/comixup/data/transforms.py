@@ -21,6 +21,12 @@ Boxes
     which maps boxes of an image of ``size = (H, W)`` to pixel coordinates of the transformed
     image; :class:`Normalize` and :class:`ToTensor` return them unchanged. The random
     transforms have no ``map_boxes`` (``Compose.map_boxes`` raises TypeError on them).
+
+Masks
+    :class:`JointTransform` applies pixel-exact geometric transforms (:class:`RandomCrop`,
+    :class:`RandomHorizontalFlip`, :class:`CenterCrop`) to an image and its ``(H, W)`` class map
+    together: the mask travels as one more channel, so both see the same random draws, in the
+    same order and number as the image alone would (same ``generator`` policy as above).
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ __all__ = [
     "Box",
     "CenterCrop",
     "Compose",
+    "JointTransform",
     "Normalize",
     "RandomCrop",
     "RandomHorizontalFlip",
@@ -396,8 +403,67 @@ class CenterCrop:
         return f"CenterCrop(size={self.size})"
 
 
+class JointTransform:
+    """Apply geometric transforms jointly to an image and its segmentation mask.
+
+    ``t(x, mask, generator=None) -> (x', mask')``: the mask is appended to ``x`` as one more
+    channel (as float32: class indices below 2**24 are exact), the stack goes through
+    ``transforms`` in order with ``generator`` forwarded (so the random draws are exactly those
+    of the same transforms on ``x`` alone: an image-only pipeline and this one, from the same
+    RNG state, give the same ``x'``), and the last channel comes back as the mask in its
+    original dtype. Only transforms that move pixels without mixing them are accepted, and a
+    :class:`RandomCrop` must pad with ``fill=0``, so that padded mask pixels are background (0).
+
+    Args:
+        transforms: :class:`RandomCrop` (``fill=0``), :class:`RandomHorizontalFlip` and
+            :class:`CenterCrop` instances, applied in order.
+    """
+
+    _ACCEPTED = (RandomCrop, RandomHorizontalFlip, CenterCrop)
+
+    def __init__(self, transforms: Sequence):
+        transforms = list(transforms)
+        for i, t in enumerate(transforms):
+            if not isinstance(t, self._ACCEPTED):
+                raise TypeError(
+                    f"transforms[{i}] must be a RandomCrop, RandomHorizontalFlip or CenterCrop "
+                    f"(pixel-exact, safe for masks), got {type(t).__name__}"
+                )
+            if isinstance(t, RandomCrop) and t.fill != 0.0:
+                raise ValueError(
+                    f"transforms[{i}] is a RandomCrop with fill={t.fill}; a joint crop needs "
+                    "fill=0 so that the padded mask pixels are background"
+                )
+        self.transforms = transforms
+
+    def __call__(
+        self, x: torch.Tensor, mask: torch.Tensor, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        _check_image(x)
+        if not isinstance(mask, torch.Tensor):
+            raise TypeError(f"mask must be an (H, W) torch.Tensor, got {type(mask).__name__}")
+        if mask.dim() != 2 or tuple(mask.shape) != tuple(x.shape[-2:]):
+            raise ValueError(
+                f"mask must have shape (H, W) = {tuple(x.shape[-2:])}, got {tuple(mask.shape)}"
+            )
+        if mask.is_floating_point():
+            raise TypeError(f"mask must hold integer class indices, got {mask.dtype}")
+        if not self.transforms:
+            return x.clone(), mask.clone()
+        dtype = torch.promote_types(x.dtype, torch.float32)  # at least float32: exact masks
+        stack = torch.cat([x.to(dtype), mask.to(dtype).unsqueeze(0)])
+        for t in self.transforms:
+            stack = t(stack, generator=generator)
+        return stack[:-1].to(x.dtype), stack[-1].round().to(mask.dtype)
+
+    def __repr__(self) -> str:
+        inner = ", ".join(repr(t) for t in self.transforms)
+        return f"JointTransform([{inner}])"
+
+
 _OURS = (
     Compose,
+    JointTransform,
     ToTensor,
     Normalize,
     RandomCrop,

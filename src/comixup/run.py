@@ -131,11 +131,6 @@ def data_info(cfg: TrainConfig, dataset=None) -> DatasetInfo:
     return getattr(dataset, "info", None) or dataset_info(cfg.data)
 
 
-def _task(info: DatasetInfo) -> str:
-    """The dataset's task (``DatasetInfo.task``; classification when it does not say)."""
-    return getattr(info, "task", "classification")
-
-
 def build_model(cfg: TrainConfig, num_classes: int, channels: int,
                 task: str = "classification") -> torch.nn.Module:
     """``comixup.models.create(cfg.arch, num_classes, **cfg.arch_options)``; ``in_channels`` is
@@ -335,7 +330,7 @@ def load_run(source, *, device: str | torch.device = "auto", split: str | None =
     if split is not None:
         dataset = build_data(cfg, split, train_transform=False, limit=cfg.limit_test)
     info = data_info(cfg, dataset)
-    model = build_model(cfg, info.num_classes, info.channels, _task(info))
+    model = build_model(cfg, info.num_classes, info.channels, info.task)
     if state is not None:
         ckpt_io.load_model_state(model, state["model"], checkpoint)
     model.to(dev).eval()

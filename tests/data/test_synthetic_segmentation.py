@@ -24,19 +24,13 @@ def _sha(a) -> str:
     return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()[:24]
 
 
-def test_images_labels_boxes_unchanged_by_the_masks():
-    # Recorded with the renderer before it emitted masks (same GENERATOR_VERSION): adding the
-    # masks must not move a single pixel, label or box. (Rendering uses float32 numpy maths; a
-    # platform whose SIMD sin/cos differ in the last bit could differ here, not the code.)
-    expected = {
-        "train": ("b53ad9bdb7153ccbfb17c4d0", "37c14715caab9ec9ee023e95",
-                  "631944420f9f2769ace44a8a"),
-        "test": ("4d361105aae98eda16fa8cd5", "e6c56284448851e298d68167",
-                 "d3baaf2dbc5e65c66628154e"),
-    }
-    for split, hashes in expected.items():
-        d = generate(SyntheticConfig(**SMALL), split)
-        assert tuple(_sha(d[k]) for k in ("images", "labels", "boxes")) == hashes
+def test_labels_unchanged_by_the_masks():
+    # Recorded with the renderer before it emitted masks: the masks draw nothing, so the labels
+    # (integer draws, the same on every platform) keep their stream. Images and boxes are not
+    # pinned: they go through float32 sin/cos, whose last bit may differ between CPUs.
+    expected = {"train": "37c14715caab9ec9ee023e95", "test": "e6c56284448851e298d68167"}
+    for split, digest in expected.items():
+        assert _sha(generate(SyntheticConfig(**SMALL), split)["labels"]) == digest
 
 
 def test_masks_are_deterministic_and_prefix_stable():

@@ -19,7 +19,7 @@ import torch
 
 from comixup import data, models
 from comixup.config import list_presets, resolve_config
-from comixup.data.synthetic import SyntheticConfig, synthetic_info
+from comixup.data.synthetic import SyntheticConfig, segmentation_info, synthetic_info
 from comixup.methods import METHODS, create_method
 
 BATCH = 4
@@ -39,11 +39,12 @@ def train_geometry(cfg, data_options: dict):
     """``(num_classes, channels, (H, W), mean, std)`` of the preset's training batches."""
     info = data.dataset_info(cfg.data)
     size = info.image_size
-    if cfg.data in ("synthetic", "synthetic64"):
+    if cfg.data.startswith("synthetic"):
         fields = {f.name for f in dataclasses.fields(SyntheticConfig)}
-        base = {"image_size": 64} if cfg.data == "synthetic64" else {}
+        base = {"image_size": 64} if cfg.data.startswith("synthetic64") else {}
         base.update({k: v for k, v in data_options.items() if k in fields})
-        info = synthetic_info(SyntheticConfig(**base))
+        make_info = segmentation_info if info.task == "segmentation" else synthetic_info
+        info = make_info(SyntheticConfig(**base))
         size = info.image_size
     elif cfg.data == "imagenet":
         crop = data_options.get("crop", info.image_size[0])
@@ -113,7 +114,8 @@ def test_one_batch_of_every_preset_and_method(preset, method):
         step.loss = loss
         g = torch.Generator().manual_seed(1)
         x = torch.randn(BATCH, channels, h, w, generator=g)
-        y = torch.randint(0, num_classes, (BATCH,), generator=g)
+        dense = data.dataset_info(cfg.data).task == "segmentation"
+        y = torch.randint(0, num_classes, (BATCH, h, w) if dense else (BATCH,), generator=g)
         where = f"{preset} / {method} / phase {phase['index']} ({h}x{w})"
         if (preset, method) in UNSUPPORTED:
             with pytest.raises(ValueError, match=UNSUPPORTED[preset, method]):
@@ -122,8 +124,9 @@ def test_one_batch_of_every_preset_and_method(preset, method):
         total = step.step(model, x, y, lambda value: value.backward())
         assert math.isfinite(total), where
         assert seen_inputs and all(s == (BATCH, channels, h, w) for s in seen_inputs), where
+        pixels = (h, w) if dense else ()
         for logits, targets in seen_losses:
-            assert logits == (BATCH, num_classes), where
-            assert targets in ((BATCH,), (BATCH, num_classes)), where
+            assert logits == (BATCH, num_classes, *pixels), where
+            assert targets in ((BATCH, *pixels), (BATCH, num_classes, *pixels)), where
         grads = [p.grad for p in model.parameters() if p.grad is not None]
         assert grads and all(torch.isfinite(gr).all() for gr in grads), where

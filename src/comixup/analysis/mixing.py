@@ -131,20 +131,26 @@ def make_mixer(method: str, batch: int, *, seed: int = 0, tau: float = 0.83, mea
                          generator=torch.Generator().manual_seed(int(seed)), **options)
 
 
-def mix_batch(mixer, x: torch.Tensor, saliency: torch.Tensor) -> dict:
+def mix_batch(mixer, x: torch.Tensor, saliency: torch.Tensor,
+              dense: torch.Tensor | None = None) -> dict:
     """Mix ``x`` and the normalized saliency with the same parameters: the mixer draws them
     for ``x`` (and its saliency), then :meth:`~comixup.mixers.Mixer.apply` mixes the images
-    with the normalized saliency as an extra channel.
+    with the normalized saliency as an extra channel (and ``dense``, per-pixel targets
+    ``(B, K, H, W)`` such as one-hot masks, as ``K`` more).
 
-    Returns a dict with ``x_mix`` ``(B', C, H, W)``, ``ratios`` ``(B', B)`` and ``saliency``
-    ``(B', H, W)``, the mixed normalized saliency (see the module docstring).
+    Returns a dict with ``x_mix`` ``(B', C, H, W)``, ``ratios`` ``(B', B)``, ``saliency``
+    ``(B', H, W)``, the mixed normalized saliency (see the module docstring), and ``dense``
+    ``(B', K, H, W)`` (None without ``dense``).
     """
     s = normalize_saliency(saliency)
     x, targets, sal = mixer.prepare(x, torch.arange(x.shape[0]),
                                     saliency if mixer.uses_saliency else None)
     params = mixer.sample_params(x, targets, sal)
-    x_mix, ratios = mixer.apply(torch.cat([x.float(), s[:, None]], 1), targets, params)
-    return dict(x_mix=x_mix[:, :-1].to(x.dtype), ratios=ratios.to(x.dtype), saliency=x_mix[:, -1])
+    channels = [x.float(), s[:, None]] + ([dense.float()] if dense is not None else [])
+    x_mix, ratios = mixer.apply(torch.cat(channels, 1), targets, params)
+    c = x.shape[1]
+    return dict(x_mix=x_mix[:, :c].to(x.dtype), ratios=ratios.to(x.dtype), saliency=x_mix[:, c],
+                dense=x_mix[:, c + 1:] if dense is not None else None)
 
 
 def mixing_statistics(method: str, x, saliency, *, seeds: Sequence[int] = (0,), tau: float = 0.83,

@@ -21,6 +21,10 @@ installed real dataset (``--data fashion-mnist`` / ``mnist``, 32x32 grayscale, r
 
 The default is ``model`` with a checkpoint, else ``box`` for ``--data`` and ``gradient`` for a
 folder of images.
+
+``--data synthetic-seg`` adds the objects' pixel masks: beside the input and mixed batches, the
+input masks and the masks mixed by the same parameters (``docs/dense-targets.md``), each class in
+its colour and a blended pixel in the blend of its classes' colours.
 """
 
 from __future__ import annotations
@@ -44,13 +48,14 @@ __all__ = [
     "box_saliency",
     "gradient_saliency",
     "load_image_folder",
+    "mask_colours",
     "run_show",
 ]
 
 #: Methods ``comixup show`` draws.
 SHOW_METHODS = tuple(_LABELS)
 #: The built-in image sources of ``--data``.
-SHOW_DATASETS = ("synthetic", "fashion-mnist", "mnist")
+SHOW_DATASETS = ("synthetic", "synthetic-seg", "fashion-mnist", "mnist")
 #: Where the saliency comes from.
 SALIENCY_SOURCES = ("model", "gradient", "box")
 _EXTENSIONS = (".jpg", ".jpeg", ".png")
@@ -101,8 +106,22 @@ def box_saliency(boxes, size: int) -> torch.Tensor:
     return torch.where(inside, 1.0, 0.05)
 
 
+def mask_colours(dense: torch.Tensor) -> torch.Tensor:
+    """Per-pixel class distributions ``(B, K, H, W)`` as RGB ``(B, 3, H, W)`` in [0, 1]: the
+    background (class 0) dark grey, class ``k`` the ``k - 1``-th colour of matplotlib's
+    ``tab10`` cycle, a blended pixel the blend of its colours (an ignored pixel black)."""
+    import matplotlib
+
+    cmap = matplotlib.colormaps["tab10"]
+    k = dense.shape[1]
+    palette = torch.tensor([(0.15, 0.15, 0.15)] + [cmap(i % 10)[:3] for i in range(k - 1)],
+                           dtype=torch.float32)
+    return torch.einsum("bkhw,kc->bchw", dense.float(), palette).clamp(0, 1)
+
+
 def _load(images, data, checkpoint, batch, size, seed, data_dir=None):
-    """``(x01, names, boxes, model, info)`` with ``x01`` in [0, 1]."""
+    """``(x01, names, boxes, model, info, masks)`` with ``x01`` in [0, 1] and ``masks`` the
+    class maps of ``synthetic-seg`` (else None)."""
     model = info = None
     if checkpoint is not None:
         from ..run import load_run
@@ -113,11 +132,11 @@ def _load(images, data, checkpoint, batch, size, seed, data_dir=None):
         if model is not None:
             size = info.image_size[0]
         x, names = load_image_folder(images, size=size, limit=batch)
-        return x, names, None, model, info
+        return x, names, None, model, info, None
     if data not in SHOW_DATASETS:
         raise ValueError(f"--data must be one of {list(SHOW_DATASETS)} (or pass --images DIR), "
                          f"got {data!r}")
-    if data != "synthetic":
+    if not data.startswith("synthetic"):
         from ..data import build_dataset
 
         ds = build_dataset(data, root=data_dir, split="test")
@@ -126,7 +145,7 @@ def _load(images, data, checkpoint, batch, size, seed, data_dir=None):
         sl = slice(seed, seed + batch)
         x = ds.data[sl][:, None].float() / 255.0
         names = [f"{y}: {ds.classes[y]}" for y in ds.targets[sl]]
-        return x, names, ds.all_boxes[sl].numpy(), model, info
+        return x, names, ds.all_boxes[sl].numpy(), model, info, None
     from ..data.synthetic import COLOURS_NAMES, SHAPES, SyntheticConfig, generate
 
     data_ = generate(SyntheticConfig(), "test", n=seed + batch)
@@ -135,7 +154,8 @@ def _load(images, data, checkpoint, batch, size, seed, data_dir=None):
     attrs = data_["attributes"]
     names = [f"{int(lab)}: {COLOURS_NAMES[attrs[lab][2]]} {SHAPES[attrs[lab][0]]}"
              for lab in data_["labels"][sl]]
-    return x, names, data_["boxes"][sl], model, info
+    masks = torch.from_numpy(data_["masks"][sl]).long() if data == "synthetic-seg" else None
+    return x, names, data_["boxes"][sl], model, info, masks
 
 
 def run_show(*, method: str = "comixup", images=None, data: str = "synthetic", data_dir=None,
@@ -174,7 +194,11 @@ def run_show(*, method: str = "comixup", images=None, data: str = "synthetic", d
     taus = [float(t) for t in (taus or [0.83])]
     if any(t < 0 for t in taus):
         raise ValueError(f"--tau values must be >= 0, got {taus}")
-    x, names, boxes, model, info = _load(images, data, checkpoint, batch, size, seed, data_dir)
+    x, names, boxes, model, info, masks = _load(images, data, checkpoint, batch, size, seed,
+                                                 data_dir)
+    if masks is not None and model is not None:
+        raise ValueError("--data synthetic-seg draws the masks with box or gradient saliency; "
+                         "--checkpoint is not supported with it")
     if saliency is None:
         saliency = "model" if model is not None else ("box" if boxes is not None else "gradient")
     if saliency not in SALIENCY_SOURCES:
@@ -201,35 +225,54 @@ def run_show(*, method: str = "comixup", images=None, data: str = "synthetic", d
     else:
         sal = gradient_saliency(x)
         note = "saliency = image gradient magnitude (no model)"
+    dense = None
+    if masks is not None:
+        from ..data.synthetic import SyntheticConfig
+        from ..losses import one_hot
+
+        dense = one_hot(masks, SyntheticConfig().num_classes + 1)
+    columns = [("input batch", x, [f"#{i} {n}"[:22] for i, n in enumerate(names)])]
     panels = []
     for tau in (taus if method == "comixup" else [None]):
         mixer = make_mixer(method, x.shape[0], seed=seed, tau=0.83 if tau is None else tau,
                            partition=x.shape[0])
-        res = mix_batch(mixer, x, sal)
-        panels.append((tau, res["x_mix"].clamp(0, 1), res["ratios"].detach().double().numpy()))
-    path = _draw(x, names, panels, method, note, top, out)
+        res = mix_batch(mixer, x, sal, dense)
+        ratios = res["ratios"].detach().double().numpy()
+        panels.append((tau, ratios))
+        title = _LABELS[method] + ("" if tau is None else f", tau = {tau:g}")
+        captions = [_sources(r, top) for r in ratios]
+        columns.append((title, res["x_mix"].clamp(0, 1), captions))
+        if dense is not None:
+            columns.append((f"{title}: masks", mask_colours(res["dense"]), captions))
+    if dense is not None:
+        columns.insert(1, ("input masks", mask_colours(dense), columns[0][2]))
+    path = _draw(columns, note + "; under each output: its top sources #input:share", out)
     log(f"{_LABELS[method]}: {note}; wrote {path}")
-    return dict(file=str(path), saliency=saliency, panels=[(t, r) for t, _, r in panels])
+    return dict(file=str(path), saliency=saliency, panels=panels)
 
 
-def _draw(x, names, panels, method, note, top, out):
+def _sources(r: np.ndarray, top: int) -> str:
+    """The ``top`` largest shares of one output: ``#input:share ...``."""
+    return " ".join(f"#{k}:{r[k]:.2f}" for k in np.argsort(-r)[:top] if r[k] > 1e-6)
+
+
+def _draw(columns, note, out):
+    """One panel per ``(title, images (B, C, H, W) in [0, 1], captions)`` of ``columns``, side
+    by side, and ``note`` below; saves the PNG ``out``."""
     plt = pyplot()
-    b = x.shape[0]
+    b = columns[0][1].shape[0]
     cols = math.ceil(math.sqrt(b))
     rows = math.ceil(b / cols)
-    n_panels = 1 + len(panels)
+    n_panels = len(columns)
     fig = plt.figure(figsize=(1.5 * cols * n_panels + 0.3 * n_panels, 1.75 * rows + 0.6))
     subs = fig.subfigures(1, n_panels, wspace=0.02)
-    titles = ["input batch"] + [
-        f"{_LABELS[method]}" + ("" if tau is None else f", tau = {tau:g}") for tau, _, _ in panels]
-    images = [x] + [p[1] for p in panels]
-    for s, (sub, title, imgs) in enumerate(zip(subs, titles, images)):
+    for sub, (title, imgs, captions) in zip(np.atleast_1d(subs), columns):
         sub.suptitle(title, fontsize=10)
         axes = sub.subplots(rows, cols, squeeze=False)
         for i, ax in enumerate(axes.flat):
             ax.set_xticks([])
             ax.set_yticks([])
-            if i >= b:
+            if i >= imgs.shape[0]:
                 ax.axis("off")
                 continue
             img = imgs[i].permute(1, 2, 0).numpy()
@@ -237,15 +280,8 @@ def _draw(x, names, panels, method, note, top, out):
                 ax.imshow(img[..., 0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
             else:
                 ax.imshow(img, interpolation="nearest")
-            if s == 0:
-                ax.set_title(f"#{i} {names[i]}"[:22], fontsize=6)
-            else:
-                r = panels[s - 1][2][i]
-                order = np.argsort(-r)[:top]
-                ax.set_title(" ".join(f"#{k}:{r[k]:.2f}" for k in order if r[k] > 1e-6),
-                             fontsize=6)
-    fig.text(0.5, 0.005, note + "; under each output: its top sources #input:share",
-             ha="center", fontsize=7)
+            ax.set_title(captions[i], fontsize=6)
+    fig.text(0.5, 0.005, note, ha="center", fontsize=7)
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=80)

@@ -216,8 +216,7 @@ class _Run:
         if cfg.early_stop_patience:
             self.val_loader = self._eval_loader(build_data(
                 cfg, cfg.early_stop_split, train_transform=False, limit=cfg.limit_test))
-        net = build_model(cfg, self.num_classes, self.info.channels,
-                          getattr(self.info, "task", "classification")).to(device)
+        net = build_model(cfg, self.num_classes, self.info.channels, self.info.task).to(device)
         if self.channels_last:
             net = net.to(memory_format=torch.channels_last)
         self.net = self.model = net

@@ -4,10 +4,30 @@ Every batch transform in :mod:`comixup.mixers` is called as ``x_mix, y_mix = t(x
 in the style of timm's ``Mixup`` and torchvision's ``v2.MixUp``/``v2.CutMix``:
 
 * ``x``: images ``(B, C, H, W)`` of a floating dtype, on any device;
-* ``y``: integer labels ``(B,)`` or soft targets ``(B, num_classes)``;
+* ``y``: the targets, of one of these kinds:
+
+  - integer labels ``(B,)`` or soft targets ``(B, num_classes)`` whose rows sum to 1;
+  - with ``multilabel=True``, multi-hot targets ``(B, num_classes)`` (bool, integer or
+    floating, values in ``[0, 1]``, rows need not sum to 1), for which the natural loss is
+    :func:`torch.nn.functional.binary_cross_entropy_with_logits`
+    (:func:`comixup.losses.softmax_bce` is its single-label, softmax form);
+  - dense targets: a class map ``(B, H, W)`` of an integer dtype, values in
+    ``[0, num_classes)`` or ``ignore_index`` (default -100, as
+    :func:`torch.nn.functional.cross_entropy`), or per-pixel distributions
+    ``(B, num_classes, H, W)`` that sum to 1 at every pixel (0 at an ignored pixel). A class
+    map becomes one-hot per pixel with the zero vector at ignored pixels
+    (:func:`dense_targets`), so an ignored pixel carries no mass;
+
 * ``saliency`` (saliency-guided methods only): non-negative ``(B, H, W)``;
-* the result is the mixed batch (same shape, dtype and device as ``x``) and soft targets
-  ``(B', num_classes)`` in ``x``'s dtype whose rows sum to 1.
+* the result is the mixed batch (same shape, dtype and device as ``x``) and targets in
+  ``x``'s dtype: ``(B', num_classes)`` for image-level targets (rows sum to 1 for
+  single-label ones), ``(B', num_classes, H, W)`` per-pixel targets for dense ones.
+
+Every mixer's image-level targets mix linearly: ``y_mix = params.ratios @ y`` up to rounding
+(for multi-hot targets too). Dense targets are mixed by the same :meth:`Mixer.apply` as the
+image, so they follow exactly its cut, paste, resize, transport and blend
+(docs/dense-targets.md has the table per method); :meth:`Mixer.apply_targets` mixes
+already-made targets of either kind with the parameters of a call.
 
 A call is two steps, as torchvision's ``make_params`` / ``transform`` and kornia's
 ``generate_parameters`` / ``apply_transform``:
@@ -21,8 +41,10 @@ A call is two steps, as torchvision's ``make_params`` / ``transform`` and kornia
    measure how much of each object the mixed images keep (label fidelity).
 
 :meth:`Mixer.__call__` does the rest once for every method: it checks the arguments (errors
-name the argument), turns the labels into soft targets (mixed in at least float32, returned in
-``x``'s dtype) and returns a batch of one unmixed, with no random draw.
+name the argument), turns the labels into soft or dense targets (:func:`make_targets`; mixed
+in at least float32, returned in ``x``'s dtype) and returns a batch of one unmixed, with no
+random draw. :meth:`Mixer.sample_params` reads the targets only for their dtype and device, so
+the draws of a call do not depend on the kind of targets.
 ``t(x, y[, saliency], return_info=True)`` also returns the :class:`MixParams`, whose common
 field ``ratios`` is the ``(B', B)`` share of every input in every output.
 

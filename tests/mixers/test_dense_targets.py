@@ -112,11 +112,13 @@ def test_identity_keeps_ignored_pixels_empty():
 # ------------------------------------------------------------------------------------------------
 
 
-def test_input_mixup_blends_the_pixels_by_the_weights():
-    _, codes, _, y_mix, p = mixed_with_codes("mixup", 3)
-    lam = p.weights[0]
-    torch.testing.assert_close(y_mix, lam * codes + (1 - lam) * codes[p.perm], atol=1e-6,
-                               rtol=0)
+@pytest.mark.parametrize("name", ["mixup", "mixup3", "mixup4"])
+def test_input_mixup_blends_the_pixels_by_the_weights(name):
+    _, codes, _, y_mix, p = mixed_with_codes(name, 3)
+    expected = p.weights[0] * codes
+    for w, perm in zip(p.weights[1:], p.perms):
+        expected = expected + w * codes[perm]
+    torch.testing.assert_close(y_mix, expected, atol=1e-6, rtol=0)
 
 
 @pytest.mark.parametrize("name", ["cutmix", "cutmix3"])
@@ -128,11 +130,19 @@ def test_cutmix_pastes_the_source_labels_inside_the_boxes(name):
     assert torch.equal(y_mix, expected)
 
 
-def test_fmix_takes_the_mask():
-    _, codes, _, y_mix, p = mixed_with_codes("fmix", 5)
+@pytest.mark.parametrize("max_soft", [0.0, 0.2])
+def test_fmix_takes_the_mask(max_soft):
+    maps = class_maps(seed=5)
+    codes = dense_targets(maps, K)
+    mixer = mixers.create("fmix", K, max_soft=max_soft,
+                          generator=torch.Generator().manual_seed(5))
+    x_mix, y_mix, p = mixer(codes, maps, return_info=True)
+    torch.testing.assert_close(y_mix, x_mix, atol=1e-6, rtol=0)
     mask = p.mask.float()
-    assert set(mask.unique().tolist()) <= {0.0, 1.0}
-    torch.testing.assert_close(y_mix, mask * codes + (1 - mask) * codes[p.perm], atol=0, rtol=0)
+    binary = set(mask.unique().tolist()) <= {0.0, 1.0}
+    assert binary == (max_soft == 0)   # a soft edge blends the labels
+    torch.testing.assert_close(y_mix, mask * codes + (1 - mask) * codes[p.perm], atol=1e-6,
+                               rtol=0)
 
 
 def test_saliencymix_pastes_the_box():
@@ -459,3 +469,19 @@ def test_mixup_dense_mass_is_the_share_of_labelled_sources(seed, b, h, w, k, sha
     torch.testing.assert_close(mass, lam * keep + (1 - lam) * keep[p.perm], atol=1e-6, rtol=0)
     clean = ~ignored & ~ignored[p.perm]
     assert bool(((mass[clean] - 1).abs() <= 1e-6).all())
+
+
+def test_resizemix_bilinear_interpolates_labels_as_the_image():
+    maps = class_maps(seed=23, ignore=False)
+    codes = dense_targets(maps, K)
+    mixer = mixers.create("resizemix", K, interpolation="bilinear", tau_min=0.5,
+                          generator=torch.Generator().manual_seed(23))
+    x_mix, y_mix, p = mixer(codes, maps, return_info=True)
+    torch.testing.assert_close(y_mix, x_mix, atol=1e-6, rtol=0)
+    y0, y1, x0, x1 = p.box
+    expected = codes.clone()
+    expected[:, :, y0:y1, x0:x1] = F.interpolate(codes[p.perm], size=(y1 - y0, x1 - x0),
+                                                 mode="bilinear", align_corners=False)
+    torch.testing.assert_close(y_mix, expected, atol=1e-6, rtol=0)
+    torch.testing.assert_close(y_mix.sum(1), torch.ones(B, SIZE, SIZE), atol=1e-5, rtol=0)
+    assert bool((y_mix.amax(1) < 1 - 1e-3).any())   # blends at the label edges

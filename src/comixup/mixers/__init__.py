@@ -5,6 +5,9 @@ makes the soft targets and returns a batch of one unmixed once for all; ``sample
 makes the random draws (and solves the graph cuts) and ``apply`` mixes any tensor with those
 parameters, so the same mixing applies to, e.g., object masks. ``return_info=True`` returns the
 parameters, a :class:`MixParams` with the ``(B, B)`` source ``ratios`` of every method.
+Besides labels and soft targets, every mixer takes dense targets (a class map ``(B, H, W)`` or
+per-pixel distributions ``(B, K, H, W)``, mixed exactly as the image; :func:`dense_targets`,
+:meth:`Mixer.apply_targets`) and multi-hot targets (``multilabel=True``).
 :func:`create` builds the mixer of any method name (:mod:`comixup.mixers.registry`).
 
 * :class:`CoMixup` (Kim et al., ICLR 2021), saliency-guided joint mixup of a whole batch;
@@ -19,7 +22,7 @@ parameters, a :class:`MixParams` with the ``(B, B)`` source ``ratios`` of every 
 * :class:`Identity`: no mixing (the Vanilla and VAT columns).
 """
 
-from .base import Mixer, MixParams, WeightParams, sample_weights
+from .base import IGNORE_INDEX, Mixer, MixParams, WeightParams, dense_targets, sample_weights
 from .comixup import CoMixup, CoMixupParams
 from .cutmix import BoxParams, CutMix, rand_box
 from .fmix import FMix, FMixParams
@@ -34,6 +37,7 @@ from .resizemix import ResizeMix, ResizeParams
 from .saliencymix import SaliencyMix, SaliencyMixParams
 
 __all__ = [
+    "IGNORE_INDEX",
     "BoxParams",
     "CoMixup",
     "CoMixupParams",
@@ -58,6 +62,7 @@ __all__ = [
     "SaliencyMixParams",
     "WeightParams",
     "create",
+    "dense_targets",
     "mix_pair",
     "names",
     "options",

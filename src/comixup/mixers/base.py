@@ -4,10 +4,30 @@ Every batch transform in :mod:`comixup.mixers` is called as ``x_mix, y_mix = t(x
 in the style of timm's ``Mixup`` and torchvision's ``v2.MixUp``/``v2.CutMix``:
 
 * ``x``: images ``(B, C, H, W)`` of a floating dtype, on any device;
-* ``y``: integer labels ``(B,)`` or soft targets ``(B, num_classes)``;
+* ``y``: the targets, of one of these kinds:
+
+  - integer labels ``(B,)`` or soft targets ``(B, num_classes)`` whose rows sum to 1;
+  - with ``multilabel=True``, multi-hot targets ``(B, num_classes)`` (bool, integer or
+    floating, values in ``[0, 1]``, rows need not sum to 1), for which the natural loss is
+    :func:`torch.nn.functional.binary_cross_entropy_with_logits`
+    (:func:`comixup.losses.softmax_bce` is its single-label, softmax form);
+  - dense targets: a class map ``(B, H, W)`` of an integer dtype, values in
+    ``[0, num_classes)`` or ``ignore_index`` (default -100, as
+    :func:`torch.nn.functional.cross_entropy`), or per-pixel distributions
+    ``(B, num_classes, H, W)`` that sum to 1 at every pixel (0 at an ignored pixel). A class
+    map becomes one-hot per pixel with the zero vector at ignored pixels
+    (:func:`dense_targets`), so an ignored pixel carries no mass;
+
 * ``saliency`` (saliency-guided methods only): non-negative ``(B, H, W)``;
-* the result is the mixed batch (same shape, dtype and device as ``x``) and soft targets
-  ``(B', num_classes)`` in ``x``'s dtype whose rows sum to 1.
+* the result is the mixed batch (same shape, dtype and device as ``x``) and targets in
+  ``x``'s dtype: ``(B', num_classes)`` for image-level targets (rows sum to 1 for
+  single-label ones), ``(B', num_classes, H, W)`` per-pixel targets for dense ones.
+
+Every mixer's image-level targets mix linearly: ``y_mix = params.ratios @ y`` up to rounding
+(for multi-hot targets too). Dense targets are mixed by the same :meth:`Mixer.apply` as the
+image, so they follow exactly its cut, paste, resize, transport and blend
+(docs/dense-targets.md has the table per method); :meth:`Mixer.apply_targets` mixes
+already-made targets of either kind with the parameters of a call.
 
 A call is two steps, as torchvision's ``make_params`` / ``transform`` and kornia's
 ``generate_parameters`` / ``apply_transform``:
@@ -21,8 +41,10 @@ A call is two steps, as torchvision's ``make_params`` / ``transform`` and kornia
    measure how much of each object the mixed images keep (label fidelity).
 
 :meth:`Mixer.__call__` does the rest once for every method: it checks the arguments (errors
-name the argument), turns the labels into soft targets (mixed in at least float32, returned in
-``x``'s dtype) and returns a batch of one unmixed, with no random draw.
+name the argument), turns the labels into soft or dense targets (:func:`make_targets`; mixed
+in at least float32, returned in ``x``'s dtype) and returns a batch of one unmixed, with no
+random draw. :meth:`Mixer.sample_params` reads the targets only for their dtype and device, so
+the draws of a call do not depend on the kind of targets.
 ``t(x, y[, saliency], return_info=True)`` also returns the :class:`MixParams`, whose common
 field ``ratios`` is the ``(B', B)`` share of every input in every output.
 
@@ -46,6 +68,7 @@ from .._checks import check_generator, check_int, check_number, check_tensor, ch
 from .._checks import check_num_classes as _check_num_classes
 
 __all__ = [
+    "IGNORE_INDEX",
     "MixParams",
     "Mixer",
     "Pairwise",
@@ -61,8 +84,10 @@ __all__ = [
     "check_saliency",
     "check_tensor",
     "check_values",
+    "dense_targets",
     "host_copy",
     "host_rows",
+    "make_targets",
     "permutation_ratios",
     "sample_weights",
     "skip_mixing",
@@ -154,6 +179,147 @@ def soft_targets(y, num_classes: int, batch: int, dtype: torch.dtype, device, *,
                 raise ValueError("soft targets y must sum to 1 in every row")
         return y.to(device=device, dtype=dtype)
     raise ValueError(f"y must have shape (B,) or (B, num_classes), got {tuple(y.shape)}")
+
+
+#: The ``ignore_index`` default of the class maps, as :func:`torch.nn.functional.cross_entropy`.
+IGNORE_INDEX = -100
+
+
+def _check_class_map(y, name: str = "y") -> torch.Tensor:
+    """``y`` if it is a ``(B, H, W)`` tensor of an integer dtype (TypeError, ValueError)."""
+    check_tensor(name, y, floating=False, finite=False)
+    if y.dim() != 3:
+        raise ValueError(f"{name} must be a class map (B, H, W), got {tuple(y.shape)}")
+    if y.is_floating_point() or y.dtype == torch.bool:
+        raise TypeError(f"{name} with shape (B, H, W) must be a class map of an integer dtype, "
+                        f"got dtype {y.dtype}")
+    return y
+
+
+def _one_hot_map(y: torch.Tensor, num_classes: int, ignore_index: int, dtype: torch.dtype,
+                 device, values: bool, name: str = "y") -> torch.Tensor:
+    """The ``(B, K, H, W)`` one-hot of a checked class map, zero vectors at ``ignore_index``.
+
+    With ``values`` a label outside ``[0, K)`` that is not ``ignore_index`` raises; without,
+    it gives a zero vector as an ignored pixel (no out-of-bounds scatter, no host read)."""
+    y = y.to(device=device)
+    kept = y != ignore_index
+    if values:
+        bad = kept & ((y < 0) | (y >= num_classes))
+        if bool(bad.any()):
+            wrong = y[bad]
+            raise ValueError(
+                f"{name} holds class indices out of range [0, {num_classes}) that are not "
+                f"ignore_index = {ignore_index}: min {int(wrong.min())}, max {int(wrong.max())}"
+            )
+    else:
+        kept = kept & (y >= 0) & (y < num_classes)
+    index = torch.where(kept, y, torch.zeros((), dtype=y.dtype, device=y.device)).long()
+    out = torch.zeros(y.shape[0], num_classes, *y.shape[1:], dtype=dtype, device=device)
+    out.scatter_(1, index.unsqueeze(1), kept.unsqueeze(1).to(dtype))
+    return out
+
+
+def dense_targets(y, num_classes: int, *, ignore_index: int = IGNORE_INDEX,
+                  dtype: torch.dtype = torch.float32, validate: bool | None = None
+                  ) -> torch.Tensor:
+    """Turn a class map ``(B, H, W)`` into per-pixel one-hot targets ``(B, num_classes, H, W)``.
+
+    A pixel equal to ``ignore_index`` (default -100, as
+    :func:`torch.nn.functional.cross_entropy`) gets the all-zero vector: it carries no target
+    mass, so once mixed a pixel's mass is the share of its non-ignored sources. Built by one
+    scatter on ``y``'s device, without reading values back.
+
+    Args:
+        y: class indices ``(B, H, W)`` of an integer dtype, in ``[0, num_classes)`` or equal to
+            ``ignore_index``.
+        num_classes: the number of classes ``K``, an int >= 1.
+        ignore_index: the index of ignored pixels, an int.
+        dtype: the floating dtype of the result.
+        validate: check the label range: ``None`` (default) for CPU tensors only (as the
+            mixers, :func:`check_values`). Unchecked out-of-range labels give zero vectors, as
+            ignored pixels.
+
+    Raises:
+        TypeError: ``y`` is not an integer tensor, or ``dtype`` is not floating.
+        ValueError: ``y`` is not ``(B, H, W)``, or (checked) holds an out-of-range label.
+    """
+    num_classes = check_num_classes(num_classes)
+    ignore_index = check_int("ignore_index", ignore_index, None)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")
+    y = _check_class_map(y)
+    return _one_hot_map(y, num_classes, ignore_index, dtype, y.device, check_values(validate, y))
+
+
+def _check_distributions(y: torch.Tensor, shape: tuple, values: bool) -> None:
+    """Per-pixel distributions ``(B, K, H, W)``: floating, of ``shape``, and with ``values``
+    finite, non-negative and summing to 1 or 0 (an ignored pixel) within 1e-3."""
+    if tuple(y.shape) != shape:
+        raise ValueError(f"per-pixel targets y must have shape (B, num_classes, H, W) = {shape} "
+                         f"to match x, got {tuple(y.shape)}")
+    if not y.is_floating_point():
+        raise TypeError(f"per-pixel targets y must have a floating dtype, got {y.dtype}")
+    if not values:
+        return
+    if not _finite(y) or bool((y < 0).any()):
+        raise ValueError("per-pixel targets y must be finite and non-negative")
+    mass = y.sum(1, dtype=torch.float64)
+    if not bool(((mass - 1).abs() <= 1e-3).logical_or_(mass.abs() <= 1e-3).all()):
+        raise ValueError("per-pixel targets y must sum to 1 (or 0: an ignored pixel) at every "
+                         "pixel")
+
+
+def _finite(t: torch.Tensor) -> bool:
+    return not t.numel() or bool(torch.isfinite(t).all())
+
+
+def _multi_hot(y, num_classes: int, batch: int, dtype: torch.dtype, device, values: bool
+               ) -> torch.Tensor:
+    """Multi-hot targets ``(B, K)`` (bool, integer or floating, in ``[0, 1]``) as ``dtype``."""
+    if tuple(y.shape) != (batch, num_classes):
+        raise ValueError(f"multi-label targets y must have shape (B, num_classes) = "
+                         f"{(batch, num_classes)}, got {tuple(y.shape)}")
+    if values and y.dtype != torch.bool:
+        if (y.is_floating_point() and not _finite(y)) or bool(((y < 0) | (y > 1)).any()):
+            raise ValueError("multi-label targets y must hold values in [0, 1]")
+    return y.to(device=device, dtype=dtype)
+
+
+def make_targets(y, num_classes: int, x: torch.Tensor, *, values: bool = True,
+                 ignore_index: int = IGNORE_INDEX, multilabel: bool = False) -> torch.Tensor:
+    """The targets of a call in the mixing dtype (:func:`target_dtype` of ``x``), on ``x``'s
+    device, from any accepted kind of ``y``:
+
+    * labels ``(B,)`` or soft targets ``(B, K)`` (:func:`soft_targets`), or with
+      ``multilabel`` multi-hot targets ``(B, K)`` in ``[0, 1]`` (rows need not sum to 1);
+    * a class map ``(B, H, W)`` of an integer dtype (:func:`dense_targets`) or per-pixel
+      distributions ``(B, K, H, W)`` summing to 1 (or 0, ignored) at every pixel: the result is
+      ``(B, K, H, W)``.
+
+    Shapes and dtypes are always checked, values with ``values``; errors name ``y``.
+    """
+    b, _, h, w = x.shape
+    dtype = target_dtype(x.dtype)
+    if not isinstance(multilabel, (bool, np.bool_)):
+        raise TypeError(f"multilabel must be a bool, got {type(multilabel).__name__}")
+    ignore_index = check_int("ignore_index", ignore_index, None)
+    check_tensor("y", y, floating=False, finite=False)
+    if multilabel:
+        return _multi_hot(y, num_classes, b, dtype, x.device, values)
+    if y.dim() == 3:
+        _check_class_map(y)
+        if tuple(y.shape) != (b, h, w):
+            raise ValueError(f"class map y must have shape (B, H, W) = {(b, h, w)} to match x, "
+                             f"got {tuple(y.shape)}")
+        return _one_hot_map(y, num_classes, ignore_index, dtype, x.device, values)
+    if y.dim() == 4:
+        _check_distributions(y, (b, num_classes, h, w), values)
+        return y.to(device=x.device, dtype=dtype)
+    if y.dim() not in (1, 2):
+        raise ValueError(f"y must have shape (B,), (B, num_classes), (B, H, W) or "
+                         f"(B, num_classes, H, W), got {tuple(y.shape)}")
+    return soft_targets(y, num_classes, b, dtype, x.device, values=values)
 
 
 class ThreadedMixer:
@@ -324,7 +490,8 @@ class Mixer:
 
         Args:
             x: checked images ``(B, C, H, W)``.
-            targets: their soft targets ``(B, num_classes)`` (mixing dtype).
+            targets: their targets in the mixing dtype, ``(B, num_classes)`` or dense
+                ``(B, num_classes, H, W)``: read only for their dtype and device.
             saliency: checked saliency ``(B, H, W)`` for the saliency-guided methods, else None.
         """
         raise NotImplementedError
@@ -355,17 +522,19 @@ class Mixer:
         return MixParams(ratios=torch.ones(1, 1, dtype=target_dtype(x.dtype), device=x.device))
 
     def prepare(self, x: torch.Tensor, y: torch.Tensor, saliency: torch.Tensor | None = None,
-                *, validate: bool | None = None):
-        """Check the arguments of a call and make the soft targets; returns
-        ``(x, targets, saliency)`` (targets in the mixing dtype, at least float32).
+                *, validate: bool | None = None, ignore_index: int = IGNORE_INDEX,
+                multilabel: bool = False):
+        """Check the arguments of a call and make the targets; returns
+        ``(x, targets, saliency)`` (targets in the mixing dtype, at least float32: ``(B, K)``,
+        or ``(B, K, H, W)`` for dense targets; :func:`make_targets`).
 
         Shapes and dtypes are always checked; values (finite, label range, sign) as
         :func:`check_values` says. Errors name the argument.
         """
         values = check_values(validate, x) if isinstance(x, torch.Tensor) else True
         x = check_images(x, values=values)
-        targets = soft_targets(y, self.num_classes, x.shape[0], target_dtype(x.dtype), x.device,
-                               values=values)
+        targets = make_targets(y, self.num_classes, x, values=values, ignore_index=ignore_index,
+                               multilabel=multilabel)
         if self.uses_saliency:
             if saliency is None:
                 raise TypeError(f"{type(self).__name__} needs a saliency map (B, H, W)")
@@ -375,30 +544,84 @@ class Mixer:
         self.check_batch(x)
         return x, targets, saliency
 
+    def mix_targets(self, x: torch.Tensor, targets: torch.Tensor, params: MixParams):
+        """``(x_mix, y_mix)`` of a drawn batch (B >= 2): image-level targets ``(B, K)`` mix in
+        :meth:`apply` with ``x``; dense targets ``(B, K, H, W)`` are mixed by a second
+        :meth:`apply` of the same parameters, so they follow the image's cut, paste, resize,
+        transport and blend exactly."""
+        if targets.dim() == 2:
+            return self.apply(x, targets, params)
+        x_mix, _ = self.apply(x, None, params)
+        y_mix, _ = self.apply(targets, None, params)
+        return x_mix, y_mix
+
+    def apply_targets(self, targets: torch.Tensor, params: MixParams) -> torch.Tensor:
+        """Mix already-made targets with the parameters of a call, e.g. per-pixel masks next
+        to image labels::
+
+            x_mix, y_mix, p = mixer(x, labels, saliency, return_info=True)
+            m_mix = mixer.apply_targets(dense_targets(masks, K), p)
+
+        Args:
+            targets: floating ``(B, K)`` (soft or multi-hot, mixed as ``params.ratios @
+                targets``) or ``(B, K, H, W)`` (mixed by :meth:`apply`, as the image), with
+                the batch (and image size) the parameters were drawn for.
+            params: the :class:`MixParams` that ``return_info=True`` returned.
+
+        Returns:
+            The mixed targets ``(B', K)`` or ``(B', K, H, W)`` in the mixing dtype (at least
+            float32). Parameters of a batch of one return a copy.
+        """
+        check_tensor("targets", targets, finite=False)
+        if targets.dim() not in (2, 4) or targets.shape[1] != self.num_classes:
+            raise ValueError(f"targets must have shape (B, num_classes) or (B, num_classes, H, W)"
+                             f" with num_classes = {self.num_classes}, got {tuple(targets.shape)}")
+        if not isinstance(params, MixParams):
+            raise TypeError(f"params must be a MixParams, got {type(params).__name__}")
+        batch = params.ratios.shape[1]
+        if targets.shape[0] != batch:
+            raise ValueError(f"targets has batch size {targets.shape[0]} but the parameters were "
+                             f"drawn for {batch}")
+        targets = targets.to(target_dtype(targets.dtype))
+        if batch == 1:
+            return targets.clone()
+        if targets.dim() == 2:
+            return params.ratios.to(device=targets.device, dtype=targets.dtype) @ targets
+        return self.apply(targets, None, params)[0]
+
     def __call__(self, x: torch.Tensor, y: torch.Tensor, saliency: torch.Tensor | None = None, *,
-                 return_info: bool = False, validate: bool | None = None):
-        """Mix the batch ``x`` with labels ``y`` (and ``saliency``); see the module docstring.
+                 return_info: bool = False, validate: bool | None = None,
+                 ignore_index: int = IGNORE_INDEX, multilabel: bool = False):
+        """Mix the batch ``x`` with targets ``y`` (and ``saliency``); see the module docstring.
 
         Args:
             x: images ``(B, C, H, W)`` of any floating dtype, on any device.
-            y: integer labels ``(B,)`` or soft targets ``(B, num_classes)``.
+            y: integer labels ``(B,)``, soft targets ``(B, num_classes)``, a class map
+                ``(B, H, W)`` of an integer dtype, or per-pixel distributions
+                ``(B, num_classes, H, W)`` (summing to 1, or 0 at ignored pixels); with
+                ``multilabel``, multi-hot targets ``(B, num_classes)`` in ``[0, 1]``.
             saliency: non-negative ``(B, H, W)``, for the saliency-guided methods only.
             return_info: also return the :class:`MixParams`.
             validate: check the values of the tensors too (finite, label range, sign):
                 ``None`` (default) when they are on the CPU, where it costs no device
                 synchronisation; ``True`` always; ``False`` never (:func:`check_values`).
+            ignore_index: the class-map value of ignored pixels (default -100), which carry
+                no target mass.
+            multilabel: ``y`` ``(B, num_classes)`` is multi-hot (rows need not sum to 1).
 
         Returns:
-            ``(x_mix, y_mix)`` or ``(x_mix, y_mix, params)``. A batch of one is returned
-            unmixed (a copy) with its target, one-hot for integer labels, and no random number
-            is drawn for it.
+            ``(x_mix, y_mix)`` or ``(x_mix, y_mix, params)``; ``y_mix`` is ``(B', num_classes)``,
+            or ``(B', num_classes, H, W)`` for dense targets, in ``x``'s dtype. A batch of one
+            is returned unmixed (a copy) with its targets, one-hot for integer labels, and no
+            random number is drawn for it.
         """
-        x, targets, saliency = self.prepare(x, y, saliency, validate=validate)
+        x, targets, saliency = self.prepare(x, y, saliency, validate=validate,
+                                            ignore_index=ignore_index, multilabel=multilabel)
         if x.shape[0] == 1:
             params, out, y_mix = self.unmixed_params(x), x.clone(), targets
         else:
             params = self.sample_params(x, targets, saliency)
-            out, y_mix = self.apply(x, targets, params)
+            out, y_mix = self.mix_targets(x, targets, params)
         y_mix = y_mix.to(x.dtype)
         return (out, y_mix, params) if return_info else (out, y_mix)
 

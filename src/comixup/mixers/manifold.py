@@ -39,7 +39,7 @@ import dataclasses
 
 import torch
 
-from .base import WeightedMixer, WeightParams, check_int, weighted_sum
+from .base import IGNORE_INDEX, WeightedMixer, WeightParams, check_int, weighted_sum
 
 __all__ = ["ManifoldMixup", "ManifoldParams"]
 
@@ -145,7 +145,8 @@ class ManifoldMixup(WeightedMixer):
                               depth=depth)
 
     def forward_mixed(self, model, x: torch.Tensor, y: torch.Tensor, *,
-                      return_info: bool = False, validate: bool | None = None):
+                      return_info: bool = False, validate: bool | None = None,
+                      ignore_index: int = IGNORE_INDEX, multilabel: bool = False):
         """Run ``model`` on ``x`` mixing its hidden state; return ``(logits, soft_targets)``.
 
         Draws the depth among :meth:`usable_depths` of the model, the weights and the
@@ -155,12 +156,22 @@ class ManifoldMixup(WeightedMixer):
         Args:
             model: a callable with the contract of the module docstring (``mix_depths``).
             x: images ``(B, C, H, W)`` of any floating dtype, on any device.
-            y: integer labels ``(B,)`` or soft targets ``(B, num_classes)``.
+            y: any target kind of :meth:`~comixup.mixers.base.Mixer.__call__`: integer labels
+                ``(B,)``, soft targets ``(B, num_classes)``, multi-hot targets with
+                ``multilabel``, a class map ``(B, H, W)`` or per-pixel distributions
+                ``(B, num_classes, H, W)``. Dense targets are mixed by the drawn weights
+                (:func:`~comixup.mixers.base.weighted_sum`), the same blend at every pixel:
+                that is the right target only for a model whose hidden state at the drawn depth
+                keeps the input's spatial layout (pixel ``(i, j)`` of the hidden state stands
+                for pixel ``(i, j)`` of the input); a classifier that pools or strides has no
+                per-pixel meaning at depth >= 1.
             return_info: also return the :class:`ManifoldParams`.
-            validate: as for :meth:`~comixup.mixers.base.Mixer.__call__`.
+            validate, ignore_index, multilabel: as for
+                :meth:`~comixup.mixers.base.Mixer.__call__`.
 
         Returns:
-            ``(logits, y_mix)`` (and the parameters); soft targets in ``x``'s dtype. A batch
+            ``(logits, y_mix)`` (and the parameters); targets ``(B, num_classes)`` (or
+            ``(B, num_classes, H, W)`` for dense targets) in ``x``'s dtype. A batch
             of one runs ``model(x)`` unmixed with its target and draws nothing.
 
         Raises:
@@ -170,7 +181,8 @@ class ManifoldMixup(WeightedMixer):
         """
         if not callable(model):
             raise TypeError(f"model must be callable, got {type(model).__name__}")
-        x, targets, _ = self.prepare(x, y, validate=validate)
+        x, targets, _ = self.prepare(x, y, validate=validate, ignore_index=ignore_index,
+                                     multilabel=multilabel)
         depths = self.usable_depths(model)
         b = x.shape[0]
         if b == 1:

@@ -515,3 +515,16 @@ def test_pair_mixing_clean_lam_adds_the_saliency_methods_clean_loss(name, loss, 
     assert len(rec0.losses) == 1 and rec0.losses[0].item() == pytest.approx(mixed, rel=1e-4)
     with pytest.raises(ValueError, match="clean_lam"):
         create_method(name, C, clean_lam=-1)
+
+
+def test_vat_takes_per_pixel_logits_and_names_mismatched_ones():
+    from comixup.vat import VAT
+
+    torch.manual_seed(0)
+    model = torch.nn.Conv2d(3, 4, 3, padding=1)
+    x = torch.randn(2, 3, 8, 8)
+    vat = VAT(generator=torch.Generator().manual_seed(0))
+    kl, r_adv = vat(model, x, model(x).detach())
+    assert kl.dim() == 0 and kl > 0 and r_adv.shape == x.shape
+    with pytest.raises(ValueError, match="logits must have shape"):
+        vat(model, x, torch.zeros(2, 4, 4, 4))

@@ -70,7 +70,8 @@ NORMS = ("linf", "l2")
 
 def kl_divergence(p_logits: torch.Tensor, q_logits: torch.Tensor) -> torch.Tensor:
     """``KL(softmax(p_logits) || softmax(q_logits))`` summed over classes, averaged over the
-    batch, in float32; ``p_logits`` is treated as a constant (detached)."""
+    batch (and the pixels, for per-pixel logits ``(B, K, H, W)``), in float32; ``p_logits`` is
+    treated as a constant (detached)."""
     with torch.autocast(q_logits.device.type, enabled=False):
         log_p = F.log_softmax(p_logits.detach().float(), dim=1)
         log_q = F.log_softmax(q_logits.float(), dim=1)
@@ -215,16 +216,19 @@ class VAT:
         gradients into ``model``) and the perturbation.
 
         ``x`` must be a ``(B, C, H, W)`` floating tensor, finite when on the CPU (a ValueError or
-        TypeError names it); ``logits`` are its clean logits ``(B, K)``, used as the fixed target
+        TypeError names it); ``logits`` are its clean logits ``(B, K)`` (or per-pixel
+        ``(B, K, H, W)`` for a segmentation model: the KL is averaged over the pixels), used as
+        the fixed target
         (they may be non-finite on an fp16 overflow step, which the gradient scaler then skips).
         """
         if not callable(model):
             raise TypeError(f"model must be callable, got {type(model).__name__}")
         x = check_images(x, values=check_values(None, x))
         check_tensor("logits", logits, finite=False)
-        if logits.dim() != 2 or logits.shape[0] != x.shape[0]:
-            raise ValueError(f"logits must have shape (B, K) with B = {x.shape[0]}, got "
-                             f"{tuple(logits.shape)}")
+        dense = logits.dim() == 4 and tuple(logits.shape[2:]) == tuple(x.shape[2:])
+        if not (logits.dim() == 2 or dense) or logits.shape[0] != x.shape[0]:
+            raise ValueError(f"logits must have shape (B, K) or (B, K, H, W) with B = "
+                             f"{x.shape[0]} and x's H, W, got {tuple(logits.shape)}")
         net = getattr(model, "module", model)  # the power iteration bypasses DDP
         r_adv = self.perturbation(net, x, logits)
         with frozen_batchnorm_stats(net):

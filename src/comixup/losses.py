@@ -56,17 +56,18 @@ def check_loss(loss) -> str:
     return loss
 
 
-def one_hot(labels: torch.Tensor, num_classes: int, *,
-            ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
-    """float32 one-hot targets ``(B, C[, H, W])`` of labels ``(B[, H, W])``, by a scatter
-    (:func:`torch.nn.functional.one_hot` reads the labels' range back to the host); labels equal
-    to ``ignore_index`` get an all-zero vector."""
+def one_hot(labels: torch.Tensor, num_classes: int, *, ignore_index: int = IGNORE_INDEX,
+            dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """One-hot targets ``(B, C[, H, W])`` of labels ``(B[, H, W])`` by one scatter on their
+    device (:func:`torch.nn.functional.one_hot` reads the labels' range back to the host).
+    A label equal to ``ignore_index``, or outside ``[0, C)``, gets the all-zero vector (no
+    out-of-bounds scatter; the callers that take user labels check the range first)."""
     labels = labels.long()
-    keep = labels != ignore_index
-    shape = (labels.shape[0], num_classes, *labels.shape[1:])
-    out = torch.zeros(shape, dtype=torch.float32, device=labels.device)
-    out.scatter_(1, torch.where(keep, labels, 0).unsqueeze(1), 1.0)
-    return out * keep.unsqueeze(1) if labels.dim() > 1 else out
+    kept = (labels != ignore_index) & (labels >= 0) & (labels < num_classes)
+    out = torch.zeros(labels.shape[0], num_classes, *labels.shape[1:], dtype=dtype,
+                      device=labels.device)
+    out.scatter_(1, torch.where(kept, labels, 0).unsqueeze(1), kept.unsqueeze(1).to(dtype))
+    return out
 
 
 def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -66,6 +66,7 @@ import torch
 
 from .._checks import check_generator, check_int, check_number, check_tensor, check_values
 from .._checks import check_num_classes as _check_num_classes
+from ..losses import IGNORE_INDEX, one_hot
 
 __all__ = [
     "IGNORE_INDEX",
@@ -181,10 +182,6 @@ def soft_targets(y, num_classes: int, batch: int, dtype: torch.dtype, device, *,
     raise ValueError(f"y must have shape (B,) or (B, num_classes), got {tuple(y.shape)}")
 
 
-#: The ``ignore_index`` default of the class maps, as :func:`torch.nn.functional.cross_entropy`.
-IGNORE_INDEX = -100
-
-
 def _check_class_map(y, name: str = "y") -> torch.Tensor:
     """``y`` if it is a ``(B, H, W)`` tensor of an integer dtype (TypeError, ValueError)."""
     check_tensor(name, y, floating=False, finite=False)
@@ -203,21 +200,15 @@ def _one_hot_map(y: torch.Tensor, num_classes: int, ignore_index: int, dtype: to
     With ``values`` a label outside ``[0, K)`` that is not ``ignore_index`` raises; without,
     it gives a zero vector as an ignored pixel (no out-of-bounds scatter, no host read)."""
     y = y.to(device=device)
-    kept = y != ignore_index
     if values:
-        bad = kept & ((y < 0) | (y >= num_classes))
+        bad = (y != ignore_index) & ((y < 0) | (y >= num_classes))
         if bool(bad.any()):
             wrong = y[bad]
             raise ValueError(
                 f"{name} holds class indices out of range [0, {num_classes}) that are not "
                 f"ignore_index = {ignore_index}: min {int(wrong.min())}, max {int(wrong.max())}"
             )
-    else:
-        kept = kept & (y >= 0) & (y < num_classes)
-    index = torch.where(kept, y, torch.zeros((), dtype=y.dtype, device=y.device)).long()
-    out = torch.zeros(y.shape[0], num_classes, *y.shape[1:], dtype=dtype, device=device)
-    out.scatter_(1, index.unsqueeze(1), kept.unsqueeze(1).to(dtype))
-    return out
+    return one_hot(y, num_classes, ignore_index=ignore_index, dtype=dtype)
 
 
 def dense_targets(y, num_classes: int, *, ignore_index: int = IGNORE_INDEX,

@@ -31,6 +31,16 @@ def test_every_studied_method_trains_per_pixel_and_reports_the_miou(tiny, tmp_pa
     assert summary["miou"] == pytest.approx(m["miou"])
 
 
+def test_comixup_eval_of_a_segmentation_run_prints_and_stores_the_miou(tiny, tmp_path, capsys):
+    result = train(seg(tiny, method="cutmix", epochs=1))
+    assert main(["eval", "--checkpoint", str(tmp_path / "run" / "last.pt"), "--no-progress",
+                 "--device", "cpu"]) == 0
+    printed = capsys.readouterr().out
+    assert "mean IoU" in printed and "skipped" in printed  # no boxes: no CAM, no robustness
+    stored = json.loads((tmp_path / "run" / "eval.json").read_text())
+    assert stored["miou"] == pytest.approx(result.metrics["miou"])
+
+
 def test_the_model_must_fit_the_task(tiny):
     with pytest.raises(ValueError, match="arch 'lenet' predicts one class per image"):
         train(seg(tiny, arch="lenet", arch_options={}))

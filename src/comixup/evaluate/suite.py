@@ -2,7 +2,8 @@
 
 Tasks (:data:`TASKS`):
 
-* ``clean``: top-1 / top-5 error and loss on the test set (Table 1);
+* ``clean``: top-1 / top-5 error and loss on the test set (Table 1); for a segmentation model
+  the mean IoU, the pixel errors and the per-pixel loss;
 * ``calibration``: ECE with 10 bins and the reliability data (Table 2 and 10, Figure 4);
 * ``localization``: top-1 and GT-known localization accuracy by CAM, with the random-box
   baseline (Section 5.2, Table 2; :mod:`.localization`);
@@ -128,7 +129,8 @@ def run_evaluation(
         clean = evaluate(model, bar, num_classes, device, autocast_dtype=autocast_dtype,
                          sync=False)
     if clean is not None and ("clean" in todo or "calibration" in todo):
-        keys = ["error", "error_top5", "loss", "samples"] if "clean" in todo else ["samples"]
+        keys = ["error", "error_top5", "loss", "samples", "miou", "iou", "images"] \
+            if "clean" in todo else ["samples"]
         if "calibration" in todo:
             keys += ["ece", "bins"]
         elif "ece" in clean:
@@ -155,7 +157,11 @@ def _pct(v) -> str:
 def format_table(result: dict) -> str:
     """The evaluation result as one plain-text table (what ``comixup eval`` prints)."""
     rows: list[tuple[str, str, str]] = []
-    if "error" in result:
+    if "miou" in result:  # a segmentation model: every clean metric is per pixel
+        rows += [("clean", "mean IoU", _pct(result["miou"])),
+                 ("clean", "pixel error", _pct(result["error"])),
+                 ("clean", "test loss (per pixel)", f"{result['loss']:.4f}")]
+    elif "error" in result:
         rows += [("clean", "top-1 error", _pct(result["error"])),
                  ("clean", "top-5 error", _pct(result.get("error_top5"))),
                  ("clean", "test loss", f"{result['loss']:.4f}")]

@@ -443,9 +443,11 @@ class TrainStep:
 
     def __call__(self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *,
                  backward: Callable[[torch.Tensor], None] | None = None) -> torch.Tensor:
-        """Run the step on the batch ``x`` (``(B, C, H, W)``) with labels ``y`` (``(B,)``), in
-        the model's current (train) mode; ``backward`` overrides the one given at construction.
-        Returns the detached total loss on ``x``'s device."""
+        """Run the step on the batch ``x`` (``(B, C, H, W)``) with labels ``y`` (``(B,)``, or
+        class maps ``(B, H, W)`` for a model with per-pixel logits: every method mixes them
+        with the images, ``docs/dense-targets.md``), in the model's current (train) mode;
+        ``backward`` overrides the one given at construction. Returns the detached total loss
+        on ``x``'s device."""
         backward = backward or self.backward or _plain_backward
         return self.method.step(model, x, y, backward)
 

@@ -559,14 +559,12 @@ class Synthetic(BoxedDataset):
         padding: int = 0,
     ):
         config = _check_config(config)
-        check_split(split, ("train", "test"), "synthetic")
+        check_split(split, ("train", "test"), self.name)
         data = load_or_generate(config, split, root, cache=cache)
         keep = select_subset(len(data["labels"]), limit, seed)
         self.config = config
         self.split = split
-        self.info = synthetic_info(config)
         self.attributes = data["attributes"]
-        self.classes = _class_names(self.attributes)
         self.images = torch.from_numpy(np.ascontiguousarray(data["images"][keep]))
         self.targets = data["labels"][keep].tolist()
         self.all_boxes = torch.from_numpy(np.ascontiguousarray(data["boxes"][keep]))
@@ -575,6 +573,15 @@ class Synthetic(BoxedDataset):
             if padding:
                 steps.append(T.RandomCrop(config.image_size, padding=padding))
             steps.append(T.RandomHorizontalFlip())
+        self._setup(data, keep, steps)
+
+    #: The dataset's registry name (in error messages).
+    name = "synthetic"
+
+    def _setup(self, data: dict, keep: np.ndarray, steps: list) -> None:
+        """The task's part of the construction: info, class names and transforms."""
+        self.info = synthetic_info(self.config)
+        self.classes = _class_names(self.attributes)
         self.transform = T.Compose(steps + [T.Normalize(self.info.mean, self.info.std)])
 
     has_boxes = True
@@ -590,7 +597,7 @@ class Synthetic(BoxedDataset):
         return self.transform(x), self.targets[index]
 
 
-class SyntheticSegmentation(BoxedDataset):
+class SyntheticSegmentation(Synthetic):
     """The synthetic benchmark as a segmentation task, returning ``(x, mask)``.
 
     ``x`` is the normalized float32 ``(3, S, S)`` image of :class:`Synthetic` (the same pixels),
@@ -616,40 +623,16 @@ class SyntheticSegmentation(BoxedDataset):
         padding: random-crop padding of the training augmentation (default 0: flip only).
     """
 
-    def __init__(
-        self,
-        config: SyntheticConfig | None = None,
-        *,
-        split: str = "train",
-        train_transform: bool = False,
-        limit: int | None = None,
-        seed: int = 0,
-        root=None,
-        cache: bool = True,
-        padding: int = 0,
-    ):
-        config = _check_config(config)
-        check_split(split, ("train", "test"), "synthetic-seg")
-        data = load_or_generate(config, split, root, cache=cache)
-        keep = select_subset(len(data["labels"]), limit, seed)
-        self.config = config
-        self.split = split
-        self.info = segmentation_info(config)
-        self.attributes = data["attributes"]
+    name = "synthetic-seg"
+    has_boxes = False
+
+    def _setup(self, data: dict, keep: np.ndarray, steps: list) -> None:
+        """Segmentation info, ``"background"`` first, the masks and the joint transform."""
+        self.info = segmentation_info(self.config)
         self.classes = ["background", *_class_names(self.attributes)]
-        self.images = torch.from_numpy(np.ascontiguousarray(data["images"][keep]))
         self.masks = torch.from_numpy(np.ascontiguousarray(data["masks"][keep]))
-        self.targets = data["labels"][keep].tolist()
-        steps = []
-        if train_transform:
-            if padding:
-                steps.append(T.RandomCrop(config.image_size, padding=padding))
-            steps.append(T.RandomHorizontalFlip())
         self.joint_transform = T.JointTransform(steps)
         self.transform = T.Normalize(self.info.mean, self.info.std)
-
-    def __len__(self) -> int:
-        return len(self.targets)
 
     def __getitem__(self, index: int):
         x = self.images[index].permute(2, 0, 1).float().div_(255.0)

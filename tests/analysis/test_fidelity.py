@@ -118,3 +118,19 @@ def test_analyze_fidelity_command_writes_the_table(tmp_path, capsys):
     assert "| mixup | 1 | 2 |" in text and "100.0 ± 0.0" in text  # Input Mixup shows every object
     assert len((tmp_path / "out" / "fidelity.csv").read_text().splitlines()) == 3
     capsys.readouterr()
+
+
+def test_fidelity_of_a_segmentation_run_uses_the_object_pixels(tmp_path):
+    from comixup.analysis.fidelity import fidelity_over_training
+    from comixup.train import train
+
+    train({"method": "comixup", "arch": "preactresnet18_unet",
+           "arch_options": {"initial_channels": 2}, "data": "synthetic-seg",
+           "data_dir": str(tmp_path / "data"),
+           "data_options": {"image_size": 16, "num_train": 32, "num_test": 32},
+           "epochs": 1, "batch_size": 16, "device": "cpu", "threads": 1, "progress": False,
+           "tensorboard": False, "plot": False, "out": str(tmp_path / "run")})
+    (row,) = fidelity_over_training([tmp_path / "run"], batches=2, batch_size=16,
+                                    progress=False)
+    assert row["method"] == "comixup" and 0.0 <= row["saliency_in_box"] <= 1.0
+    assert 0.0 < row["visible"] <= 1.0 and row["object_mass"] > 0.0

@@ -139,7 +139,8 @@ def fidelity_over_training(run_dirs, *, batches: int = 5, batch_size: int = 100,
                            device: str = "cpu", progress: bool = True) -> list[dict]:
     """Label fidelity and saliency-in-box of each run at each of its snapshots (and last.pt).
 
-    For every run directory: its test set (which must have boxes), its method's mixer built
+    For every run directory: its test set (which must have boxes; for a segmentation run the
+    class maps are the labels and their object pixels the masks), its method's mixer built
     from the run's configuration (seeded with ``seed``), and for each checkpoint the model's
     eval-mode input-gradient saliency (:func:`comixup.saliency.clean_loss_and_saliency` with
     ``clean_lam=0``) on ``batches`` test batches of ``batch_size``. The mixer's parameters are
@@ -171,8 +172,12 @@ def fidelity_over_training(run_dirs, *, batches: int = 5, batch_size: int = 100,
         order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[:n]
         samples = [dataset[int(i)] for i in order]
         images = torch.stack([s[0] for s in samples])
-        labels = torch.tensor([int(s[1]) for s in samples])
-        masks = box_mask(dataset.all_boxes[order], *images.shape[2:])
+        if run.info.task == "segmentation":  # class maps: the objects' own pixels as masks
+            labels = torch.stack([s[1] for s in samples])
+            masks = (labels > 0).float()
+        else:
+            labels = torch.tensor([int(s[1]) for s in samples])
+            masks = box_mask(dataset.all_boxes[order], *images.shape[2:])
         for epoch, path in tqdm(_checkpoints(run_dir), desc=run_dir.name, disable=not progress):
             run.load_weights(path)
             mixer = build_method(cfg, run.info, seed=seed).mixer

@@ -34,6 +34,9 @@ def _cam_problem(model) -> str | None:
     net = _unwrap(model)
     if not isinstance(net, nn.Module):
         return f"model must be a torch.nn.Module, got {type(net).__name__}"
+    if getattr(net, "dense", False):
+        return (f"{type(net).__name__} predicts per pixel: its logits are already maps, there "
+                "is no class activation map")
     if not callable(getattr(net, "features", None)) or not isinstance(
         getattr(net, "classifier", None), nn.Linear
     ):

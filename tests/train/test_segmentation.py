@@ -57,6 +57,8 @@ def test_the_report_has_the_miou_table_and_its_paired_differences(tiny, tmp_path
                          evaluate=False, log=lambda _: None)
     assert "Segmentation: mean IoU (%)" in report["markdown"]
     assert "Paired differences of mean IoU" in report["markdown"]
+    assert "| pixel error |" in report["markdown"] and "| top-1 error |" not in report["markdown"]
+    assert "pixel error for the segmentation presets" in report["markdown"]
     assert (tmp_path / "report" / "paired_miou.csv").is_file()
 
 

@@ -244,8 +244,10 @@ def paired_differences(runs: list[dict], references: Sequence[str] = PAIRED_REFE
     return out
 
 
-def _paired_markdown(records: list[dict]) -> str:
+def _paired_markdown(records: list[dict], pixel: set = frozenset()) -> str:
     name = _PAIRED_NAMES.get(records[0]["metric"], records[0]["metric"])
+    if records[0]["metric"] == "error" and pixel & {r["preset"] for r in records}:
+        name += " (pixel error for the segmentation presets)"
     lines = [f"### Paired differences of {name} (percentage points; method minus reference, "
              "seed by seed)", "",
              "| preset | reference | method | mean ± std | SE | mean / SE | n | per seed |",
@@ -278,9 +280,19 @@ def _cell(entry: dict, key: str) -> str:
     return f"{text} (n={s['n']})"
 
 
+#: The row labels of a segmentation preset, whose errors and ECE are per pixel.
+_PIXEL_LABELS = {"error": "pixel error", "ece": "pixel ECE"}
+
+
+def _segmentation_presets(groups: dict) -> set:
+    """The presets whose runs have a mean IoU (segmentation)."""
+    return {p for (p, _), entry in groups.items() if entry["miou"]["n"]}
+
+
 def _tables(groups: dict) -> list[tuple[str, str, list[str], list[list[str]], list[dict]]]:
     presets = sorted({p for p, _ in groups})
     methods = _method_order({m for _, m in groups})
+    pixel = _segmentation_presets(groups)
     tables = []
     for stem, title, rows in TABLES:
         header = ["preset", "metric"] + methods
@@ -305,7 +317,8 @@ def _tables(groups: dict) -> list[tuple[str, str, list[str], list[list[str]], li
                         rec.update(increase_mean=inc["mean"], increase_std=inc["std"])
                     records.append(rec)
                 if present or key in ("error", "ece"):
-                    body.append([preset, label] + cells)
+                    shown = _PIXEL_LABELS.get(key, label) if preset in pixel else label
+                    body.append([preset, shown] + cells)
         tables.append((stem, title, header, body, records))
     return tables
 
@@ -346,7 +359,7 @@ def make_report(paths: Sequence, out_dir=None, *, evaluate: bool = True, device:
     parts += [_markdown(title, header, body) for _, title, header, body, _ in tables]
     paired = paired_differences(runs)
     if paired:
-        parts.append(_paired_markdown(paired))
+        parts.append(_paired_markdown(paired, _segmentation_presets(groups)))
     paired_miou = paired_differences(runs, metric="miou")
     if paired_miou:
         parts.append(_paired_markdown(paired_miou))

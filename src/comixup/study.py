@@ -247,8 +247,8 @@ def cost_table(runs) -> str:
 
 
 def learning_curves(runs, path) -> Path:
-    """Plot the test error and the ECE of every column against the epoch (mean over its runs,
-    shaded ± one standard deviation) to ``path``."""
+    """Plot the test error (the mean IoU for segmentation runs) and the ECE of every column
+    against the epoch (mean over its runs, shaded ± one standard deviation) to ``path``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -256,19 +256,25 @@ def learning_curves(runs, path) -> Path:
     import numpy as np
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for label, members in _by_label(runs).items():
-        # the evaluated epochs (every epoch, or every ``eval_every``-th and the last)
-        histories = [[r for r in _history(run) if r["test_error"] != ""] for run in members]
-        length = min(len(h) for h in histories)
+    groups = _by_label(runs)
+    # the evaluated epochs (every epoch, or every ``eval_every``-th and the last)
+    histories = {label: [[r for r in _history(run) if r["test_error"] != ""] for run in members]
+                 for label, members in groups.items()}
+    segmentation = any(h and h[0].get("test_miou") for hs in histories.values() for h in hs)
+    keys = ("test_miou", "ece") if segmentation else ("test_error", "ece")
+    for label, members in groups.items():
+        length = min(len(h) for h in histories[label])
         if length == 0:
             continue
-        epochs = np.array([int(r["epoch"]) for r in histories[0][:length]])
-        for ax, key in zip(axes, ("test_error", "ece")):
-            values = np.array([[float(r[key]) for r in h[:length]] for h in histories])
+        epochs = np.array([int(r["epoch"]) for r in histories[label][0][:length]])
+        for ax, key in zip(axes, keys):
+            values = np.array([[float(r[key]) for r in h[:length]] for h in histories[label]])
             mean, std = values.mean(0), values.std(0)
             ax.plot(epochs, mean, label=f"{label} (n={len(members)})")
             ax.fill_between(epochs, mean - std, mean + std, alpha=0.2)
-    for ax, title in zip(axes, ("test error (%)", "ECE (%)")):
+    titles = (("test mean IoU (%)", "pixel ECE (%)") if segmentation
+              else ("test error (%)", "ECE (%)"))
+    for ax, title in zip(axes, titles):
         ax.set_xlabel("epoch")
         ax.set_title(title)
         ax.grid(alpha=0.3)

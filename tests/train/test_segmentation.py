@@ -4,10 +4,13 @@ run's outputs, the model/task check, the report and ``comixup show`` with masks.
 import csv
 import json
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from comixup.cli import main
 from comixup.evaluate.report import make_report
+from comixup.study import StudyRun, learning_curves
 from comixup.train import train
 
 
@@ -60,6 +63,10 @@ def test_the_report_has_the_miou_table_and_its_paired_differences(tiny, tmp_path
     assert "| pixel error |" in report["markdown"] and "| top-1 error |" not in report["markdown"]
     assert "pixel error for the segmentation presets" in report["markdown"]
     assert (tmp_path / "report" / "paired_miou.csv").is_file()
+    runs = [StudyRun(m, (), k, tmp_path / m / f"seed{k}") for m in ("vanilla", "cutmix")
+            for k in (0, 1)]
+    with Image.open(learning_curves(runs, tmp_path / "curves.png")) as img:
+        assert len(np.unique(np.asarray(img.convert("L")))) > 10
 
 
 def test_show_draws_the_masks_beside_the_mixed_images(tmp_path, capsys):

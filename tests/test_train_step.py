@@ -50,7 +50,7 @@ def test_backward_and_no_sync_are_the_callers():
         yield
 
     def backward(loss):
-        seen.append(float(loss))
+        seen.append(float(loss.detach()))
         (2 * loss).backward()
 
     step = TrainStep("comixup", C, backward=backward, no_sync=no_sync)

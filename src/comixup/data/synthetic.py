@@ -640,6 +640,32 @@ class SyntheticSegmentation(Synthetic):
         return self.transform(x), mask
 
 
+def _save_grid(path, config, split: str, rows: int, cols: int, dpi: int, panel) -> Path:
+    """The figure shared by the grids: the first ``rows * cols`` images of ``split`` rendered
+    directly (no cache), one axis each drawn by ``panel(ax, data, i, side)``, saved to
+    ``path``."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    config = _check_config(config)
+    if int(rows) < 1 or int(cols) < 1:
+        raise ValueError(f"rows and cols must be >= 1, got {rows}, {cols}")
+    data = generate(config, split, n=int(rows) * int(cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.8 * rows), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        panel(ax, data, i, config.image_size)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
+
+
 def save_sample_grid(
     path,
     config: SyntheticConfig | None = None,
@@ -662,20 +688,9 @@ def save_sample_grid(
     Returns:
         The path written.
     """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
     from matplotlib import patches
 
-    config = SyntheticConfig() if config is None else config
-    n = int(rows) * int(cols)
-    if n < 1:
-        raise ValueError(f"rows and cols must be >= 1, got {rows}, {cols}")
-    data = generate(config, split, n=n)
-    fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.8 * rows), squeeze=False)
-    s = config.image_size
-    for i, ax in enumerate(axes.flat):
+    def panel(ax, data, i, s):
         ax.imshow(data["images"][i], interpolation="nearest", extent=(0, s, s, 0))
         x0, y0, x1, y1 = data["boxes"][i]
         ax.add_patch(
@@ -685,14 +700,8 @@ def save_sample_grid(
         ax.set_title(
             f"{data['labels'][i]}: {COLOURS_NAMES[co]}\n{TEXTURES[tx]} {SHAPES[sh]}", fontsize=6
         )
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
-    plt.close(fig)
-    return path
+
+    return _save_grid(path, config, split, rows, cols, dpi, panel)
 
 
 def save_segmentation_grid(
@@ -722,18 +731,10 @@ def save_segmentation_grid(
     """
     import matplotlib
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    cmap = matplotlib.colormaps["tab20"].resampled(
+        max(_check_config(config).num_classes, 2))
 
-    config = _check_config(config)
-    n = int(rows) * int(cols)
-    if int(rows) < 1 or int(cols) < 1:
-        raise ValueError(f"rows and cols must be >= 1, got {rows}, {cols}")
-    data = generate(config, split, n=n)
-    s = config.image_size
-    cmap = plt.get_cmap("tab20", max(config.num_classes, 2))
-    fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.8 * rows), squeeze=False)
-    for i, ax in enumerate(axes.flat):
+    def panel(ax, data, i, s):
         mask = data["masks"][i].astype(np.int64)
         label = int(data["labels"][i])
         overlay = np.zeros((s, s, 4), np.float32)
@@ -750,11 +751,5 @@ def save_segmentation_grid(
         )
         ax.set_xlim(0, s)
         ax.set_ylim(s, 0)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
-    plt.close(fig)
-    return path
+
+    return _save_grid(path, config, split, rows, cols, dpi, panel)

@@ -83,8 +83,8 @@ def add_parsers(sub) -> None:
     src = s.add_mutually_exclusive_group()
     src.add_argument("--images", metavar="DIR", help="a folder of JPEG / PNG images")
     src.add_argument("--data", default="synthetic", choices=list(SHOW_DATASETS),
-                     help="built-in images, or the test images of an installed dataset "
-                          "(default synthetic)")
+                     help="built-in images (synthetic-seg: with their masks, mixed alongside), "
+                          "or the test images of an installed dataset (default synthetic)")
     s.add_argument("--data-dir", metavar="DIR",
                    help="directory of --data fashion-mnist / mnist (default: Debian's)")
     s.add_argument("--checkpoint", metavar="PATH", help="a last.pt whose model gives the saliency")

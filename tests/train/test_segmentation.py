@@ -75,4 +75,4 @@ def test_show_draws_the_masks_beside_the_mixed_images(tmp_path, capsys):
                  "--out", str(out)]) == 0
     assert out.stat().st_size > 0
     assert main(["show", "--data", "synthetic-seg", "--checkpoint", str(out)]) == 2
-    assert "comixup: error:" in capsys.readouterr().err
+    assert "comixup: error: --data synthetic-seg draws the masks" in capsys.readouterr().err

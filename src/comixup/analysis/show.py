@@ -194,11 +194,11 @@ def run_show(*, method: str = "comixup", images=None, data: str = "synthetic", d
     taus = [float(t) for t in (taus or [0.83])]
     if any(t < 0 for t in taus):
         raise ValueError(f"--tau values must be >= 0, got {taus}")
-    x, names, boxes, model, info, masks = _load(images, data, checkpoint, batch, size, seed,
-                                                 data_dir)
-    if masks is not None and model is not None:
+    if checkpoint is not None and images is None and data == "synthetic-seg":
         raise ValueError("--data synthetic-seg draws the masks with box or gradient saliency; "
                          "--checkpoint is not supported with it")
+    x, names, boxes, model, info, masks = _load(images, data, checkpoint, batch, size, seed,
+                                                 data_dir)
     if saliency is None:
         saliency = "model" if model is not None else ("box" if boxes is not None else "gradient")
     if saliency not in SALIENCY_SOURCES:

@@ -8,19 +8,12 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from mixer_helpers import coded_batch
 
 from comixup.mixers.cutmix import CutMix, rand_box
 from comixup.mixers.mixup import sample_lambda
 
 FAST = settings(max_examples=25, deadline=None)
-
-
-def coded_batch(b: int, h: int, w: int, dtype=torch.float64):
-    """One-hot coded inputs: x_i has channel i = 1 and label i, so pixel mass is measurable."""
-    x = torch.zeros(b, b, h, w, dtype=dtype)
-    for i in range(b):
-        x[i, i] = 1.0
-    return x, torch.arange(b)
 
 
 def pixel_mass(x: torch.Tensor) -> torch.Tensor:

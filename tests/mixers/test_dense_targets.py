@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from torch import nn
+from mixer_helpers import TinyNet
 
 import comixup.mixers as mixers
 from comixup.bench import realistic_saliency
@@ -299,27 +299,6 @@ def test_dense_targets_helper_scatters_one_hot_with_empty_ignored_pixels():
 # ------------------------------------------------------------------------------------------------
 
 
-class TinyNet(nn.Module):
-    """The Manifold Mixup contract: ``model(x, mix_depth, mix_fn)``, depths 0..2."""
-
-    mix_depths = (0, 1, 2)
-
-    def __init__(self):
-        super().__init__()
-        self.stage1 = nn.Conv2d(3, 4, 3, padding=1)
-        self.stage2 = nn.Conv2d(4, 4, 3, padding=1)
-        self.fc = nn.Linear(4, K)
-
-    def forward(self, x, mix_depth=None, mix_fn=None):
-        h = x
-        for d, layer in enumerate((None, self.stage1, self.stage2)):
-            if layer is not None:
-                h = torch.relu(layer(h))
-            if mix_depth == d:
-                h = mix_fn(h)
-        return self.fc(h.mean(dim=(2, 3)))
-
-
 def multi_hot(kind: str, seed: int = 0) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     hot = torch.rand(B, K, generator=g) < 0.4
@@ -339,7 +318,8 @@ def test_multi_hot_targets_mix_by_the_ratios(name, kind):
     x = torch.rand(B, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(17))
     mixer = build(name, 6)
     if name in MANIFOLD:
-        _, y_mix, p = mixer.forward_mixed(TinyNet(), x, y, return_info=True, multilabel=True)
+        _, y_mix, p = mixer.forward_mixed(TinyNet(num_classes=K), x, y, return_info=True,
+                                          multilabel=True)
     else:
         _, y_mix, p = call(mixer, x, y, saliency(seed=18), multilabel=True)
     yf = y.to(p.ratios.dtype)
@@ -352,7 +332,7 @@ def test_multi_hot_targets_mix_by_the_ratios(name, kind):
 def test_manifold_forward_mixed_blends_dense_targets_by_the_weights(name):
     maps = class_maps(seed=19)
     x = torch.rand(B, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(19))
-    _, y_mix, p = build(name).forward_mixed(TinyNet(), x, maps, return_info=True)
+    _, y_mix, p = build(name).forward_mixed(TinyNet(num_classes=K), x, maps, return_info=True)
     codes = dense_targets(maps, K)
     expected = p.weights[0] * codes
     for w, perm in zip(p.weights[1:], p.perms):
@@ -409,7 +389,7 @@ def test_bad_targets_raise_naming_y(case, name):
         call(mixer, x, y, saliency(), **kw)
     if name == "manifold":
         with pytest.raises(error, match=r"\by\b"):
-            mixer.forward_mixed(TinyNet(), x, y, **kw)
+            mixer.forward_mixed(TinyNet(num_classes=K), x, y, **kw)
 
 
 def test_unchecked_values_are_not_read():

@@ -10,6 +10,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from mixer_helpers import coded_batch
 
 from comixup.analysis.host_reads import count_host_reads
 from comixup.mixers.fmix import (
@@ -23,14 +24,6 @@ from comixup.mixers.mixup import sample_lambda
 
 FAST = settings(max_examples=25, deadline=None)
 SIZES = [(1, 1), (2, 3), (3, 4), (4, 4), (5, 7), (6, 3)]
-
-
-def coded_batch(b: int, h: int, w: int, dtype=torch.float64):
-    """x_i has channel i = 1 and label i, so every input's pixel mass is measurable."""
-    x = torch.zeros(b, b, h, w, dtype=dtype)
-    for i in range(b):
-        x[i, i] = 1.0
-    return x, torch.arange(b)
 
 
 def numpy_columns(w: int) -> int:

@@ -8,19 +8,12 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from mixer_helpers import coded_batch
 
 from comixup.analysis.host_reads import count_host_reads
 from comixup.mixers.resizemix import ResizeMix, resize_box
 
 FAST = settings(max_examples=25, deadline=None)
-
-
-def coded_batch(b: int, h: int, w: int, dtype=torch.float64):
-    """x_i has channel i = 1 and label i, so every input's pixel mass is measurable."""
-    x = torch.zeros(b, b, h, w, dtype=dtype)
-    for i in range(b):
-        x[i, i] = 1.0
-    return x, torch.arange(b)
 
 
 def replay(seed: int, b: int, h: int, w: int, lo: float = 0.1, hi: float = 0.8):

@@ -227,10 +227,10 @@ def run_show(*, method: str = "comixup", images=None, data: str = "synthetic", d
         note = "saliency = image gradient magnitude (no model)"
     dense = None
     if masks is not None:
-        from ..data.synthetic import SyntheticConfig
+        from ..data.synthetic import SYNTHETIC_SEG_INFO
         from ..losses import one_hot
 
-        dense = one_hot(masks, SyntheticConfig().num_classes + 1)
+        dense = one_hot(masks, SYNTHETIC_SEG_INFO.num_classes)
     columns = [("input batch", x, [f"#{i} {n}"[:22] for i, n in enumerate(names)])]
     panels = []
     for tau in (taus if method == "comixup" else [None]):

@@ -150,3 +150,41 @@ def test_paired_differences_by_seed(tmp_path):
         report["markdown"]
     with open(tmp_path / "out" / "paired_error.csv", newline="") as f:
         assert len(list(csv.DictReader(f))) == 4
+
+
+def test_report_prints_the_code_versions(tmp_path):
+    for seed, commit in ((0, "a" * 40), (1, "a" * 40), (2, None)):
+        run = fake_run(tmp_path, f"v{seed}", "vanilla", seed, 10.0 + seed, 4.0)
+        summary = json.loads((run / "summary.json").read_text())
+        if commit:
+            summary["code_version"] = {"version": "9.9", "commit": commit, "dirty": seed == 1}
+        (run / "summary.json").write_text(json.dumps(summary))
+    md = make_report([tmp_path], None, evaluate=False, log=lambda s: None)["markdown"]
+    line = next(x for x in md.splitlines() if x.startswith("Code: "))
+    assert line == ("Code: comixup 9.9 @ aaaaaaaaaaaa (1 run); comixup 9.9 @ aaaaaaaaaaaa "
+                    "(+uncommitted changes) (1 run); unrecorded (1 run)")
+
+
+def test_code_version_names_this_checkout():
+    import subprocess
+    from pathlib import Path
+
+    import comixup
+    from comixup._provenance import code_version, describe
+
+    version = code_version()
+    assert version["version"] == comixup.__version__
+    src = Path(comixup.__file__).resolve().parent
+
+    def git(*args):
+        done = subprocess.run(["git", "-C", str(src), *args], capture_output=True, text=True)
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    top = git("rev-parse", "--show-toplevel")
+    if top and Path(top) / "src" / "comixup" == src:  # an editable install or a source tree
+        assert version["commit"] == git("rev-parse", "HEAD")
+        assert describe(version).startswith(f"comixup {comixup.__version__} @ "
+                                            f"{version['commit'][:12]}")
+    else:
+        assert version["commit"] is None
+    assert describe(None) == "unrecorded"

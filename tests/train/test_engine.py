@@ -34,6 +34,8 @@ def test_run_writes_config_metrics_and_checkpoint(tiny, tmp_path):
     assert m["images_per_s"] > 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["error"] == pytest.approx(m["error"])
+    from comixup._provenance import code_version
+    assert summary["code_version"] == code_version() and summary["code_version"]["version"]
     assert (out / "reliability.png").stat().st_size > 0
 
 

@@ -40,6 +40,8 @@ import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from .._provenance import describe
+
 __all__ = ["METHOD_ORDER", "PAIRED_REFERENCES", "aggregate", "collect_runs", "find_runs",
            "load_run", "make_report", "paired_differences"]
 
@@ -135,6 +137,7 @@ def load_run(run_dir, *, evaluate: bool = True, device: str = "auto", progress: 
                data=cfg.get("data"))
     eval_path, summary_path = run_dir / "eval.json", run_dir / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.is_file() else None
+    run["code_version"] = describe((summary or {}).get("code_version"))
     if eval_path.is_file():
         run["source"] = "eval.json"
         if summary:
@@ -332,6 +335,15 @@ def _markdown(title: str, header: list[str], body: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def _versions_markdown(runs: list[dict]) -> str:
+    """The code versions behind the runs (from each ``summary.json``), with their run counts."""
+    counts: dict = {}
+    for run in runs:
+        counts[run["code_version"]] = counts.get(run["code_version"], 0) + 1
+    return "Code: " + "; ".join(f"{v} ({n} run{'s' if n > 1 else ''})"
+                                for v, n in sorted(counts.items()))
+
+
 def make_report(paths: Sequence, out_dir=None, *, evaluate: bool = True, device: str = "auto",
                 progress: bool = False, plot: bool = True,
                 log: Callable[[str], None] = print) -> dict:
@@ -356,6 +368,7 @@ def make_report(paths: Sequence, out_dir=None, *, evaluate: bool = True, device:
     flagged = [r for r in runs if r.get("flag")]
     parts = [f"## comixup report: {len(runs)} run(s), {len(groups)} group(s) (preset x method); "
              + "mean ± sample std over seeds (n = runs)"]
+    parts.append(_versions_markdown(runs))
     parts += [_markdown(title, header, body) for _, title, header, body, _ in tables]
     paired = paired_differences(runs)
     if paired:

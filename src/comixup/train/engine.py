@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from .. import checkpoint as ckpt_io
+from .._provenance import code_version
 from ..config import TrainConfig
 from ..methods import TrainStep
 from ..run import (
@@ -497,7 +498,7 @@ class _Run:
             summary = dict(metrics)  # with the reliability bins, for `comixup report`
             summary.update(epochs_trained=len(self.history), stopped_early=stopped_early,
                            method=cfg.method, arch=cfg.arch, data=cfg.data, preset=cfg.preset,
-                           seed=cfg.seed)
+                           seed=cfg.seed, code_version=code_version())
             (self.out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
             if cfg.plot:
                 try:

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from .._checks import check_bool, check_choice
+from .._precision import autocast_off, full_precision
 from ..saliency import (
     _exact_maps,
     _pooled_float32,
@@ -94,9 +95,10 @@ def mix(x: torch.Tensor, y: torch.Tensor, index: torch.Tensor, weight: torch.Ten
         exact.
     """
     compute = _compute_dtype(x.dtype)
-    ratios = source_ratios(index, weight, x.shape[0], x.shape[-2:], compute, x.device)
-    y_mix = ratios @ y.to(compute)
-    return mix_images(x, index, weight), y_mix.to(y.dtype), ratios
+    with autocast_off(x.device):
+        ratios = source_ratios(index, weight, x.shape[0], x.shape[-2:], compute, x.device)
+        y_mix = ratios @ y.to(compute)
+        return mix_images(x, index, weight), y_mix.to(y.dtype), ratios
 
 
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -290,6 +292,7 @@ class CoMixup(Mixer, ThreadedMixer):
                                                device=x.device),
                              partitions=[(0, 1)], labelings=[])
 
+    @full_precision
     def sample_params(self, x, targets, saliency=None) -> CoMixupParams:
         """Draw the grid side (``grid=-1``) and one solver seed per partition, then solve every
         partition with Algorithm 1 (in parallel threads) and collect each cell's sources."""
@@ -328,6 +331,7 @@ class CoMixup(Mixer, ThreadedMixer):
         return CoMixupParams(ratios=ratios, grid=grid, partitions=bounds, labelings=labelings,
                              index=index, weight=weight)
 
+    @full_precision
     def apply(self, x, targets, params: CoMixupParams):
         """Mix ``x`` (any ``(B, C', H, W)`` floating tensor) cell by cell with the labelings and
         the targets by the pixel masses: ``y_mix = ratios @ y``."""

@@ -270,3 +270,13 @@ def test_solver_inputs_are_pooled_unary_and_salient_location_for_any_magnitude()
     assert cost.dtype == np.float64 and cost.flags["C_CONTIGUOUS"]
     np.testing.assert_array_equal(cost, (-pooled_unary(sal, 4)).double().numpy())
     assert torch.equal(locations, salient_location(sal))
+
+
+def test_cell_sizes_count_the_pixels_of_grid_index():
+    from comixup.mixers.comixup import cell_sizes, grid_index
+
+    for size in range(1, 40):
+        for grid in range(1, 42):
+            expected = torch.bincount(grid_index(size, grid), minlength=grid)
+            got = cell_sizes(size, grid)
+            assert got.dtype == expected.dtype and torch.equal(got, expected), (size, grid)

@@ -59,6 +59,17 @@ def grid_index(size: int, grid: int, device=None) -> torch.Tensor:
     return torch.div(torch.arange(size, device=device) * grid, size, rounding_mode="floor")
 
 
+def cell_sizes(size: int, grid: int, device=None) -> torch.Tensor:
+    """The pixel count of every cell along one axis of :func:`grid_index`, a long tensor
+    ``(grid,)``: cell ``c`` holds pixels ``ceil(c size / grid) .. ceil((c + 1) size / grid) - 1``.
+
+    Computed arithmetically on ``device`` (the counts of ``torch.bincount(grid_index(...))``
+    without its read of the maximum back to the host).
+    """
+    bounds = (torch.arange(grid + 1, device=device) * size + grid - 1) // grid
+    return bounds[1:] - bounds[:-1]
+
+
 def top_sources(z: np.ndarray, offset: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """The (at most) two sources of every cell of a labeling, as global indices and weights.
 
@@ -117,9 +128,7 @@ def source_ratios(index: torch.Tensor, weight: torch.Tensor, batch: int, size, d
     """
     h, w = size
     n_out, g1, g2, _ = index.shape
-    rows = grid_index(h, g1, device)
-    cols = grid_index(w, g2, device)
-    area = torch.outer(torch.bincount(rows, minlength=g1), torch.bincount(cols, minlength=g2))
+    area = torch.outer(cell_sizes(h, g1, device), cell_sizes(w, g2, device))
     mass = weight.to(dtype) * (area.to(dtype) / (h * w))[None, :, :, None]
     ratios = torch.zeros(n_out, batch, dtype=dtype, device=device)
     ratios.scatter_add_(1, index.reshape(n_out, -1), mass.reshape(n_out, -1))

@@ -163,3 +163,38 @@ def test_resolve_device():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA is not available"):
             resolve_device("cuda:0")
+
+
+@pytest.fixture
+def two_gpus(monkeypatch):
+    """torch.cuda of a machine with two GPUs, on the CPU: ``set_device`` records its calls."""
+    calls = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda d: calls.append(torch.device(d)))
+    return calls
+
+
+def test_resolve_device_makes_the_gpu_current(two_gpus):
+    # a single process on cuda:N makes it the current device (the mixers' streams and events)
+    assert resolve_device("cuda:1") == torch.device("cuda", 1)
+    assert two_gpus == [torch.device("cuda", 1)]
+    assert resolve_device("cuda") == resolve_device("auto") == torch.device("cuda", 0)
+    assert two_gpus[1:] == [torch.device("cuda", 0)] * 2
+    with pytest.raises(ValueError, match=r"'cuda:2': this machine has 2 CUDA device\(s\)"):
+        resolve_device("cuda:2")
+    assert resolve_device("cpu") == torch.device("cpu") and len(two_gpus) == 3
+
+
+def test_resolve_device_under_torchrun(two_gpus):
+    # each rank on its own GPU; one GPU named for every rank is refused
+    for name in ("cuda", "auto", torch.device("cuda")):
+        assert resolve_device(name, 1, distributed=True) == torch.device("cuda", 1)
+    assert two_gpus == [torch.device("cuda", 1)] * 3
+    for name in ("cuda:0", "cuda:1", torch.device("cuda", 0)):
+        with pytest.raises(ValueError, match=r"names one GPU for every rank.*torchrun.*'cuda'"):
+            resolve_device(name, 1, distributed=True)
+    assert len(two_gpus) == 3
+    with pytest.raises(ValueError, match=r"'cuda:2': this machine has 2"):
+        resolve_device("cuda", 2, distributed=True)  # LOCAL_RANK beyond the GPUs
+    assert resolve_device("cpu", 1, distributed=True) == torch.device("cpu")

@@ -55,28 +55,39 @@ __all__ = [
 # ----------------------------------------------------------------------------------------------
 
 
-def resolve_device(name: str | torch.device, local_rank: int = 0) -> torch.device:
+def resolve_device(name: str | torch.device, local_rank: int = 0, *,
+                   distributed: bool = False) -> torch.device:
     """``"auto"`` -> CUDA when available (the local rank's GPU under DDP), else the CPU.
 
     ``name`` is checked as the configuration's ``device`` (:func:`comixup._checks.check_device`):
     ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` (or a :class:`torch.device` of those); a
     ValueError names it otherwise, or when CUDA is requested but not available.
+
+    Under ``torchrun`` (``distributed``) every rank trains on its own GPU, ``cuda:LOCAL_RANK``,
+    the one its NCCL communicator is bound to: ``"cuda"`` and ``"auto"`` resolve to it, and an
+    explicit ``"cuda:N"`` (one GPU for every rank) is refused with a ValueError. A CUDA result
+    becomes the current device (:func:`torch.cuda.set_device`), so that the streams, events and
+    pinned-memory copies of the mixers run on it and not on GPU 0.
     """
     if isinstance(name, torch.device):
         name = str(name)
     check_device("device", name)
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ValueError(f"device {name!r} was requested but CUDA is not available")
-        count = torch.cuda.device_count()
-        if name != "cuda" and int(name.split(":")[1]) >= count:
-            raise ValueError(f"device {name!r}: this machine has {count} CUDA device(s), "
-                             f"cuda:0 to cuda:{count - 1}")
-        if name == "cuda":
-            return torch.device("cuda", local_rank)
-    return torch.device(name)
+    if not name.startswith("cuda"):
+        return torch.device(name)
+    if not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} was requested but CUDA is not available")
+    if distributed and name != "cuda":
+        raise ValueError(f"device {name!r} names one GPU for every rank, but under torchrun each "
+                         f"rank trains on its own (cuda:LOCAL_RANK): use device 'cuda' or 'auto'")
+    count = torch.cuda.device_count()
+    device = torch.device("cuda", local_rank if name == "cuda" else int(name.split(":")[1]))
+    if device.index >= count:
+        raise ValueError(f"device {str(device)!r}: this machine has {count} CUDA device(s), "
+                         f"cuda:0 to cuda:{count - 1}")
+    torch.cuda.set_device(device)
+    return device
 
 
 def _gpu_paths(cfg: TrainConfig, device: torch.device) -> bool:

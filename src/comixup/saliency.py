@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from ._checks import check_choice, check_int, check_number, check_tensor, check_values
+from ._precision import autocast_off
 from .losses import IGNORE_INDEX, check_loss, clean_loss
 
 __all__ = [
@@ -288,7 +289,13 @@ _SR_VARIANTS = {
 def gaussian_blur(maps: torch.Tensor, size: int, sigma: float) -> torch.Tensor:
     """Separable Gaussian blur of ``(B, H, W)`` maps with mirrored borders (OpenCV's
     ``BORDER_REFLECT_101``, torchvision's ``gaussian_blur``); kernel
-    ``exp(-(i - (size - 1) / 2)^2 / (2 sigma^2))`` normalized to sum 1, ``size`` odd."""
+    ``exp(-(i - (size - 1) / 2)^2 / (2 sigma^2))`` normalized to sum 1, ``size`` odd; in the
+    maps' dtype whatever autocast is active."""
+    with autocast_off(maps.device):
+        return _gaussian_blur(maps, size, sigma)
+
+
+def _gaussian_blur(maps: torch.Tensor, size: int, sigma: float) -> torch.Tensor:
     half = size // 2
     pos = torch.arange(size, dtype=maps.dtype, device=maps.device) - (size - 1) / 2
     kernel = torch.exp(-pos**2 / (2 * sigma**2))

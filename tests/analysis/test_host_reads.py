@@ -91,3 +91,47 @@ def test_value_checks_run_on_cpu_by_default_and_can_be_forced_off():
     mixer(bad, y, validate=False)  # the caller's choice: no read, no check
     with pytest.raises(TypeError, match="validate"):
         mixer(x, y, validate="yes")
+
+
+def test_counts_ops_whose_output_size_depends_on_values():
+    x = torch.tensor([0.5, -1.0, 2.0, 0.0])
+    idx = torch.tensor([1, 0, 1])
+
+    def fn():
+        m = x > 0
+        x[m]  # a boolean mask: counted
+        x[m] = 1.0  # so is a masked write
+        m.nonzero()
+        idx.unique()
+        torch.bincount(idx, minlength=3)  # a minlength does not fix the size: counted
+        x.masked_select(m)
+        idx.repeat_interleave(idx)  # repeats given by a tensor
+        x[idx]  # a long index: sizes known, not counted
+        x.repeat_interleave(2)
+        idx.repeat_interleave(idx, output_size=2)  # the size given: not counted
+
+    reads = count_host_reads(fn, [x])
+    assert reads.size_ops == ["index", "index_put_", "nonzero", "_unique2", "bincount",
+                              "masked_select", "repeat_interleave"]
+    assert reads.sizes == 7 and reads.batch == 0
+
+
+@pytest.mark.parametrize("grid", [2, 4, 8, 16])
+def test_solvers_count_on_the_host_and_transport_with_few_size_reads(grid):
+    # Co-Mixup computes its cell areas arithmetically (no bincount on the device); Puzzle Mix's
+    # transport lists its active blocks once and then reads two sizes per round (the blocks
+    # that lost a claim, the owners that became active), and its move of the blocks one
+    from comixup.mixers.puzzlemix import _geometry
+
+    x, y, sal = _batch(b=8, size=32)
+    for name in ("comixup", "puzzlemix"):
+        mixer = mixers.create(name, 5, grid=grid, workers=1,
+                              generator=torch.Generator().manual_seed(0))
+        reads = count_host_reads(lambda m=mixer: m(x, y, sal, validate=False), [x, y, sal])
+        assert reads.batch == 1, reads.ops  # the solver's copy
+        if name == "comixup":
+            assert reads.sizes == 0, reads.size_ops
+        else:
+            rounds = _geometry(32, 32, grid, mixer.neigh_size, mixer.t_size, True)[3]
+            assert set(reads.size_ops) == {"nonzero"}
+            assert reads.sizes <= 2 + 2 * (rounds - 1), reads.size_ops

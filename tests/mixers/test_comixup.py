@@ -1,5 +1,6 @@
 """CoMixup: properties over shapes, determinism, worker independence, errors."""
 
+import dataclasses
 import pickle
 
 import numpy as np
@@ -191,15 +192,69 @@ def test_bad_constructor_arguments(kwargs, error, match):
         CoMixup(0)
 
 
-@pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_cuda_matches_cpu():
-    x, y, sal = torch.rand(40, 3, 32, 32), torch.randint(0, 10, (40,)), torch.rand(40, 32, 32)
-    cpu = CoMixup(10, generator=torch.Generator().manual_seed(0))(x, y, sal)
-    gpu = CoMixup(10, generator=torch.Generator().manual_seed(0))(x.cuda(), y.cuda(), sal.cuda())
-    assert gpu[0].is_cuda and gpu[1].is_cuda
-    torch.testing.assert_close(gpu[0].cpu(), cpu[0])
-    torch.testing.assert_close(gpu[1].cpu(), cpu[1])
+def _partition_objectives(mixer, info, cost, locations, seeds):
+    """Eq. (1) with the drawn Dirichlet prior of every partition's labeling, on one problem."""
+    from comixup.solver import dirichlet_prior
+
+    hp = mixer.hyperparameters
+    values = []
+    for (a, b), z, seed in zip(info.partitions, info.labelings, seeds):
+        m, g, _ = cost[a:b].shape
+        prior = dirichlet_prior(m, g * g, eta=hp.eta, alpha=hp.alpha,
+                                rng=np.random.default_rng(seed))  # the solver's first draw
+        values.append(objective(cost[a:b] + prior[:, None, None], z,
+                                compatibility(locations[a:b], hp.omega).numpy(), beta=hp.beta,
+                                gamma=hp.gamma, tau=hp.tau, threshold=mixer.threshold))
+    return np.array(values)
+
+
+@pytest.mark.parametrize("device", [
+    "cpu",  # the same checks on one device: keeps the test's own logic exercised
+    pytest.param("cuda", marks=[pytest.mark.gpu, pytest.mark.skipif(
+        not torch.cuda.is_available(), reason="needs a CUDA device")]),
+])
+def test_device_matches_cpu(device):
+    """A GPU call solves the problem the CPU call solves, up to float reductions in another
+    order: so the labelings may differ where two are (nearly) tied, and what must agree is
+    the solver inputs (to rounding), the objective of the two labelings (to a tolerance), and
+    the mixing given the same labeling (the images bit for bit)."""
+    from comixup.mixers.comixup import source_ratios
+
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.rand(40, 3, 32, 32, generator=g), torch.randint(0, 10, (40,), generator=g)
+    sal = torch.from_numpy(realistic_saliency(40, 32, rng=np.random.default_rng(0))).float()
+    mixer = CoMixup(10, workers=1)
+
+    def call(*tensors):
+        mixer.generator = torch.Generator().manual_seed(0)
+        return mixer(*tensors, return_info=True)
+
+    x_cpu, y_cpu, info_cpu = call(x, y, sal)
+    x_dev, y_dev, info_dev = call(x.to(device), y.to(device), sal.to(device))
+    assert x_dev.device.type == y_dev.device.type == info_dev.index.device.type == device
+    # the same problem: the solver inputs agree to float32 rounding
+    cost, locations = mixer.solver_inputs(sal, info_cpu.grid)
+    cost_dev, locations_dev = mixer.solver_inputs(sal.to(device), info_dev.grid)
+    assert info_dev.grid == info_cpu.grid and info_dev.partitions == info_cpu.partitions
+    np.testing.assert_allclose(cost_dev, cost, rtol=1e-5, atol=1e-9)
+    assert torch.equal(locations_dev, locations)
+    # the labelings: each partition's objective (with its drawn prior) on the CPU's problem is
+    # the CPU labeling's, up to a tie the other device broke the other way
+    seeds = torch.randint(0, 2**62, (len(info_cpu.partitions),),
+                          generator=torch.Generator().manual_seed(0)).tolist()
+    f_cpu = _partition_objectives(mixer, info_cpu, cost, locations, seeds)
+    f_dev = _partition_objectives(mixer, info_dev, cost, locations, seeds)
+    np.testing.assert_allclose(f_dev, f_cpu, rtol=1e-4, atol=1e-9)
+    # the mixing given the CPU's labeling, on the device: the images bit for bit, the pixel
+    # masses and the targets (sums in another order) to float32 rounding
+    index, weight = info_cpu.index.to(device), info_cpu.weight.to(device)
+    ratios = source_ratios(index, weight, 40, (32, 32), torch.float32, device)
+    torch.testing.assert_close(ratios.cpu(), info_cpu.ratios, rtol=1e-6, atol=1e-7)
+    same = dataclasses.replace(info_cpu, index=index, weight=weight, ratios=ratios)
+    targets = torch.nn.functional.one_hot(y, 10).float()
+    x_same, y_same = mixer.apply(x.to(device), targets.to(device), same)
+    assert torch.equal(x_same.cpu(), x_cpu)
+    torch.testing.assert_close(y_same.cpu(), y_cpu, rtol=1e-6, atol=1e-7)
 
 
 def test_solver_inputs_are_pooled_unary_and_salient_location_for_any_magnitude():
@@ -215,3 +270,13 @@ def test_solver_inputs_are_pooled_unary_and_salient_location_for_any_magnitude()
     assert cost.dtype == np.float64 and cost.flags["C_CONTIGUOUS"]
     np.testing.assert_array_equal(cost, (-pooled_unary(sal, 4)).double().numpy())
     assert torch.equal(locations, salient_location(sal))
+
+
+def test_cell_sizes_count_the_pixels_of_grid_index():
+    from comixup.mixers.comixup import cell_sizes, grid_index
+
+    for size in range(1, 40):
+        for grid in range(1, 42):
+            expected = torch.bincount(grid_index(size, grid), minlength=grid)
+            got = cell_sizes(size, grid)
+            assert got.dtype == expected.dtype and torch.equal(got, expected), (size, grid)

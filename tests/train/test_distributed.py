@@ -48,3 +48,45 @@ def test_two_ranks_end_with_identical_weights(tiny, tmp_path):
     assert state["world_size"] == 2 and len(state["rng"]) == 2 and len(state["method"]) == 2
     assert all(torch.equal(state["model"][k], a[k]) for k in a)
     assert proc.stdout.count("final:") == 1
+
+
+@pytest.fixture
+def torchrun_rank_on_two_gpus(monkeypatch):
+    """Rank 1 of 2 as torchrun starts it, on a two-GPU machine, on the CPU: torch.cuda says two
+    GPUs and records ``set_device``; ``init_process_group`` records its arguments."""
+    from torch import distributed as dist
+
+    for key, value in {"WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "1",
+                       "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29999"}.items():
+        monkeypatch.setenv(key, value)
+    calls = {"set_device": [], "init": []}
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "set_device",
+                        lambda d: calls["set_device"].append(torch.device("cuda", d)
+                                                             if isinstance(d, int) else d))
+    monkeypatch.setattr(dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(dist, "init_process_group", lambda **kw: calls["init"].append(kw))
+    return calls
+
+
+@pytest.mark.parametrize("name", ["cuda", "auto"])
+def test_torchrun_rank_trains_on_its_own_gpu(torchrun_rank_on_two_gpus, name):
+    from comixup.config import TrainConfig
+    from comixup.train.engine import _world_and_device
+
+    world, device = _world_and_device(TrainConfig(device=name))
+    assert (world.rank, world.world_size, world.local_rank) == (1, 2, 1)
+    (init,) = torchrun_rank_on_two_gpus["init"]
+    # the model's device is the GPU NCCL binds the rank to, and nothing touches GPU 0
+    assert init["backend"] == "nccl" and init["device_id"] == device == torch.device("cuda", 1)
+    assert set(torchrun_rank_on_two_gpus["set_device"]) == {torch.device("cuda", 1)}
+
+
+@pytest.mark.parametrize("name", ["cuda:0", "cuda:1"])
+def test_torchrun_refuses_one_gpu_for_every_rank(torchrun_rank_on_two_gpus, tiny, name):
+    from comixup.train import train
+
+    with pytest.raises(ValueError, match=rf"device '{name}' names one GPU for every rank"):
+        train(tiny(device=name))
+    assert torchrun_rank_on_two_gpus["init"] == []  # refused before any process group

@@ -15,7 +15,15 @@ TorchDispatchMode` and counts two things:
   derived when any of its tensor inputs is. These are the reads that stall a GPU: draws from a
   CPU :class:`torch.Generator` are read on the host for free and are not counted here.
 
-On a CPU-only machine both counts are what a CUDA run of the same code would make, since
+It also counts a third kind, the implicit reads:
+
+* ``sizes``: the ops whose output size depends on tensor values (``nonzero``, ``unique``,
+  ``masked_select``, ``bincount``, ``repeat_interleave`` by a tensor, indexing by a boolean
+  mask), whatever the tensor: on a GPU each waits for the device to report a count, a
+  synchronisation that no ``.item()`` shows. Like ``scalar`` it counts CPU work too (e.g. a
+  ``bincount`` of a CPU tensor, free); ``size_ops`` names them.
+
+On a CPU-only machine the counts are what a CUDA run of the same code would make, since
 the code path does not depend on the device.
 """
 
@@ -42,11 +50,35 @@ class HostReads:
         batch: host reads (scalar reads, ``.tolist()``, ``.numpy()``) of tensors computed from
             the tracked tensors: the device synchronisations of a GPU run.
         ops: the ops whose results were read (``batch`` reads), in call order.
+        sizes: calls of ops whose output size depends on tensor values (a device
+            synchronisation on a GPU), on any tensor.
+        size_ops: those ops, in call order.
     """
 
     scalar: int = 0
     batch: int = 0
     ops: list[str] = dataclasses.field(default_factory=list)
+    sizes: int = 0
+    size_ops: list[str] = dataclasses.field(default_factory=list)
+
+
+#: The ops whose output size depends on the values of their inputs.
+_SIZED = {"nonzero", "_unique2", "_unique", "unique_dim", "unique_consecutive", "masked_select",
+          "bincount"}
+
+
+def _sized(func, args, kwargs) -> bool:
+    """Whether a call's output size depends on tensor values (a count read back on a GPU)."""
+    name = func.overloadpacket.__name__
+    if name in _SIZED:
+        return True
+    if func is torch.ops.aten.repeat_interleave.Tensor:  # repeats given by a tensor
+        return kwargs.get("output_size") is None
+    if name in ("index", "index_put", "index_put_"):
+        indices = args[1] if len(args) > 1 else ()
+        return any(isinstance(i, torch.Tensor) and i.dtype in (torch.bool, torch.uint8)
+                   for i in indices)
+    return False
 
 
 class _Tracker(TorchDispatchMode):
@@ -76,6 +108,9 @@ class _Tracker(TorchDispatchMode):
         kwargs = kwargs or {}
         inputs, _ = tree_flatten((args, kwargs))
         derived = any(self.is_derived(t) for t in inputs)
+        if _sized(func, args, kwargs):
+            self.reads.sizes += 1
+            self.reads.size_ops.append(str(func.overloadpacket.__name__))
         if func is torch.ops.aten._local_scalar_dense.default:
             self.reads.scalar += 1
             if derived:

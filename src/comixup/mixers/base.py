@@ -48,6 +48,10 @@ the draws of a call do not depend on the kind of targets.
 ``t(x, y[, saliency], return_info=True)`` also returns the :class:`MixParams`, whose common
 field ``ratios`` is the ``(B', B)`` share of every input in every output.
 
+Precision: a call computes with autocast off for ``x``'s device (:mod:`comixup._precision`),
+so under :func:`torch.autocast` the targets, masks and weights are the float32 ones of a call
+without it (rows summing to 1) and the image blend keeps the image's dtype.
+
 Host reads: shapes and dtypes are checked on every call; values (finite, label range, sign)
 only where reading them back costs no device synchronisation, i.e. for CPU tensors, or when
 asked (``validate=True``). A call on a GPU batch reads nothing back but what a CPU solver needs
@@ -66,6 +70,7 @@ import torch
 
 from .._checks import check_generator, check_int, check_number, check_tensor, check_values
 from .._checks import check_num_classes as _check_num_classes
+from .._precision import full_precision
 from ..losses import IGNORE_INDEX, one_hot
 
 __all__ = [
@@ -546,6 +551,7 @@ class Mixer:
         y_mix, _ = self.apply(targets, None, params)
         return x_mix, y_mix
 
+    @full_precision
     def apply_targets(self, targets: torch.Tensor, params: MixParams) -> torch.Tensor:
         """Mix already-made targets with the parameters of a call, e.g. per-pixel masks next
         to image labels::
@@ -580,6 +586,7 @@ class Mixer:
             return params.ratios.to(device=targets.device, dtype=targets.dtype) @ targets
         return self.apply(targets, None, params)[0]
 
+    @full_precision
     def __call__(self, x: torch.Tensor, y: torch.Tensor, saliency: torch.Tensor | None = None, *,
                  return_info: bool = False, validate: bool | None = None,
                  ignore_index: int = IGNORE_INDEX, multilabel: bool = False):
@@ -726,6 +733,7 @@ class WeightedMixer(Mixer):
         perms = [torch.randperm(batch, generator=self.generator) for _ in range(self.k - 1)]
         return weights, perms
 
+    @full_precision
     def sample_params(self, x, targets, saliency=None) -> WeightParams:
         """Draw the weights and the permutations (see the class docstring)."""
         weights, perms = self.draw(x.shape[0])
@@ -733,6 +741,7 @@ class WeightedMixer(Mixer):
                                     x.device)
         return WeightParams(ratios=ratios, weights=weights, perms=perms)
 
+    @full_precision
     def apply(self, x, targets, params: WeightParams):
         """``sum_s w_s x[perm_s]`` and the same mixture of the targets (any tensor ``(B, ...)``)."""
         params.check_batch(x)

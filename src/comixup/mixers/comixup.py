@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from .._checks import check_bool, check_choice
+from .._precision import autocast_off, full_precision
 from ..saliency import (
     _exact_maps,
     _pooled_float32,
@@ -56,6 +57,17 @@ def grid_index(size: int, grid: int, device=None) -> torch.Tensor:
     width.
     """
     return torch.div(torch.arange(size, device=device) * grid, size, rounding_mode="floor")
+
+
+def cell_sizes(size: int, grid: int, device=None) -> torch.Tensor:
+    """The pixel count of every cell along one axis of :func:`grid_index`, a long tensor
+    ``(grid,)``: cell ``c`` holds pixels ``ceil(c size / grid) .. ceil((c + 1) size / grid) - 1``.
+
+    Computed arithmetically on ``device`` (the counts of ``torch.bincount(grid_index(...))``
+    without its read of the maximum back to the host).
+    """
+    bounds = (torch.arange(grid + 1, device=device) * size + grid - 1) // grid
+    return bounds[1:] - bounds[:-1]
 
 
 def top_sources(z: np.ndarray, offset: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -94,9 +106,10 @@ def mix(x: torch.Tensor, y: torch.Tensor, index: torch.Tensor, weight: torch.Ten
         exact.
     """
     compute = _compute_dtype(x.dtype)
-    ratios = source_ratios(index, weight, x.shape[0], x.shape[-2:], compute, x.device)
-    y_mix = ratios @ y.to(compute)
-    return mix_images(x, index, weight), y_mix.to(y.dtype), ratios
+    with autocast_off(x.device):
+        ratios = source_ratios(index, weight, x.shape[0], x.shape[-2:], compute, x.device)
+        y_mix = ratios @ y.to(compute)
+        return mix_images(x, index, weight), y_mix.to(y.dtype), ratios
 
 
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -115,9 +128,7 @@ def source_ratios(index: torch.Tensor, weight: torch.Tensor, batch: int, size, d
     """
     h, w = size
     n_out, g1, g2, _ = index.shape
-    rows = grid_index(h, g1, device)
-    cols = grid_index(w, g2, device)
-    area = torch.outer(torch.bincount(rows, minlength=g1), torch.bincount(cols, minlength=g2))
+    area = torch.outer(cell_sizes(h, g1, device), cell_sizes(w, g2, device))
     mass = weight.to(dtype) * (area.to(dtype) / (h * w))[None, :, :, None]
     ratios = torch.zeros(n_out, batch, dtype=dtype, device=device)
     ratios.scatter_add_(1, index.reshape(n_out, -1), mass.reshape(n_out, -1))
@@ -290,6 +301,7 @@ class CoMixup(Mixer, ThreadedMixer):
                                                device=x.device),
                              partitions=[(0, 1)], labelings=[])
 
+    @full_precision
     def sample_params(self, x, targets, saliency=None) -> CoMixupParams:
         """Draw the grid side (``grid=-1``) and one solver seed per partition, then solve every
         partition with Algorithm 1 (in parallel threads) and collect each cell's sources."""
@@ -328,6 +340,7 @@ class CoMixup(Mixer, ThreadedMixer):
         return CoMixupParams(ratios=ratios, grid=grid, partitions=bounds, labelings=labelings,
                              index=index, weight=weight)
 
+    @full_precision
     def apply(self, x, targets, params: CoMixupParams):
         """Mix ``x`` (any ``(B, C', H, W)`` floating tensor) cell by cell with the labelings and
         the targets by the pixel masses: ``y_mix = ratios @ y``."""

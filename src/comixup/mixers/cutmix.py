@@ -27,6 +27,7 @@ import math
 
 import torch
 
+from .._precision import full_precision
 from .base import (
     Pairwise,
     WeightedMixer,
@@ -117,6 +118,7 @@ class BoxMixer(WeightedMixer):
     boxes (any channel count) and mixes the targets by those shares.
     """
 
+    @full_precision
     def sample_params(self, x, targets, saliency=None) -> BoxParams:
         """Draw the weights, the permutations, then the boxes (see the class docstring)."""
         b, _, h, w_img = x.shape
@@ -132,6 +134,7 @@ class BoxMixer(WeightedMixer):
         return BoxParams(ratios=ratios, weights=weights, perms=perms, boxes=boxes, shares=shares,
                          size=(h, w_img))
 
+    @full_precision
     def apply(self, x, targets, params: BoxParams):
         """Paste the boxes into a copy of ``x`` (``(B, C', H, W)``, the drawn ``H, W``) and mix
         the targets by the pixel shares."""

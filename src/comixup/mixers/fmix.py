@@ -55,6 +55,7 @@ import math
 
 import torch
 
+from .._precision import full_precision
 from .base import (
     Mixer,
     MixParams,
@@ -234,6 +235,7 @@ class FMix(Mixer):
         self.decay_power = check_number("decay_power", decay_power)
         self.max_soft = check_number("max_soft", max_soft, high=0.5)
 
+    @full_precision
     def sample_params(self, x, targets, saliency=None) -> FMixParams:
         """Draw ``lambda``, the noise, the rounding coin and the permutation, in this order,
         and build the mask on the CPU."""
@@ -249,6 +251,7 @@ class FMix(Mixer):
         return FMixParams(ratios=ratios, lam=lam, round_up=round_up, perm=perm, field=field,
                           mask=mask, share=share, size=(h, w))
 
+    @full_precision
     def apply(self, x, targets, params: FMixParams):
         """``mask * x + (1 - mask) * x[perm]`` for any ``(B, C', H, W)`` of the drawn batch and
         image size, and the targets mixed by ``share``."""

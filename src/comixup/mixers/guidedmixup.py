@@ -50,6 +50,7 @@ import numpy as np
 import torch
 
 from .._checks import check_choice
+from .._precision import full_precision
 from ..saliency import gaussian_blur, spectral_residual
 from .base import Mixer, MixParams, check_int, check_number, permutation_ratios, skip_mixing
 
@@ -154,6 +155,7 @@ class GuidedMixup(Mixer):
         uniform = torch.full_like(sal, 1.0 / (sal.shape[1] * sal.shape[2]))
         return torch.where(total > 0, sal / torch.where(total > 0, total, 1.0), uniform)
 
+    @full_precision
     def sample_params(self, x, targets, saliency=None) -> GuidedMixupParams:
         """Saliency, pairing, then the pixel-wise ratios (see the module docstring)."""
         b = x.shape[0]
@@ -178,6 +180,7 @@ class GuidedMixup(Mixer):
                                     x.device)
         return GuidedMixupParams(ratios=ratios, perm=perm, mask=mask, ratio=ratio, saliency=sal)
 
+    @full_precision
     def apply(self, x, targets, params: GuidedMixupParams):
         """``mask x + (1 - mask) x[perm]`` for any ``(B, C', H, W)`` of the drawn ``B, H, W``,
         and the targets weighed by the mean mask."""

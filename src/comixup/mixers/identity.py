@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from .._precision import full_precision
 from .base import Mixer, MixParams, target_dtype
 
 __all__ = ["Identity"]
@@ -23,10 +24,12 @@ class Identity(Mixer):
         generator: accepted for a uniform signature; never drawn from.
     """
 
+    @full_precision
     def sample_params(self, x, targets, saliency=None) -> MixParams:
         """The identity ratios ``(B, B)``."""
         return MixParams(ratios=torch.eye(x.shape[0], dtype=target_dtype(x.dtype), device=x.device))
 
+    @full_precision
     def apply(self, x, targets, params: MixParams):
         """A copy of ``x`` and the targets as they are."""
         if x.shape[0] != params.ratios.shape[1]:

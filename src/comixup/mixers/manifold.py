@@ -39,6 +39,7 @@ import dataclasses
 
 import torch
 
+from .._precision import autocast_off, full_precision
 from .base import IGNORE_INDEX, WeightedMixer, WeightParams, check_int, weighted_sum
 
 __all__ = ["ManifoldMixup", "ManifoldParams"]
@@ -128,6 +129,7 @@ class ManifoldMixup(WeightedMixer):
         """A batch of one is not mixed: ``ratios = [[1]]``, no depth."""
         return ManifoldParams(ratios=super().unmixed_params(x).ratios)
 
+    @full_precision
     def sample_params(self, x, targets, saliency=None, *, depths=None) -> ManifoldParams:
         """Draw the depth (uniformly from ``depths``, default the sorted ``self.depths``), then
         the weights and the permutations.
@@ -205,6 +207,7 @@ class ManifoldMixup(WeightedMixer):
                     f"model called mix_fn {len(calls)} times at mix_depth={params.depth}; the "
                     f"Manifold Mixup contract needs exactly one call"
                 )
-            y_mix = weighted_sum(targets, params)
+            with autocast_off(x.device):  # the targets in float32, the model under autocast
+                y_mix = weighted_sum(targets, params)
         y_mix = y_mix.to(x.dtype)
         return (logits, y_mix, params) if return_info else (logits, y_mix)

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .._precision import full_precision
 from ..saliency import _exact_maps, _pooled_float32, _saliency_peak
 from ..solver.puzzle import (
     apply_transport,
@@ -258,6 +259,7 @@ class PuzzleMix(Mixer, ThreadedMixer):
                             perm=torch.zeros(1, dtype=torch.long),
                             ratio=torch.ones(1, device=x.device))
 
+    @full_precision
     def sample_params(self, x, targets, saliency=None) -> PuzzleParams:
         """Draw the grid side (``grid=-1``), ``lambda`` and the permutation, then solve every
         pair's graph cut and (with ``transport``) the transport plans."""
@@ -322,6 +324,7 @@ class PuzzleMix(Mixer, ThreadedMixer):
         return PuzzleParams(ratios=ratios, grid=grid, lam=lam, perm=perm, mask=mask, ratio=ratio,
                             src1=src1, src2=src2, t_size=ts, neigh_size=neigh, block=block)
 
+    @full_precision
     def apply(self, x, targets, params: PuzzleParams):
         """Transport the blocks of ``x1 = x`` and ``x2 = x[perm]`` and return
         ``mask * x1' + (1 - mask) * x2'`` and ``ratio * y + (1 - ratio) * y[perm]``; ``x`` is any

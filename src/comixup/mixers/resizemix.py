@@ -45,6 +45,7 @@ import torch
 import torch.nn.functional as F
 
 from .._checks import check_choice
+from .._precision import full_precision
 from .base import Mixer, MixParams, check_drawn_for, check_number, permutation_ratios
 
 __all__ = ["INTERPOLATIONS", "ResizeMix", "ResizeParams", "resize_box"]
@@ -116,6 +117,7 @@ class ResizeMix(Mixer):
             raise ValueError(f"tau_max must be >= tau_min = {self.tau_min}, got {self.tau_max}")
         self.interpolation = check_choice("interpolation", interpolation, INTERPOLATIONS)
 
+    @full_precision
     def sample_params(self, x, targets, saliency=None) -> ResizeParams:
         """Draw the permutation, ``tau``, the centre column and the centre row, in this order."""
         b, _, h, w = x.shape
@@ -132,6 +134,7 @@ class ResizeMix(Mixer):
         return ResizeParams(ratios=ratios, perm=perm, tau=tau, box=box, share=share,
                             size=(h, w))
 
+    @full_precision
     def apply(self, x, targets, params: ResizeParams):
         """Resize ``x[perm]`` (any ``(B, C', H, W)`` of the drawn batch and image size) into the
         box of a copy of ``x``; mix the targets by the pasted area."""

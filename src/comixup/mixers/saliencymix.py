@@ -39,6 +39,7 @@ import math
 import torch
 
 from .._checks import check_bool
+from .._precision import full_precision
 from ..saliency import spectral_residual
 from .base import Mixer, MixParams, check_drawn_for, check_number, permutation_ratios, skip_mixing
 from .mixup import sample_lambda
@@ -112,6 +113,7 @@ class SaliencyMix(Mixer):
         self.per_image = check_bool("per_image", per_image)
         self.prob = check_number("prob", prob, high=1.0)
 
+    @full_precision
     def sample_params(self, x, targets, saliency=None) -> SaliencyMixParams:
         """Draw ``lambda`` and the permutation, then place the box(es) on the saliency peak."""
         b, _, h, w = x.shape
@@ -139,6 +141,7 @@ class SaliencyMix(Mixer):
         return SaliencyMixParams(ratios=ratios, lam=lam, perm=perm, centres=centres, boxes=boxes,
                                  area=area, size=(h, w))
 
+    @full_precision
     def apply(self, x, targets, params: SaliencyMixParams):
         """Paste the boxes of ``x[perm]`` into a copy of ``x`` (``(B, C', H, W)``, the drawn
         ``H, W``) and mix the targets by the pasted areas."""

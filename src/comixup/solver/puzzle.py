@@ -430,10 +430,12 @@ def transport_plan(region: torch.Tensor, saliency: torch.Tensor, t_eps: float = 
         if act.numel() == 0:
             break
         key = act_base + act_choice  # the (image, position) each active block claims
-        owners = key[passive[key]]  # passive owners of claimed positions claim them too
-        c_key = torch.cat([key, owners])
-        c_claim = torch.cat([act_claim, own_claim[owners]])
-        c_cell = torch.cat([act_cell, owners % n])
+        # the passive owners of claimed positions claim them too; an active owner's entry (it
+        # claims elsewhere) gets an infinite claim, which never wins: fixed sizes, no host read
+        held = passive[key]
+        c_key = torch.cat([key, key])
+        c_claim = torch.cat([act_claim, torch.where(held, own_claim[key], math.inf)])
+        c_cell = torch.cat([act_cell, key % n])
         best = torch.full((bsz * n,), math.inf, device=dev).scatter_reduce_(
             0, c_key, c_claim, "amin")
         ties = torch.where(c_claim == best[c_key], c_cell, n)
@@ -441,14 +443,17 @@ def transport_plan(region: torch.Tensor, saliency: torch.Tensor, t_eps: float = 
             0, c_key, ties, "amin")
         c_win = win[c_key]
         winner[c_key] = c_win
-        lost = c_win != c_cell
+        n_act = act.numel()
+        lost = c_win[:n_act] != act_cell
         if it == n_iter - 1:
             break
-        n_act = act.numel()
-        lost_act = lost[:n_act].nonzero().squeeze(1)
-        fresh = owners[lost[n_act:]]  # passive owners that lost: they become active
+        lost_act = lost.nonzero().squeeze(1)
+        # the passive owners that lost become active: flagged by position (duplicates agree),
+        # then listed in increasing order by one nonzero
+        became = torch.zeros(bsz * n, dtype=torch.bool, device=dev)
+        became[key] = held & (c_win[n_act:] != c_cell[n_act:])
+        fresh = became.nonzero().squeeze(1)
         if fresh.numel():
-            fresh = fresh.unique()
             passive[fresh] = False
             if n_act + fresh.numel() > rows_buf.shape[0]:  # grow the row buffer geometrically
                 grown = rows_buf.new_empty((2 * (n_act + fresh.numel()), n))

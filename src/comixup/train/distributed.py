@@ -28,6 +28,7 @@ __all__ = [
     "barrier",
     "broadcast_buffers",
     "cleanup",
+    "local_rank",
     "setup",
 ]
 
@@ -62,6 +63,12 @@ def _env_int(name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise ValueError(f"environment variable {name} must be an integer, got {raw!r}") from None
+
+
+def local_rank() -> int | None:
+    """This process's ``LOCAL_RANK`` when it is one of several ranks started by ``torchrun``
+    (``WORLD_SIZE > 1``), else None; read before :func:`setup` initializes anything."""
+    return _env_int("LOCAL_RANK", 0) if _env_int("WORLD_SIZE", 1) > 1 else None
 
 
 def setup(device_type: str) -> DistInfo:

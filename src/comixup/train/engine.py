@@ -518,6 +518,16 @@ class _Run:
                            out_dir=self.out_dir, config=cfg, stopped_early=stopped_early)
 
 
+def _world_and_device(cfg: TrainConfig) -> tuple[ddp.DistInfo, torch.device]:
+    """This process's device and place in the job (the process group initialized under
+    torchrun). Under torchrun the device is the rank's own GPU, ``cuda:LOCAL_RANK``, the one
+    NCCL binds it to; an explicit ``cuda:N`` is refused before anything is initialized
+    (:func:`~comixup.run.resolve_device`)."""
+    rank = ddp.local_rank()
+    device = resolve_device(cfg.device, rank or 0, distributed=rank is not None)
+    return ddp.setup(device.type), device
+
+
 def train(config: TrainConfig | dict, *, resume: str | os.PathLike | None = None) -> TrainResult:
     """Run the experiment described by ``config``; see the module docstring.
 
@@ -536,8 +546,7 @@ def train(config: TrainConfig | dict, *, resume: str | os.PathLike | None = None
     cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
     cfg.validate()
     wall_start = time.perf_counter()
-    world = ddp.setup(resolve_device(cfg.device).type)
-    device = resolve_device(cfg.device, world.local_rank)
+    world, device = _world_and_device(cfg)
     saved_flags = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
                    torch.is_deterministic_algorithms_warn_only_enabled())
     try:

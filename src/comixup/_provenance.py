@@ -9,7 +9,9 @@ the code, not a bitwise result.
 from __future__ import annotations
 
 import functools
+import importlib.metadata
 import subprocess
+import sys
 from pathlib import Path
 
 __all__ = ["code_version", "describe"]
@@ -23,8 +25,10 @@ def code_version() -> dict:
     or a source tree); an installed wheel has none (``None``). ``dirty`` says whether tracked
     files differed from the commit.
     """
-    from . import __version__
-
+    try:
+        version = importlib.metadata.version("comixup")
+    except importlib.metadata.PackageNotFoundError:  # a source tree on sys.path, not installed
+        version = getattr(sys.modules.get("comixup"), "__version__", None)
     where = Path(__file__).resolve().parent
     commit = dirty = None
     try:
@@ -41,14 +45,14 @@ def code_version() -> dict:
             dirty = bool(status.strip())
     except (OSError, subprocess.SubprocessError, ValueError):
         pass
-    return {"version": __version__, "commit": commit, "dirty": dirty}
+    return {"version": version, "commit": commit, "dirty": dirty}
 
 
 def describe(version: dict | None) -> str:
     """A short form of a :func:`code_version` dict: ``comixup 0.1.0 @ 1a2b3c4d5e6f (+changes)``."""
     if not version:
         return "unrecorded"
-    text = f"comixup {version.get('version', '?')}"
+    text = f"comixup {version.get('version') or '?'}"
     if version.get("commit"):
         text += f" @ {version['commit'][:12]}"
         if version.get("dirty"):

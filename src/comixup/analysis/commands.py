@@ -19,7 +19,7 @@ _OUT_HELP = "output directory of the Markdown / CSV / PNG files (default analysi
 
 
 def add_parsers(sub) -> None:
-    """Add ``analyze {table6, table7, mixing, timing, fidelity}`` and ``show`` to the
+    """Add ``analyze {table6, table7, mixing, timing, fidelity, labelings}`` and ``show`` to the
     sub-parsers ``sub``."""
     from .mixing import DEFAULT_TAUS
     from .show import SALIENCY_SOURCES, SHOW_DATASETS, SHOW_METHODS
@@ -27,7 +27,8 @@ def add_parsers(sub) -> None:
     a = sub.add_parser("analyze", help="algorithm analysis: Tables 6-8, Figures 2 and 6",
                        description="Algorithm analysis of Co-Mixup (Appendix D, Figures 2 and "
                                    "6). See docs/analysis.md.")
-    asub = a.add_subparsers(dest="analysis", metavar="{table6,table7,mixing,timing,fidelity}")
+    asub = a.add_subparsers(dest="analysis",
+                            metavar="{table6,table7,mixing,timing,fidelity,labelings}")
     asub.required = True
     t6 = asub.add_parser("table6", help="Table 6: Algorithm 1 against brute force")
     t6.add_argument("--seeds", type=int_at_least(1), default=100, help="seeds (default 100)")
@@ -71,7 +72,14 @@ def add_parsers(sub) -> None:
                     help="test batches per checkpoint (default 5)")
     fd.add_argument("--batch", type=int_at_least(2), default=100, help="batch size (default 100)")
     fd.add_argument("--seed", type=int_at_least(0), default=0, help="random seed (default 0)")
-    for p in (t6, t7, mx, tm, fd):
+    lb = asub.add_parser("labelings", help="Co-Mixup's labelings over training: inputs per "
+                                           "output and mixed cells (solver or random control)")
+    lb.add_argument("runs", nargs="+", metavar="RUN_DIR",
+                    help="Co-Mixup run directories, or directories holding them")
+    lb.add_argument("--batches", type=int_at_least(1), default=5,
+                    help="test batches of the run's batch size per checkpoint (default 5)")
+    lb.add_argument("--seed", type=int_at_least(0), default=0, help="random seed (default 0)")
+    for p in (t6, t7, mx, tm, fd, lb):
         p.add_argument("--out", default="analysis-results", metavar="DIR", help=_OUT_HELP)
         p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
                        help="progress bars (default on)")
@@ -118,6 +126,10 @@ def analyze(args: argparse.Namespace) -> int:
         run_mixing(checkpoint=args.checkpoint, taus=args.taus, batch=args.batch,
                    epochs=args.epochs, train_images=args.train_images, draws=args.draws,
                    seed=args.seed, **kw)
+    elif args.analysis == "labelings":
+        from .labelings import run_labelings
+
+        run_labelings(args.runs, batches=args.batches, seed=args.seed, **kw)
     elif args.analysis == "fidelity":
         from .fidelity import run_fidelity
 

@@ -33,7 +33,7 @@ from concurrent.futures import as_completed
 import numpy as np
 import torch
 
-from .._checks import check_bool, check_choice
+from .._checks import check_bool, check_choice, check_number
 from .._precision import autocast_off, full_precision
 from ..saliency import (
     _exact_maps,
@@ -46,7 +46,8 @@ from ..solver import PAIRWISE, THRESHOLDS, Hyperparameters, solve
 from ..solver.algorithm import check_levels
 from .base import Mixer, MixParams, ThreadedMixer, check_int, host_copy, host_rows, to_device
 
-__all__ = ["CoMixup", "CoMixupParams", "grid_index", "mix", "top_sources"]
+__all__ = ["LABELINGS", "CoMixup", "CoMixupParams", "grid_index", "mix", "random_sources",
+           "top_sources"]
 
 
 def grid_index(size: int, grid: int, device=None) -> torch.Tensor:
@@ -86,6 +87,67 @@ def top_sources(z: np.ndarray, offset: int = 0) -> tuple[np.ndarray, np.ndarray]
     if not np.allclose(weight.sum(-1), 1.0):
         raise ValueError("a labeling cell mixes more than two sources")
     return order + offset, weight
+
+
+#: How :class:`CoMixup` makes its labelings: Algorithm 1, or the random control.
+LABELINGS = ("solved", "random")
+
+
+def random_sources(bounds: list[tuple[int, int]], grid: int, inputs: float, mixed: float,
+                   levels: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Random labelings in Co-Mixup's format: the control for "does the solver matter?".
+
+    Every output of a partition ``(a, b)`` mixes ``k`` distinct inputs of that partition, drawn
+    uniformly; ``k = floor(inputs) + Bernoulli(inputs - floor(inputs))`` (so its mean is
+    ``inputs``), clipped to ``[1, min(b - a, grid**2)]``. The ``grid**2`` cells are assigned
+    among the ``k`` uniformly, each input at least once (a random permutation gives the first
+    ``k`` cells one input each, the others draw one). When ``k >= 2`` and ``levels >= 3`` each
+    cell is, with probability ``mixed``, a mixture of its input and another of the ``k`` at
+    one of Algorithm 1's levels ``l / (levels - 1)``, ``0 < l < levels - 1``, drawn uniformly
+    (``levels = 3``: 50/50). No saliency, objective or solver takes part.
+
+    Returns:
+        ``(index, weight)``, ``(B, grid, grid, 2)`` global input indices and their weights,
+        the larger weight first (the format of :func:`top_sources`).
+    """
+    starts = np.concatenate([np.full(b - a, a) for a, b in bounds])
+    sizes = np.concatenate([np.full(b - a, b - a) for a, b in bounds])
+    batch, cells = len(starts), grid * grid
+    whole = np.floor(inputs)
+    k = whole + (rng.random(batch) < inputs - whole)
+    k = np.clip(k, 1, np.minimum(sizes, cells)).astype(np.int64)
+    keys = rng.random((batch, int(sizes.max())))
+    keys[np.arange(keys.shape[1])[None, :] >= sizes[:, None]] = np.inf
+    chosen = np.argsort(keys, axis=1)  # the first k[j] columns are output j's inputs
+    rank = np.argsort(rng.random((batch, cells)), axis=1)
+    slot = np.where(rank < k[:, None], rank, np.floor(rng.random((batch, cells)) * k[:, None]))
+    slot = slot.astype(np.int64)
+    other = (slot + 1 + np.floor(rng.random((batch, cells)) * (k[:, None] - 1))) % k[:, None]
+    is_mixed = (rng.random((batch, cells)) < mixed) & (k[:, None] >= 2) & (levels >= 3)
+    level = 1 + np.floor(rng.random((batch, cells)) * max(levels - 2, 1))
+    share = np.maximum(level, levels - 1 - level) / (levels - 1)  # the larger part first
+    first = np.take_along_axis(chosen, slot, 1) + starts[:, None]
+    second = np.where(is_mixed, np.take_along_axis(chosen, other.astype(np.int64), 1)
+                      + starts[:, None], first)
+    w_first = np.where(is_mixed, share, 1.0)
+    index = np.stack([first, second], -1).reshape(batch, grid, grid, 2)
+    weight = np.stack([w_first, 1.0 - w_first], -1).reshape(batch, grid, grid, 2)
+    return index, weight
+
+
+def dense_labelings(index: np.ndarray, weight: np.ndarray, bounds: list[tuple[int, int]]
+                    ) -> list[np.ndarray]:
+    """The ``(m, g, g, m)`` labeling ``z`` of every partition from per-cell sources (the inverse
+    of :func:`top_sources`)."""
+    out = []
+    for a, b in bounds:
+        z = np.zeros(index[a:b].shape[:3] + (b - a,))
+        for s in range(index.shape[-1]):
+            np.put_along_axis(z, index[a:b, ..., s, None] - a,
+                              np.take_along_axis(z, index[a:b, ..., s, None] - a, -1)
+                              + weight[a:b, ..., s, None], -1)
+        out.append(z)
+    return out
 
 
 def mix(x: torch.Tensor, y: torch.Tensor, index: torch.Tensor, weight: torch.Tensor):
@@ -230,6 +292,13 @@ class CoMixup(Mixer, ThreadedMixer):
             (non-overlapping windows, the ImageNet reference).
         workers: threads that solve partitions in parallel; None uses one per CPU (at most one
             per partition). Results do not depend on it.
+        labeling: ``"solved"`` (default: Algorithm 1) or ``"random"``, the control that keeps
+            the grid, partitions, levels, step and clean loss but draws every labeling at random
+            (:func:`random_sources`; the saliency is not read). Not in the paper.
+        random_inputs: with ``labeling="random"``, the mean number of inputs per output
+            (>= 1); match it to the solver's (``comixup analyze mixing``).
+        random_mixed: with ``labeling="random"``, the probability that a cell of an output
+            with two or more inputs mixes two of them, in ``[0, 1]``.
         generator: ``torch.Generator`` for every random draw (grid size, per-partition solver
             seeds); None uses torch's global generator, so ``torch.manual_seed`` applies.
 
@@ -241,7 +310,7 @@ class CoMixup(Mixer, ThreadedMixer):
     uses_saliency = True
     _repr_keys = ("num_classes", "beta", "gamma", "eta", "tau", "omega", "alpha", "grid",
                   "partition", "n_iter", "levels", "threshold", "resolve", "restarts", "pairwise",
-                  "location_stride", "workers")
+                  "location_stride", "workers", "labeling")
 
     def __init__(
         self,
@@ -263,6 +332,9 @@ class CoMixup(Mixer, ThreadedMixer):
         pairwise: str = "reference",
         location_stride: int = 1,
         workers: int | None = None,
+        labeling: str = "solved",
+        random_inputs: float | None = None,
+        random_mixed: float | None = None,
         generator: torch.Generator | None = None,
     ):
         super().__init__(num_classes, generator=generator)
@@ -282,6 +354,18 @@ class CoMixup(Mixer, ThreadedMixer):
         if workers is not None:
             check_int("workers", workers, 1)
         self.workers = workers
+        self.labeling = check_choice("labeling", labeling, LABELINGS)
+        if self.labeling == "random":
+            if random_inputs is None or random_mixed is None:
+                raise ValueError("labeling='random' needs random_inputs (mean inputs per output) "
+                                 "and random_mixed (share of mixed cells), e.g. the solver's "
+                                 "statistics measured by `comixup analyze mixing`")
+            self.random_inputs = check_number("random_inputs", random_inputs, low=1.0)
+            self.random_mixed = check_number("random_mixed", random_mixed, high=1.0)
+        elif random_inputs is not None or random_mixed is not None:
+            raise ValueError("random_inputs and random_mixed apply to labeling='random' only")
+        else:
+            self.random_inputs = self.random_mixed = None
 
     beta = property(lambda self: self.hyperparameters.beta, doc="Eq. (1)'s smoothness weight.")
     gamma = property(lambda self: self.hyperparameters.gamma, doc="Eq. (1)'s diversity weight.")
@@ -304,11 +388,23 @@ class CoMixup(Mixer, ThreadedMixer):
     @full_precision
     def sample_params(self, x, targets, saliency=None) -> CoMixupParams:
         """Draw the grid side (``grid=-1``) and one solver seed per partition, then solve every
-        partition with Algorithm 1 (in parallel threads) and collect each cell's sources."""
+        partition with Algorithm 1 (in parallel threads) and collect each cell's sources.
+        ``labeling="random"`` draws the labelings instead (:func:`random_sources`), from one
+        seed, without reading ``saliency``."""
         batch, _, h, w = x.shape
         grid = self.grid if self.grid > 0 else 2 ** int(self._randint(4, 1).item() + 1)
         bounds = [(s, min(s + self.partition, batch)) for s in range(0, batch, self.partition)]
         seeds = self._randint(2**62, len(bounds)).tolist()
+        if self.labeling == "random":
+            idx, wgt = random_sources(bounds, grid, self.random_inputs, self.random_mixed,
+                                      self.levels, np.random.default_rng(seeds[0]))
+            index = torch.from_numpy(idx).to(x.device)
+            weight = torch.from_numpy(wgt).to(x.device)
+            ratios = source_ratios(index, weight, batch, (h, w), _compute_dtype(x.dtype),
+                                   x.device)
+            return CoMixupParams(ratios=ratios, grid=grid, partitions=bounds,
+                                 labelings=dense_labelings(idx, wgt, bounds), index=index,
+                                 weight=weight)
         sal = saliency.detach()
         cost, locations = self.solver_inputs(sal, grid)
         problems = [

@@ -96,11 +96,20 @@ def labeling_statistics_over_training(run_dirs, *, batches: int = 5, seed: int =
                 for k in LABELING_KEYS:
                     if got[k] is not None:
                         stats[k].append(got[k])
-            row = {"label": cfg.label or cfg.method, "seed": cfg.seed, "epoch": epoch,
+            row = {"label": _label(cfg, run_dir), "seed": cfg.seed, "epoch": epoch,
                    "run": str(run_dir)}
             row.update({k: (sum(v) / len(v) if v else None) for k, v in stats.items()})
             rows.append(row)
     return rows
+
+
+def _label(cfg, run_dir) -> str:
+    """The run's study label; else its study folder (``<label>/seed<N>``); else its method."""
+    if cfg.label:
+        return cfg.label
+    if run_dir.name.startswith("seed") and run_dir.parent.name:
+        return run_dir.parent.name
+    return cfg.method
 
 
 def _mean_se(values) -> tuple[float | None, float | None]:

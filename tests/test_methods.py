@@ -1,5 +1,6 @@
 """comixup.methods: the method interface, the losses and the saliency step."""
 
+import math
 from typing import ClassVar
 
 import pytest
@@ -163,7 +164,7 @@ def test_saliency_step(standin):
     model = net()
     x, y = batch()
     rec = Recorder()
-    method = create_method("comixup", C, seed=0)
+    method = create_method("comixup", C, seed=0, loss="bce")
     total = float(method.step(model, x, y, rec))
     assert len(rec.losses) == 2
     clean = F.cross_entropy(net()(x), y).item() * 2 / C
@@ -179,10 +180,10 @@ def test_saliency_step(standin):
 def test_saliency_step_keeps_clean_gradients(standin):
     x, y = batch()
     model = net()
-    create_method("comixup", C).step(model, x, y, Recorder())
+    create_method("comixup", C, loss="bce").step(model, x, y, Recorder())
     both = [p.grad.clone() for p in model.parameters()]
     model = net()
-    create_method("comixup", C, clean_lam=0).step(model, x, y, Recorder())
+    create_method("comixup", C, clean_lam=0, loss="bce").step(model, x, y, Recorder())
     mixed_only = [p.grad.clone() for p in model.parameters()]
     model = net()
     (F.cross_entropy(model(x), y) * 2 / C).backward()
@@ -528,3 +529,25 @@ def test_vat_takes_per_pixel_logits_and_names_mismatched_ones():
     assert kl.dim() == 0 and kl > 0 and r_adv.shape == x.shape
     with pytest.raises(ValueError, match="logits must have shape"):
         vat(model, x, torch.zeros(2, 4, 4, 4))
+
+
+@pytest.mark.parametrize("name", ["vanilla", "cutmix", "comixup", "puzzlemix", "mixup"])
+def test_every_method_defaults_to_cross_entropy(name):
+    # a zero-logit model: every soft target's cross-entropy is log C, so a step's mixed loss is
+    # log C whatever the mixing (and a saliency method adds its clean loss, CE = log C too)
+    from comixup import TrainStep
+
+    class Zero(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(()))
+
+        def forward(self, x):
+            return x.flatten(1)[:, :1].expand(-1, C) * self.w
+
+    x, y = torch.rand(8, 3, 16, 16), torch.arange(8) % C
+    step = TrainStep(name, C, seed=0)
+    assert step.method.loss_name == "ce"
+    loss = float(step(Zero(), x, y))
+    parts = 2 if name in ("comixup", "puzzlemix") else 1
+    assert loss == pytest.approx(parts * math.log(C), rel=1e-6)

@@ -30,8 +30,9 @@ Losses. Every method takes ``loss``, one of the two families of :mod:`comixup.lo
 ``"bce"`` (BCE of the softmax; the CIFAR-100 / Tiny-ImageNet reference trains every column with
 it, and the saliency methods' clean loss is ``clean_lam * 2 * CE / C``) or ``"ce"`` (the
 (soft-target) cross-entropy; the ImageNet reference, clean loss ``clean_lam * CE``). The
-defaults without a preset are those of each method's original code (``"ce"``, and ``"bce"`` for
-Co-Mixup and Puzzle Mix); the presets set one family for every column.
+default is ``"ce"`` for every method, so that two methods compared in one loop are trained on one
+loss (the references choose the family by dataset, never by method); the presets set ``"bce"``
+for every column where the reference trained with it (CIFAR, Tiny-ImageNet).
 
 Options. :meth:`Method.option_defaults` lists a method's options with their defaults (its own,
 such as ``loss`` and ``clean_lam``, and its mixer's keyword arguments); the configuration shows
@@ -269,12 +270,12 @@ class SaliencyStep(Method):
     2. The mixed batch, ``mixer(x, y, saliency)``.
     3. The mixed loss of the family, backward.
 
-    Options: ``clean_lam`` (default 1.0), ``loss`` (``"bce"`` default) and the mixer's (the
+    Options: ``clean_lam`` (default 1.0), ``loss`` (``"ce"`` default) and the mixer's (the
     published values by default). The engine passes the dataset's normalization to Puzzle Mix
     as ``mean`` / ``std`` (its smoothness term is computed on raw pixels).
     """
 
-    defaults: ClassVar[dict] = {"loss": "bce", "clean_lam": 1.0}
+    defaults: ClassVar[dict] = {"loss": "ce", "clean_lam": 1.0}
 
     def step(self, model, x, y, backward):
         """Clean step, mixing, mixed loss; returns ``clean + mixed``."""

@@ -109,6 +109,16 @@ def _mnist_payloads(n_train=20, n_test=10) -> dict:
     }
 
 
+def _publish_altered(monkeypatch, server, name):
+    """Publish tiny Fashion-MNIST files, but serve ``name`` with one byte altered."""
+    payloads = _mnist_payloads()
+    _publish(monkeypatch, server, "fashion-mnist", payloads)
+    altered = bytearray(payloads[name])
+    altered[-5] ^= 0xFF  # in the gzip trailer: the bytes differ, the file still decompresses
+    server.files[f"mirror/{name}"] = bytes(altered)
+    return payloads, bytes(altered)
+
+
 def _tar_of(directory: Path, arcname: str) -> bytes:
     out = directory.parent / f"{directory.name}.tar.gz"
     with tarfile.open(out, "w:gz") as tar:
@@ -187,18 +197,14 @@ def test_the_environment_sets_the_cache_and_the_mirror(tmp_path, server, monkeyp
 
 def test_checksum_mismatch_names_the_file_and_both_hashes_and_keeps_nothing(
         tmp_path, server, monkeypatch):
-    payloads = _mnist_payloads()
-    _publish(monkeypatch, server, "fashion-mnist", payloads)
-    altered = bytearray(payloads["train-images-idx3-ubyte.gz"])
-    altered[-9] ^= 0xFF
-    server.files["mirror/train-images-idx3-ubyte.gz"] = bytes(altered)
+    payloads, altered = _publish_altered(monkeypatch, server, "train-images-idx3-ubyte.gz")
     root = tmp_path / "fm"
     with pytest.raises(dl.DownloadError) as err:
         dl.download("fashion-mnist", root, mirror=server.url, progress=False, log=lambda _: None)
     message = str(err.value)
     assert str(root / "train-images-idx3-ubyte.gz") + ": checksum mismatch" in message
     assert _md5(payloads["train-images-idx3-ubyte.gz"]) in message
-    assert _md5(bytes(altered)) in message
+    assert _md5(altered) in message
     assert list(root.iterdir()) == []  # neither under its name nor as a temporary file
 
 
@@ -312,11 +318,7 @@ def test_cli_downloads_then_trains_offline(tmp_path, server, closed_port, monkey
 
 def test_cli_altered_fashion_mnist_is_refused_naming_the_file(tmp_path, server, monkeypatch,
                                                              capsys):
-    payloads = _mnist_payloads()
-    _publish(monkeypatch, server, "fashion-mnist", payloads)
-    altered = bytearray(payloads["t10k-labels-idx1-ubyte.gz"])
-    altered[-5] ^= 1
-    server.files["mirror/t10k-labels-idx1-ubyte.gz"] = bytes(altered)
+    _publish_altered(monkeypatch, server, "t10k-labels-idx1-ubyte.gz")
     root = tmp_path / "fm"
     line = _one_error_line(_train(root, server.url, tmp_path), capsys)
     assert f"{root / 't10k-labels-idx1-ubyte.gz'}: checksum mismatch" in line

@@ -295,9 +295,10 @@ def _train_parser():
 
 
 #: ``train`` flags that are not configuration fields (``--preset`` names the preset to start
-#: from; it is not an override of the ``preset`` field).
+#: from; it is not an override of the ``preset`` field; ``--download`` and ``--data-mirror``
+#: fetch the dataset and set ``data_dir``).
 TRAIN_ONLY = {"help", "list_presets", "preset", "resume", "print_config", "loss", "method_opt",
-              "arch_opt", "data_opt"}
+              "arch_opt", "data_opt", "download", "data_mirror"}
 
 
 def test_every_flagged_field_has_a_documented_flag():

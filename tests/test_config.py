@@ -267,3 +267,30 @@ def test_changing_arch_or_data_drops_the_presets_options():
     cfg = resolve_config("imagenet-resnet50", {"data": "synthetic64",
                                                "data_options": {"num_train": 10}})
     assert cfg.data_options == {"num_train": 10}
+
+
+def test_cifar10_preset_prints_the_published_co_mixup_command(capsys):
+    """The resolved configuration is the CIFAR-10 command whose run gave Co-Mixup 96.44%:
+    --labels_per_class 5000 --arch preactresnet18 --learning_rate 0.2 --epochs 300 --schedule
+    100 200 --gammas 0.1 0.1 --m_part 20 --m_block_num 4 --mixup_alpha 2.0 --clean_lam 1.0
+    --m_beta 0.32 --m_gamma 1.0 --m_thres 0.83 --m_eta 0.05 --m_omega 0.001."""
+    from comixup.cli import main
+
+    assert main(["train", "--preset", "cifar10-preactresnet18", "--method", "comixup",
+                 "--print-config"]) == 0
+    c = json.loads(capsys.readouterr().out)
+    assert (c["data"], c["data_options"], c["arch"]) == (
+        "cifar10", {"labels_per_class": 5000}, "preactresnet18")
+    assert (c["arch_options"]["initial_channels"], c["arch_options"]["stem_stride"]) == (64, 1)
+    assert (c["lr"], c["epochs"], c["milestones"], c["gamma"]) == (0.2, 300, [100, 200], 0.1)
+    assert (c["batch_size"], c["optimizer"], c["nesterov"], c["weight_decay"]) == (
+        100, "sgd", True, 1e-4)
+    m = c["method_options"]
+    assert (m["partition"], m["grid"], m["alpha"], m["clean_lam"]) == (20, 4, 2.0, 1.0)
+    assert (m["beta"], m["gamma"], m["tau"], m["eta"], m["omega"]) == (
+        0.32, 1.0, 0.83, 0.05, 0.001)
+    assert m["loss"] == "bce" and c["amp"] is False
+    # the other columns as the CIFAR-100 preset trains them
+    for method in ("mixup", "puzzlemix", "manifold"):
+        ours = resolve_config("cifar10-preactresnet18", {"method": method}).method_options
+        assert ours == resolve_config("cifar100-preactresnet18", {"method": method}).method_options

@@ -10,14 +10,17 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import os
 
 from ._checks import check_device, check_int, check_number, first_line
 
 __all__ = [
     "Parser",
+    "add_download_flags",
     "add_field_flags",
     "comma_list",
     "device",
+    "fetch_data",
     "field_overrides",
     "int_at_least",
     "key_value",
@@ -124,3 +127,28 @@ def field_overrides(args: argparse.Namespace, cls) -> dict:
     """The values of the flags of :func:`add_field_flags` that were given, by field name."""
     return {f.name: getattr(args, f.name) for f in _flag_fields(cls)
             if getattr(args, f.name) is not None}
+
+
+def add_download_flags(parser) -> None:
+    """``--download`` and ``--data-mirror`` (train, eval, study; see :func:`fetch_data`)."""
+    parser.add_argument("--download", action="store_true",
+                        help="fetch the dataset when it is not in place, checked against its "
+                             "published checksums (default location: the per-user cache "
+                             "~/.cache/comixup/datasets or $COMIXUP_DATA_DIR; --data-dir wins; "
+                             "see docs/data.md)")
+    parser.add_argument("--data-mirror", metavar="URL",
+                        help="with --download, fetch every file as URL/<file name> (default: "
+                             "$COMIXUP_DATA_MIRROR, else the upstream addresses)")
+
+
+def fetch_data(args: argparse.Namespace, name: str, data_dir, *, progress: bool = True,
+               log=None):
+    """The dataset root after ``--download`` (:func:`comixup.data.download.download`):
+    ``data_dir`` itself without the flag, or for the datasets that are generated."""
+    if not args.download or name.startswith("synthetic"):
+        return data_dir
+    from .data.download import download
+
+    return os.fspath(download(name, data_dir, mirror=args.data_mirror, progress=progress,
+                              log=log))
+

@@ -20,15 +20,18 @@ The ``train`` flags of the configuration are generated from :class:`comixup.conf
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
 
 from ._args import (
     Parser,
+    add_download_flags,
     add_field_flags,
     comma_list,
     device,
+    fetch_data,
     field_overrides,
     int_at_least,
     key_value,
@@ -64,6 +67,7 @@ def _add_train(sub) -> None:
             ("arch", "model", "initial_channels=16"), ("data", "dataset", "num_train=1000")):
         t.add_argument(f"--{kind}-opt", action="append", type=key_value, default=[],
                        metavar="KEY=VALUE", help=f"{what} option, repeatable (e.g. {example})")
+    add_download_flags(t)
     add_field_flags(t, TrainConfig)  # --method, --epochs, --batch-size, --amp/--no-amp, ...
 
 
@@ -86,6 +90,7 @@ def _add_study_bench(sub) -> None:
     s.add_argument("--report", action=_BOOL, default=True,
                    help="write OUT/report at the end (default on)")
     s.add_argument("--progress", action=_BOOL, default=True, help="progress bars (default on)")
+    add_download_flags(s)
     s.add_argument("train_args", nargs=argparse.REMAINDER,
                    help="-- followed by flags for every run (e.g. -- --epochs 5)")
     b = sub.add_parser("bench", help="benchmarks (comixup.bench)")
@@ -146,6 +151,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.print_config:
         print(json.dumps(cfg.to_dict(), indent=2))
         return 0
+    if args.download:
+        cfg = dataclasses.replace(cfg, data_dir=fetch_data(args, cfg.data, cfg.data_dir,
+                                                           progress=cfg.progress))
     from .train.engine import train
 
     train(cfg, resume=args.resume)
@@ -161,6 +169,14 @@ def _cmd_study(args: argparse.Namespace) -> int:
     for flag in ("--preset", "--method", "--seed", "--out", "--resume", "--label"):
         if flag in extra:
             raise ValueError(f"{flag} is set by comixup study for each run; remove it after --")
+    if args.download:  # fetched once here, then every run reads it
+        from .config import resolve_config
+
+        given = extra[extra.index("--data-dir") + 1] if "--data-dir" in extra[:-1] else None
+        cfg = resolve_config(args.preset, {"data_dir": given} if given else {})
+        root = fetch_data(args, cfg.data, cfg.data_dir, progress=args.progress)
+        if root is not None and given is None:
+            extra += ["--data-dir", root]
     result = run_study(args.preset, args.methods, args.seeds, out=args.out,
                        sweep=parse_sweep(args.method_opt), jobs=args.jobs, train_args=extra,
                        report=args.report, progress=args.progress)

@@ -5,6 +5,9 @@
 * :func:`make_loader`, :func:`set_epoch`: a DataLoader whose epochs are deterministic from
   ``(seed, epoch)`` (:mod:`comixup.data.loader`).
 * :mod:`comixup.data.transforms`: tensor transforms drawing from an explicit generator.
+* :mod:`comixup.data.download`: fetching the standard datasets with their published
+  checksums (``--download``), unpacked by :mod:`comixup.data.archive`, which refuses members
+  that would write outside their target.
 * :mod:`comixup.data.synthetic`: the embedded benchmark with localized objects, boxes and
   masks (``synthetic-seg``: its segmentation task, ``info.task == "segmentation"``).
 """

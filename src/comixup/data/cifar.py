@@ -8,6 +8,9 @@ Layout (the extracted ``cifar-10-python.tar.gz`` / ``cifar-100-python.tar.gz``):
 Each batch is a pickled dict with ``b"data"`` (``N x 3072`` uint8, the red, green then blue
 32x32 planes of each image) and ``b"labels"`` (CIFAR-10) or ``b"fine_labels"`` (CIFAR-100). The
 class names come from ``batches.meta`` (``b"label_names"``) / ``meta`` (``b"fine_label_names"``).
+
+The batches are read with :func:`safe_unpickle`, never a plain ``pickle.load``: a pickle names
+functions that loading calls, so a crafted batch file would otherwise run any code it likes.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from torch.utils.data import Dataset
 from . import transforms as T
 from .common import DatasetInfo, check_split, find_dataset_dir, first_per_class, select_subset
 
-__all__ = ["CIFAR", "CIFAR10_INFO", "CIFAR100_INFO", "cifar_transform"]
+__all__ = ["CIFAR", "CIFAR10_INFO", "CIFAR100_INFO", "cifar_transform", "safe_unpickle"]
 
 #: CIFAR-10 statistics of the reference code.
 CIFAR10_INFO = DatasetInfo(
@@ -83,11 +86,60 @@ def _get(d: dict, key: str):
     raise KeyError(f"key {key!r} missing from the CIFAR pickle (keys: {list(d)[:8]})")
 
 
-def _unpickle(path: Path) -> dict:
+#: The only globals a CIFAR batch may name: numpy's array reconstruction (numpy 1 spells the
+#: module ``numpy.core.multiarray``, numpy 2 ``numpy._core.multiarray``). Dicts, lists, bytes,
+#: strings and ints are pickle opcodes that name no global.
+_ALLOWED_GLOBALS = frozenset({
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+})
+_RECONSTRUCT = (np._core if hasattr(np, "_core") else np.core).multiarray._reconstruct
+
+
+class _Refused(pickle.UnpicklingError):
+    """A global outside :data:`_ALLOWED_GLOBALS`."""
+
+
+class _BatchUnpickler(pickle.Unpickler):
+    """An unpickler that resolves only :data:`_ALLOWED_GLOBALS`; any other global (``os.system``,
+    ``builtins.eval``, ...) is refused before it is looked up, so it is never called."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in _ALLOWED_GLOBALS:
+            raise _Refused(f"it names the global {module}.{name}, which a CIFAR "
+                                         "batch never holds")
+        if name == "_reconstruct":
+            # both spellings resolve to the installed numpy's function, without touching the
+            # deprecated numpy.core alias of numpy 2
+            return _RECONSTRUCT
+        return getattr(np, name)
+
+
+def safe_unpickle(path) -> dict:
+    """Read the pickled dict of a CIFAR batch file without running code.
+
+    Only dicts, lists, bytes, strings, ints and numpy arrays (through numpy's array
+    reconstruction) are admitted: what the published batches hold.
+
+    Raises:
+        ValueError: the file names any other global, is not a pickle or is damaged, or does not
+            hold a dict; the message names the file.
+        OSError: it cannot be read.
+    """
+    path = Path(path)
     with open(path, "rb") as f:
-        d = pickle.load(f, encoding="bytes")
+        try:
+            d = _BatchUnpickler(f, encoding="bytes").load()
+        except _Refused as exc:
+            raise ValueError(f"{path}: refused as a CIFAR batch: {exc}") from None
+        except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError,
+                AttributeError) as exc:
+            raise ValueError(f"{path}: not a readable CIFAR batch pickle "
+                             f"({type(exc).__name__}: {exc})") from None
     if not isinstance(d, dict):
-        raise TypeError(f"{path} does not hold a pickled dict")
+        raise ValueError(f"{path}: does not hold a pickled dict (found {type(d).__name__})")
     return d
 
 
@@ -143,7 +195,7 @@ class CIFAR(Dataset):
                 raise FileNotFoundError(
                     f"{name}: missing {path}. Expected layout under {base}:\n{layout}"
                 )
-            d = _unpickle(path)
+            d = safe_unpickle(path)
             data.append(np.asarray(_get(d, "data"), dtype=np.uint8).reshape(-1, 3, 32, 32))
             labels.append(np.asarray(_get(d, spec["label_key"]), dtype=np.int64))
         data = np.concatenate(data)
@@ -154,7 +206,7 @@ class CIFAR(Dataset):
             raise ValueError(f"{name}: labels outside 0..{num_classes - 1} in {base}")
         meta = base / spec["meta"]
         if meta.exists():
-            names = _get(_unpickle(meta), spec["names_key"])
+            names = _get(safe_unpickle(meta), spec["names_key"])
             self.classes = [n.decode() if isinstance(n, bytes) else str(n) for n in names]
         else:
             self.classes = [str(i) for i in range(num_classes)]

@@ -102,7 +102,7 @@ def find_dataset_dir(root, dirname: str, marker: str, layout: str, dataset: str)
     raise FileNotFoundError(
         f"{dataset} not found: expected {root / dirname / marker} (or {root / marker}). "
         f"Expected layout under {root / dirname}:\n{layout}\n"
-        "Datasets are never downloaded by comixup; see docs/data.md."
+        "Pass --download to fetch it (comixup.data.download), or see docs/data.md."
     )
 
 

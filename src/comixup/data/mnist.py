@@ -56,10 +56,10 @@ DEFAULT_ROOTS = {
 #: How to get each dataset, for the error of a missing directory.
 _HOW_TO_GET = {
     "fashion-mnist": "with `apt-get install dataset-fashion-mnist` (Debian, Ubuntu; it puts them "
-                     "in the default directory), or put them in a directory and pass it as "
-                     "--data-dir (root=...)",
-    "mnist": "from the MNIST database's web page and put them in the default directory or in "
-             "one passed as --data-dir (root=...)",
+                     "in the default directory), with --download (comixup.data.download), or "
+                     "put them in a directory and pass it as --data-dir (root=...)",
+    "mnist": "with --download (comixup.data.download), or from the MNIST database's web page "
+             "into the default directory or one passed as --data-dir (root=...)",
 }
 #: The file stems of each split, images then labels.
 _FILES = {

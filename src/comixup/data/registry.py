@@ -37,6 +37,7 @@ from torch.utils.data import Dataset
 
 from .cifar import CIFAR, CIFAR10_INFO, CIFAR100_INFO
 from .common import DatasetInfo
+from .download import SOURCES, default_root
 from .imagenet import IMAGENET_INFO, ImageNet
 from .mnist import FASHION_MNIST_INFO, MNIST, MNIST_INFO, FashionMNIST
 from .speech_commands import SPEECH_COMMANDS_INFO, SpeechCommands
@@ -122,8 +123,10 @@ def build_dataset(
         name: one of :data:`DATASETS`.
         root: data directory (see ``docs/data.md``). For ``synthetic*`` it is optional and is
             where the generated dataset is cached (``root/synthetic/``); for
-            ``fashion-mnist``/``mnist`` it is the directory of the four IDX files, by default
-            Debian's (``/usr/share/datasets/<name>``).
+            ``fashion-mnist``/``mnist`` it is the directory of the four IDX files. ``None``
+            for a downloadable dataset is where :func:`~comixup.data.download.download` puts
+            it (:func:`~comixup.data.download.default_root`: the per-user cache, or Debian's
+            ``/usr/share/datasets/<name>`` when it holds the files).
         split: ``"train"`` or ``"test"``; ``"val"`` too for tiny-imagenet and imagenet (same as
             ``"test"``: their validation sets) and speech-commands (its own validation list).
         train_transform: apply the dataset's training augmentation.
@@ -163,6 +166,8 @@ def build_dataset(
             )
         cfg.update(options)
         return cls(SyntheticConfig(**cfg), root=root, **extra, **common)
+    if root is None and name in SOURCES:
+        root = default_root(name)
     builders = {
         "cifar10": (lambda **kw: CIFAR(root, 10, **kw), {"labels_per_class", "padding"}),
         "cifar100": (lambda **kw: CIFAR(root, 100, **kw), {"labels_per_class", "padding"}),

@@ -13,7 +13,7 @@ import argparse
 import json
 import sys
 
-from .._args import comma_list, device, int_at_least, number
+from .._args import add_download_flags, comma_list, device, fetch_data, int_at_least, number
 
 __all__ = ["add_parsers", "eval_command", "report_command"]
 
@@ -45,6 +45,7 @@ def add_parsers(sub) -> None:
                    help="seed of the corruptions and random boxes (default: the run's seed)")
     e.add_argument("--data-dir", help="dataset root (default: the checkpoint's)")
     e.add_argument("--split", default="test", help="split to evaluate (default test)")
+    add_download_flags(e)
     e.add_argument("--limit-test", type=int_at_least(1), metavar="N",
                    help="evaluate N samples (default: the checkpoint's limit_test)")
     e.add_argument("--batch-size", type=int_at_least(1), help="evaluation batch size")
@@ -88,9 +89,16 @@ def eval_command(args: argparse.Namespace) -> int:
         raise ValueError(f"--corruptions must be a comma-separated subset of {list(MODES)}, "
                          f"got {args.corruptions!r}")
     note = (lambda text: print(text, file=sys.stderr)) if args.json else print
+    data_dir = args.data_dir
+    if args.download:
+        from ..checkpoint import load
+
+        values = load(args.checkpoint)["config"]
+        data_dir = fetch_data(args, values["data"], data_dir or values.get("data_dir"),
+                              progress=args.progress, log=note)
     result = evaluate_checkpoint(
         args.checkpoint, tasks=tasks, out_dir=args.out, split=args.split,
-        data_dir=args.data_dir, limit_test=args.limit_test, batch_size=args.batch_size,
+        data_dir=data_dir, limit_test=args.limit_test, batch_size=args.batch_size,
         device=args.device, workers=args.workers, corruptions=corruptions,
         threshold=args.threshold, seed=args.seed, plots=args.plots, progress=args.progress,
         log=note)

@@ -6,7 +6,7 @@ dots, concentric rings) and a *colour* (a palette of 8). The attribute values us
 the seed so that every value is shared by about two classes: no single attribute identifies a
 class, only the conjunction does.
 
-An image (see ``docs/synthetic_samples.png``) is painted in this order:
+An image (see ``docs/figures/synthetic_samples.png``) is painted in this order:
 
 1. a smooth random colour field (a bilinearly upsampled 4 x 4 grid of muted colours);
 2. ``num_distractors`` objects whose attribute triple is *not* a class triple, at random

@@ -167,3 +167,35 @@ def test_manifold_mixup_mixes_inside_the_model_through_the_same_call():
     p = c.sample_params(x, targets, depths=c.usable_depths(net))
     logits3 = net(x, mix_depth=p.depth, mix_fn=lambda h: c.apply(h, None, p)[0])
     assert torch.equal(logits, logits3) and torch.equal(c.apply(x, targets, p)[1], y_mix)
+
+
+def test_to_host_waits_on_the_stream_of_the_tensors_device(monkeypatch):
+    # a stand-in CUDA tensor on cuda:1 while the current device is another: the event that the
+    # host waits on must be recorded on cuda:1's current stream, where the copy runs
+    from comixup.mixers import base
+
+    calls = []
+
+    class FakeTensor:
+        device = torch.device("cuda", 1)
+        shape = (2, 3)
+        dtype = torch.float32
+
+    class FakeHost:
+        def copy_(self, src, non_blocking=False):
+            calls.append(("copy", src.device, non_blocking))
+
+    class FakeEvent:
+        def record(self, stream=None):
+            calls.append(("record", stream))
+
+        def synchronize(self):
+            calls.append(("wait",))
+
+    monkeypatch.setattr(base.torch, "empty", lambda *a, **k: FakeHost())
+    monkeypatch.setattr(base.torch.cuda, "Event", FakeEvent)
+    monkeypatch.setattr(base.torch.cuda, "current_stream",
+                        lambda device=None: ("stream of", torch.device(device)))
+    base.to_host(FakeTensor())
+    assert calls == [("copy", torch.device("cuda", 1), True),
+                     ("record", ("stream of", torch.device("cuda", 1))), ("wait",)]

@@ -378,13 +378,15 @@ def skip_mixing(prob: float, generator: torch.Generator | None) -> bool:
 
 def to_host(t: torch.Tensor) -> torch.Tensor:
     """``t`` on the CPU. From a GPU the copy goes, ``non_blocking``, into pinned memory and only
-    that copy is waited for (an event, not a device synchronisation of later work)."""
+    that copy is waited for (an event, not a device synchronisation of later work). The copy runs
+    on the current stream of ``t``'s device, which is not the current device's on ``cuda:N``
+    when the current device is another, so the event is recorded on that stream."""
     if t.device.type != "cuda":
         return t.cpu()
     host = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
     host.copy_(t, non_blocking=True)
     done = torch.cuda.Event()
-    done.record()
+    done.record(torch.cuda.current_stream(t.device))
     done.synchronize()
     return host
 

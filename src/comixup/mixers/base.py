@@ -378,13 +378,17 @@ def skip_mixing(prob: float, generator: torch.Generator | None) -> bool:
 
 def to_host(t: torch.Tensor) -> torch.Tensor:
     """``t`` on the CPU. From a GPU the copy goes, ``non_blocking``, into pinned memory and only
-    that copy is waited for (an event, not a device synchronisation of later work)."""
+    that copy is waited for (an event, not a device synchronisation of later work).
+
+    The copy runs on the current stream of ``t``'s device, so the event is recorded on that
+    stream: on ``cuda:1`` while the current device is ``cuda:0``, an event on the current
+    device's stream would complete before the copy has landed."""
     if t.device.type != "cuda":
         return t.cpu()
     host = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
     host.copy_(t, non_blocking=True)
     done = torch.cuda.Event()
-    done.record()
+    done.record(torch.cuda.current_stream(t.device))
     done.synchronize()
     return host
 

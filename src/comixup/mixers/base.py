@@ -54,8 +54,10 @@ without it (rows summing to 1) and the image blend keeps the image's dtype.
 
 Host reads: shapes and dtypes are checked on every call; values (finite, label range, sign)
 only where reading them back costs no device synchronisation, i.e. for CPU tensors, or when
-asked (``validate=True``). A call on a GPU batch reads nothing back but what a CPU solver needs
-(the saliency of Puzzle Mix and Co-Mixup); :mod:`comixup.analysis.host_reads` counts them.
+asked (``validate=True``, or the policy :class:`comixup.validation` set to ``"always"``;
+``"never"`` skips them on the CPU too). A call on a GPU batch reads nothing back but what a CPU
+solver needs (the saliency of Puzzle Mix and Co-Mixup); :mod:`comixup.analysis.host_reads`
+counts them.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ PACKAGE = "comixup"
 #: nearest package below ``comixup`` (``comixup`` itself is the package's ``__init__`` only); it
 #: may import modules of its own layer and of lower ones only.
 LAYERS: list[tuple[str, ...]] = [
-    ("comixup._checks", "comixup._precision", "comixup._provenance"),
+    ("comixup._checks", "comixup._precision", "comixup._provenance", "comixup._validation"),
     ("comixup.losses", "comixup.solver"),
     ("comixup.saliency",),
     ("comixup.mixers",),

@@ -8,6 +8,7 @@ outputs stay different from each other. See :class:`comixup.CoMixup` for the bat
 
 __version__ = "0.1.0"
 
+from ._validation import validation
 from .methods import TrainStep
 from .mixers import (
     CoMixup,
@@ -30,4 +31,5 @@ __all__ = [
     "MultiInputMixup",
     "PuzzleMix",
     "TrainStep",
+    "validation",
 ]

@@ -20,6 +20,8 @@ import re
 import numpy as np
 import torch
 
+from ._validation import get_validation
+
 __all__ = [
     "MIN_CLASSES",
     "check_array",
@@ -192,12 +194,15 @@ def check_values(validate: bool | None, x: torch.Tensor) -> bool:
     """Whether a call checks the values of its tensors (finite, label range, sign): the
     per-batch checks that read values back to the host.
 
-    ``validate=None`` (the default of every mixer) checks them when ``x`` is on the CPU, where
-    reading a value back costs no device synchronisation; ``True`` always, ``False`` never.
-    Shapes and dtypes are always checked.
+    ``validate=None`` (the default of every mixer) follows the policy of
+    :class:`comixup.validation`: under ``"auto"`` (the default) the values are checked when ``x``
+    is on the CPU, where reading a value back costs no device synchronisation; under
+    ``"always"`` always, under ``"never"`` never. ``True`` always, ``False`` never, whatever
+    the policy. Shapes and dtypes are always checked.
     """
     if validate is None:
-        return x.device.type == "cpu"
+        mode = get_validation()
+        return mode == "always" or (mode == "auto" and x.device.type == "cpu")
     if not isinstance(validate, bool):
         raise TypeError(f"validate must be None, True or False, got {type(validate).__name__}")
     return validate

@@ -170,14 +170,14 @@ def test_manifold_mixup_mixes_inside_the_model_through_the_same_call():
 
 
 def test_to_host_waits_on_the_stream_of_the_tensors_device(monkeypatch):
-    # a stand-in CUDA tensor on cuda:1 while the current device is another: the event that the
-    # host waits on must be recorded on cuda:1's current stream, where the copy runs
+    # A CPU stand-in for a tensor on cuda:1 while the current device is another one: the
+    # non-blocking copy runs on cuda:1's current stream, so the event must be recorded there.
     from comixup.mixers import base
 
     calls = []
 
     class FakeTensor:
-        device = torch.device("cuda", 1)
+        device = torch.device("cuda:1")
         shape = (2, 3)
         dtype = torch.float32
 
@@ -190,12 +190,28 @@ def test_to_host_waits_on_the_stream_of_the_tensors_device(monkeypatch):
             calls.append(("record", stream))
 
         def synchronize(self):
-            calls.append(("wait",))
+            calls.append(("synchronize",))
 
-    monkeypatch.setattr(base.torch, "empty", lambda *a, **k: FakeHost())
-    monkeypatch.setattr(base.torch.cuda, "Event", FakeEvent)
-    monkeypatch.setattr(base.torch.cuda, "current_stream",
-                        lambda device=None: ("stream of", torch.device(device)))
-    base.to_host(FakeTensor())
-    assert calls == [("copy", torch.device("cuda", 1), True),
-                     ("record", ("stream of", torch.device("cuda", 1))), ("wait",)]
+    host = FakeHost()
+
+    def fake_empty(shape, *, dtype, pin_memory):
+        calls.append(("empty", tuple(shape), dtype, pin_memory))
+        return host
+
+    monkeypatch.setattr(torch, "empty", fake_empty)
+    monkeypatch.setattr(torch.cuda, "Event", FakeEvent)
+    monkeypatch.setattr(torch.cuda, "current_stream",
+                        lambda device=None: ("stream of", None if device is None else str(device)))
+    assert base.to_host(FakeTensor()) is host
+    assert calls == [("empty", (2, 3), torch.float32, True),
+                     ("copy", torch.device("cuda:1"), True),
+                     ("record", ("stream of", "cuda:1")),
+                     ("synchronize",)]
+
+
+def test_to_host_of_a_cpu_tensor_is_the_tensor_itself():
+    from comixup.mixers.base import to_host
+
+    t = torch.arange(6.0).reshape(2, 3)
+    out = to_host(t)
+    assert out.device.type == "cpu" and torch.equal(out, t)

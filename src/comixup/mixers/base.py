@@ -54,8 +54,10 @@ without it (rows summing to 1) and the image blend keeps the image's dtype.
 
 Host reads: shapes and dtypes are checked on every call; values (finite, label range, sign)
 only where reading them back costs no device synchronisation, i.e. for CPU tensors, or when
-asked (``validate=True``). A call on a GPU batch reads nothing back but what a CPU solver needs
-(the saliency of Puzzle Mix and Co-Mixup); :mod:`comixup.analysis.host_reads` counts them.
+asked (``validate=True``, or the policy :class:`comixup.validation` set to ``"always"``;
+``"never"`` skips them on the CPU too). A call on a GPU batch reads nothing back but what a CPU
+solver needs (the saliency of Puzzle Mix and Co-Mixup); :mod:`comixup.analysis.host_reads`
+counts them.
 """
 
 from __future__ import annotations
@@ -378,9 +380,11 @@ def skip_mixing(prob: float, generator: torch.Generator | None) -> bool:
 
 def to_host(t: torch.Tensor) -> torch.Tensor:
     """``t`` on the CPU. From a GPU the copy goes, ``non_blocking``, into pinned memory and only
-    that copy is waited for (an event, not a device synchronisation of later work). The copy runs
-    on the current stream of ``t``'s device, which is not the current device's on ``cuda:N``
-    when the current device is another, so the event is recorded on that stream."""
+    that copy is waited for (an event, not a device synchronisation of later work).
+
+    The copy runs on the current stream of ``t``'s device, so the event is recorded on that
+    stream: on ``cuda:1`` while the current device is ``cuda:0``, an event on the current
+    device's stream would complete before the copy has landed."""
     if t.device.type != "cuda":
         return t.cpu()
     host = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)

@@ -33,7 +33,6 @@ import json
 import math
 import os
 import statistics
-import sys
 import tempfile
 import time
 import warnings
@@ -251,28 +250,13 @@ class _Trainer:
         return loss
 
 
-@contextlib.contextmanager
 def _value_checks_as_on_a_gpu():
     """Within: ``validate=None`` skips the value checks of CPU tensors too, as it does for device
-    tensors (:func:`comixup._checks.check_values`), so that the host reads counted on the CPU
-    are those of a GPU run."""
-    from . import _checks
+    tensors (the ``"never"`` policy of :func:`comixup.validation`), so that the host reads
+    counted on the CPU are those of a GPU run."""
+    from ._validation import validation
 
-    original = _checks.check_values
-
-    def as_on_a_gpu(validate, x):
-        return False if validate is None else original(validate, x)
-
-    patched = [module for name, module in list(sys.modules.items())
-               if name.startswith("comixup") and module is not None
-               and getattr(module, "check_values", None) is original]
-    for module in patched:
-        module.check_values = as_on_a_gpu
-    try:
-        yield
-    finally:
-        for module in patched:
-            module.check_values = original
+    return validation("never")
 
 
 # ----------------------------------------------------------------------------------------------

@@ -212,6 +212,12 @@ def _command(name: str):
             "analyze": analysis.analyze, "show": analysis.show}[name]
 
 
+#: The import names of the ``comixup[train]`` extra: the CLI, the engine's metrics, plots,
+#: progress bars and downloads need them; the library (mixers, solver, saliency, losses,
+#: ``TrainStep``, VAT) needs only torch, numpy and numba.
+TRAIN_EXTRA = ("scipy", "tqdm", "pooch", "torchmetrics", "matplotlib", "PIL")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``comixup`` / ``python -m comixup``; returns the exit status.
 
@@ -226,6 +232,11 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, TypeError, OSError, ImportError) as exc:
         if os.environ.get("COMIXUP_DEBUG"):
             raise
+        missing = getattr(exc, "name", None)
+        if isinstance(exc, ImportError) and missing and missing.split(".")[0] in TRAIN_EXTRA:
+            print(f"comixup: error: this command needs {missing.split('.')[0]}, from the "
+                  "training extra: pip install 'comixup[train]'", file=sys.stderr)
+            return 2
         print(f"comixup: error: {one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

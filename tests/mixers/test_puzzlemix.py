@@ -253,6 +253,9 @@ def test_batch_of_one_is_unmixed():
         ({"num_classes": 0}, ValueError, "num_classes"),
         ({"grid": 0}, ValueError, "grid"),
         ({"grid": 2.0}, TypeError, "grid"),
+        ({"grid": []}, ValueError, "grid"),
+        ({"grid": [2, 0]}, ValueError, "grid"),
+        ({"grid": [2, 4.0]}, TypeError, "grid"),
         ({"alpha": 0.0}, ValueError, "alpha"),
         ({"beta": -1.0}, ValueError, "beta"),
         ({"gamma": math.nan}, ValueError, "gamma"),
@@ -278,8 +281,22 @@ def test_bad_constructor_arguments(kwargs, exc, match):
 def test_bad_call_arguments():
     x, y, sal = batch(4, 16)
     pm = PuzzleMix(10, grid=4)
-    with pytest.raises(ValueError, match="square"):
-        pm(torch.rand(4, 3, 16, 8), y, torch.rand(4, 16, 8))
+    with pytest.raises(ValueError, match="grid 4 must divide both sides of x, got x of size 16x10"):
+        pm(torch.rand(4, 3, 16, 10), y, torch.rand(4, 16, 10))  # 4 divides 16, not 10
+    with pytest.raises(ValueError, match=r"grid 3 must divide both sides of x.*16x8"):
+        PuzzleMix(10, grid=3)(torch.rand(4, 3, 16, 8), y, torch.rand(4, 16, 8))  # neither side
+    with pytest.raises(ValueError, match=r"grid 8 .* drawn grid sides \[2, 4, 8, 16\]: pass "
+                                         r"grid=\[2, 4\], the sides that divide 160x100"):
+        PuzzleMix(30, neigh_size=5, t_size=-1)(torch.rand(4, 1, 160, 100), y,
+                                              torch.rand(4, 160, 100))
+    with pytest.raises(ValueError, match="neigh_size 4 must divide the block sides 40x25"):
+        PuzzleMix(30, grid=4, t_size=-1)(torch.rand(4, 1, 160, 100), y, torch.rand(4, 160, 100))
+    with pytest.raises(ValueError, match="t_size 4 must divide the block sides 40x25.*t_size=-1"):
+        PuzzleMix(30, grid=4, neigh_size=5)(torch.rand(4, 1, 160, 100), y,
+                                           torch.rand(4, 160, 100))
+    with pytest.raises(ValueError, match="t_size 10 gives a 16x10 transport grid"):
+        PuzzleMix(30, grid=2, neigh_size=5, t_size=10)(torch.rand(4, 1, 160, 100), y,
+                                                      torch.rand(4, 160, 100))
     with pytest.raises(ValueError, match="grid"):
         PuzzleMix(10, grid=3)(x, y, sal)
     with pytest.raises(ValueError, match="divide"):

@@ -66,6 +66,11 @@ MAX_LEVELS = 64
 # ----------------------------------------------------------------------------------------------
 
 
+def _pair(value) -> tuple[int, int]:
+    """``(height, width)`` of a side given as an int (square) or a pair."""
+    return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
+
+
 def _check_channels(name: str, value) -> torch.Tensor | None:
     if value is None:
         return None
@@ -81,25 +86,71 @@ def _check_channels(name: str, value) -> torch.Tensor | None:
     return t
 
 
+def _check_grid(value):
+    """``grid``: ``-1``, an int >= 1, or a non-empty sequence of ints >= 1 (the choices)."""
+    if isinstance(value, (tuple, list)):
+        if not value:
+            raise ValueError("grid must be -1, an int >= 1 or a non-empty sequence of grid sides")
+        return tuple(check_int("grid", g, 1) for g in value)
+    grid = check_int("grid", value, -1)
+    if grid == 0:
+        raise ValueError("grid must be >= 1, -1 to draw g = 2^U{1..4} per call, or a sequence "
+                         "of grid sides to draw from")
+    return grid
+
+
+def _grid_error(h: int, w: int, grid: int, choices: tuple[int, ...]) -> str:
+    """The message for a grid side that does not divide the sides of ``x``."""
+    if h == w:
+        msg = f"grid {grid} must divide the image side {h}"
+    else:
+        msg = (f"grid {grid} must divide both sides of x, got x of size {h}x{w} (an n x n grid "
+               f"of (H/n) x (W/n) cells)")
+    if len(choices) > 1:
+        fits = [g for g in choices if h % g == 0 and w % g == 0]
+        msg += f"; it is one of the drawn grid sides {list(choices)}"
+        if fits:
+            msg += f": pass grid={fits}, the sides that divide {h}x{w}"
+    return msg
+
+
 @functools.lru_cache(maxsize=256)
-def _geometry(h: int, w: int, grid: int, neigh_size: int, t_size: int, transport: bool):
+def _geometry(h: int, w: int, grid: int, neigh_size: int, t_size: int, transport: bool,
+              choices: tuple[int, ...] = ()):
     """``(block, neigh, t_size, t_grid)`` of a grid, clipped as the reference; ValueError if
-    unsupported."""
-    if h != w:
-        raise ValueError(f"PuzzleMix needs square images (as the reference), got x of size {h}x{w}")
-    if h % grid:
-        raise ValueError(f"grid {grid} must divide the image side {h}")
-    block = h // grid
-    neigh = min(neigh_size, block)
-    if block % neigh:
+    unsupported.
+
+    Square images (the reference's) give int sides. A rectangular ``H x W`` image gives
+    ``(height, width)`` pairs: the ``g x g`` grid has ``(H/g) x (W/g)`` cells, ``neigh_size`` and
+    ``t_size`` are clipped to each side of the cell, and the transport grid ``t_grid x t_grid``
+    must be square in grid units (so ``t_size`` must reach both cell sides, or be ``-1``).
+    """
+    if h % grid or w % grid:
+        raise ValueError(_grid_error(h, w, grid, choices))
+    square = h == w
+    bh, bw = h // grid, w // grid
+    nh, nw = min(neigh_size, bh), min(neigh_size, bw)
+    if bh % nh or bw % nw:
+        sides = f"side {bh}" if square else f"sides {bh}x{bw}"
+        raise ValueError(f"neigh_size {neigh_size} must divide the block {sides} "
+                         f"(image {h if square else f'{h}x{w}'} / grid {grid})")
+    th, tw = (bh, bw) if t_size == -1 else (min(t_size, bh), min(t_size, bw))
+    if transport and (bh % th or bw % tw):
+        if square:
+            raise ValueError(f"t_size {t_size} must divide the block side {bh} "
+                             f"(image {h} / grid {grid})")
+        raise ValueError(f"t_size {t_size} must divide the block sides {bh}x{bw} (image "
+                         f"{h}x{w} / grid {grid}); on rectangular images use t_size=-1 (the "
+                         "graph-cut grid's cells, the reference's default)")
+    if transport and h // th != w // tw:
         raise ValueError(
-            f"neigh_size {neigh_size} must divide the block side {block} (image {h} / grid {grid})"
-        )
-    ts = block if t_size == -1 else min(t_size, block)
-    if transport and block % ts:
-        raise ValueError(f"t_size {t_size} must divide the block side {block} "
-                         f"(image {h} / grid {grid})")
-    return block, neigh, ts, h // ts
+            f"t_size {t_size} gives a {h // th}x{w // tw} transport grid on x of size {h}x{w} "
+            f"(grid {grid}, cells {bh}x{bw}); the transport moves the cells of a square grid, "
+            "so on rectangular images use t_size=-1 (the graph-cut grid's cells, the "
+            "reference's default) or a t_size of at least both cell sides")
+    if square:
+        return bh, nh, th, h // th
+    return (bh, bw), (nh, nw), (th, tw), h // th
 
 
 # ----------------------------------------------------------------------------------------------
@@ -213,9 +264,7 @@ class PuzzleMix(Mixer, ThreadedMixer):
         generator: torch.Generator | None = None,
     ):
         super().__init__(num_classes, generator=generator)
-        self.grid = check_int("grid", grid, -1)
-        if self.grid == 0:
-            raise ValueError("grid must be >= 1, or -1 to draw g = 2^U{1..4} per call")
+        self.grid = _check_grid(grid)
         self.alpha = check_number("alpha", alpha, low_open=True)
         self.beta = check_number("beta", beta)
         self.gamma = check_number("gamma", gamma)
@@ -246,11 +295,22 @@ class PuzzleMix(Mixer, ThreadedMixer):
             x = x + self.mean.to(device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
         return x
 
+    def _choices(self) -> tuple[int, ...]:
+        """The grid sides drawn from (one side for a fixed grid)."""
+        if self.grid == -1:
+            return GRIDS
+        return self.grid if isinstance(self.grid, tuple) else (self.grid,)
+
     def check_batch(self, x) -> None:
-        """The images must be square and every grid side must divide them (ValueError)."""
+        """Every grid side must divide both sides of the images, and the clipped
+        ``neigh_size`` / ``t_size`` the cells (ValueError)."""
         _, _, h, w = x.shape
-        for g in (GRIDS if self.grid == -1 else (self.grid,)):
-            _geometry(h, w, g, self.neigh_size, self.t_size, self.transport)
+        choices = self._choices()
+        for g in choices:  # the grid sides first: their error names the sides that fit
+            if h % g or w % g:
+                raise ValueError(_grid_error(h, w, g, choices))
+        for g in choices:
+            _geometry(h, w, g, self.neigh_size, self.t_size, self.transport, choices)
 
     def unmixed_params(self, x) -> PuzzleParams:
         """A batch of one: ``ratios = [[1]]``, ``ratio = [1]``, the identity permutation."""
@@ -265,14 +325,15 @@ class PuzzleMix(Mixer, ThreadedMixer):
         pair's graph cut and (with ``transport``) the transport plans."""
         bsz, _, h, w = x.shape
         gen = self.generator
-        if self.grid == -1:
-            grid = GRIDS[int(torch.randint(0, len(GRIDS), (1,), generator=gen))]
-        else:
+        choices = self._choices()
+        if isinstance(self.grid, int) and self.grid != -1:
             grid = self.grid
+        else:  # -1 draws from GRIDS, a sequence from its sides, uniformly
+            grid = choices[int(torch.randint(0, len(choices), (1,), generator=gen))]
         lam = sample_lambda(self.alpha, gen)
         perm = torch.randperm(bsz, generator=gen)
         block, neigh, ts, t_grid = _geometry(h, w, grid, self.neigh_size, self.t_size,
-                                             self.transport)
+                                             self.transport, choices)
         dev_perm = perm.to(x.device)
         compute = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
         sal = saliency.detach()
@@ -285,7 +346,9 @@ class PuzzleMix(Mixer, ThreadedMixer):
         if self.transport and t_grid != grid:
             st, inexact_t = _pooled_float32(sal, t_grid, peak)
         p1 = F.avg_pool2d(self._unnormalize(x.detach().to(compute).contiguous()), neigh)
-        down, right = pooled_smoothness_terms(p1, p1[dev_perm], block // neigh)
+        (bh, bw), (nh, nw) = _pair(block), _pair(neigh)
+        k = bh // nh if bh == bw and nh == nw else (bh // nh, bw // nw)
+        down, right = pooled_smoothness_terms(p1, p1[dev_perm], k)
         s1_h, down_h, right_h, inexact = host_copy(s1, down, right,
                                                  torch.stack([inexact1, inexact_t], 1))
         inexact = inexact != 0
@@ -340,8 +403,8 @@ class PuzzleMix(Mixer, ThreadedMixer):
             both = xc[torch.cat([torch.arange(bsz, device=x.device), dev_perm])]
             apply_transport(both, torch.cat([params.src1, params.src2]), params.t_size, out=both)
             x1, x2 = both[:bsz], both[bsz:]
-        block = params.block
-        mask_px = mask.repeat_interleave(block, 1).repeat_interleave(block, 2)[:, None]
+        bh, bw = _pair(params.block)
+        mask_px = mask.repeat_interleave(bh, 1).repeat_interleave(bw, 2)[:, None]
         x_mix = torch.lerp(x2, x1, mask_px).to(x.dtype)  # exact at levels 0 and 1
         if targets is None:
             return x_mix, None

@@ -111,12 +111,20 @@ def _times_log(count: int, log_p: float) -> float:
     return 0.0 if count == 0 else count * log_p
 
 
-def neigh_penalty(a: torch.Tensor, b: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _pair(value) -> tuple[int, int]:
+    """``(height, width)`` of a size given as one int (a square) or a pair."""
+    if isinstance(value, (tuple, list)):
+        return int(value[0]), int(value[1])
+    return int(value), int(value)
+
+
+def neigh_penalty(a: torch.Tensor, b: torch.Tensor, k) -> tuple[torch.Tensor, torch.Tensor]:
     """Boundary differences between blocks of image ``a`` and the next blocks of image ``b``.
 
     Puzzle Mix's data-smoothness statistic (ICML 2020; recipes 4), the reference's
     ``neigh_penalty``. ``a`` and ``b`` are images average-pooled by the neighbourhood size,
-    ``(B, C, g k, g k)`` with ``k`` pooled cells per block side.
+    ``(B, C, g kh, g kw)`` with ``k = kh`` (an int, square blocks as the reference) or
+    ``k = (kh, kw)`` pooled cells per block height and width.
 
     Returns:
         ``(down, right)``: ``down[:, r, c]`` (shape ``(B, g-1, g)``) is the mean over channels and
@@ -124,23 +132,25 @@ def neigh_penalty(a: torch.Tensor, b: torch.Tensor, k: int) -> tuple[torch.Tenso
         block (r + 1, c)|``; ``right`` (``(B, g, g-1)``) the same across the boundary between
         columns ``c`` and ``c + 1``.
     """
-    down = (a[:, :, k - 1 : -1 : k, :] - b[:, :, k::k, :]).abs().mean(1)
-    right = (a[:, :, :, k - 1 : -1 : k] - b[:, :, :, k::k]).abs().mean(1)
+    kh, kw = _pair(k)
+    down = (a[:, :, kh - 1 : -1 : kh, :] - b[:, :, kh::kh, :]).abs().mean(1)
+    right = (a[:, :, :, kw - 1 : -1 : kw] - b[:, :, :, kw::kw]).abs().mean(1)
     bsz, rows, width = down.shape
-    down = down.reshape(bsz, rows, width // k, k).mean(-1)
+    down = down.reshape(bsz, rows, width // kw, kw).mean(-1)
     bsz, height, cols = right.shape
-    right = right.reshape(bsz, height // k, k, cols).mean(2)
+    right = right.reshape(bsz, height // kh, kh, cols).mean(2)
     return down, right
 
 
-def smoothness_terms(x1: torch.Tensor, x2: torch.Tensor, grid: int, neigh_size: int):
+def smoothness_terms(x1: torch.Tensor, x2: torch.Tensor, grid: int, neigh_size):
     """Boundary differences of the four image combinations (Puzzle Mix, ICML 2020; recipes 4).
 
     Args:
-        x1, x2: un-normalized images ``(B, C, H, H)`` with ``H = g * block``.
+        x1, x2: un-normalized images ``(B, C, H, W)`` with ``H = g * block_h`` and
+            ``W = g * block_w`` (square in the reference).
         grid: the labeling grid side ``g``.
-        neigh_size: the pooling size (``min(neigh_size, block)`` in the reference; it must divide
-            the block side).
+        neigh_size: the pooling size, an int or ``(height, width)`` (``min(neigh_size, block)``
+            in the reference; it must divide the block's sides).
 
     Returns:
         ``(down, right)`` of shapes ``(B, 2, 2, g-1, g)`` and ``(B, 2, 2, g, g-1)``;
@@ -148,13 +158,15 @@ def smoothness_terms(x1: torch.Tensor, x2: torch.Tensor, grid: int, neigh_size: 
         ``b`` at the lower one, where index 1 is ``x1`` and 0 is ``x2`` (the level ``w`` of a
         pure cell), ``right`` likewise for left/right neighbours. Unscaled (no ``beta_n gamma``).
     """
-    k = x1.shape[-1] // grid // neigh_size
-    return pooled_smoothness_terms(F.avg_pool2d(x1, neigh_size), F.avg_pool2d(x2, neigh_size), k)
+    nh, nw = _pair(neigh_size)
+    k = (x1.shape[-2] // grid // nh, x1.shape[-1] // grid // nw)
+    return pooled_smoothness_terms(F.avg_pool2d(x1, (nh, nw)), F.avg_pool2d(x2, (nh, nw)), k)
 
 
 def pooled_smoothness_terms(p1: torch.Tensor, p2: torch.Tensor, k: int):
     """:func:`smoothness_terms` from the images already average-pooled by the neighbourhood
-    size, ``p1`` (of x1) and ``p2`` (of x2), ``k`` pooled cells per block side."""
+    size, ``p1`` (of x1) and ``p2`` (of x2), ``k`` pooled cells per block side (an int, or
+    ``(kh, kw)`` per block height and width)."""
     pooled = (p2, p1)
     pens = [[neigh_penalty(pa, pb, k) for pb in pooled] for pa in pooled]
     down = torch.stack([torch.stack([pens[a][b][0] for b in (0, 1)], 1) for a in (0, 1)], 1)
@@ -479,9 +491,9 @@ def transport_plan(region: torch.Tensor, saliency: torch.Tensor, t_eps: float = 
     return src.view(bsz, n)
 
 
-def apply_transport(x: torch.Tensor, src: torch.Tensor, t_size: int, *,
+def apply_transport(x: torch.Tensor, src: torch.Tensor, t_size, *,
                     out: torch.Tensor | None = None) -> torch.Tensor:
-    """Move ``t_size x t_size`` pixel blocks of ``x`` by a plan of :func:`transport_plan`.
+    """Move the pixel blocks of ``x`` on a ``t x t`` grid by a plan of :func:`transport_plan`.
 
     Puzzle Mix, ICML 2020; recipes 4 (the reference's ``transport_image``). Position ``j`` of
     image ``b`` receives block ``src[b, j]`` of the same image; ``-1`` keeps the block in place
@@ -489,40 +501,49 @@ def apply_transport(x: torch.Tensor, src: torch.Tensor, t_size: int, *,
     does not use them). Only the blocks that move are copied.
 
     Args:
-        x: ``(B, C, H, H)`` images, ``t_size`` dividing ``H``.
-        src: ``(B, t*t)`` long tensor, ``t = H / t_size``.
+        x: ``(B, C, H, W)`` images.
+        src: ``(B, t*t)`` long tensor, ``t = H / t_h = W / t_w``.
+        t_size: the block, ``t_size x t_size`` pixels (an int, the reference's square images)
+            or ``(t_h, t_w)`` (rectangular images: the same ``t x t`` grid of ``t_h x t_w``
+            blocks); it must tile ``x`` in a square grid.
         out: where to write (a copy of ``x`` when None); ``out=x`` transports in place.
     """
     bsz, ch, h, w = x.shape
-    t = h // t_size
+    th, tw = _pair(t_size)
+    t = h // th
+    if th < 1 or tw < 1 or h % th or w % tw or w // tw != t:
+        raise ValueError(f"t_size {t_size!r} must tile x ({h}x{w}) in a square grid of blocks")
+    if src.shape[-1] != t * t:
+        raise ValueError(f"src must have t*t = {t * t} columns for t_size {t_size!r} on x "
+                         f"({h}x{w}), got shape {tuple(src.shape)}")
     if out is None:
         out = x.clone()
     elif out is not x:
         out.copy_(x)
     src = src.to(x.device)
-    own, origin, offset = _block_layout(t, t_size, w, x.device)
+    own, origin, offset = _block_layout(t, th, tw, w, x.device)
     b, j = ((src >= 0) & (src != own)).nonzero(as_tuple=True)
     if b.numel():
         i = src[b, j]
         flat = out.view(bsz, ch, h * w)
         src_flat = x.reshape(bsz, ch, h * w) if out is not x else flat
-        values = src_flat[b[:, None], :, origin[i][:, None] + offset]  # (M, t_size^2, C)
+        values = src_flat[b[:, None], :, origin[i][:, None] + offset]  # (M, t_h t_w, C)
         flat[b[:, None], :, origin[j][:, None] + offset] = values
     return out
 
 
-def _block_layout(t: int, t_size: int, w: int, device) -> tuple[torch.Tensor, ...]:
-    """``(own, origin, offset)`` of a ``t x t`` grid of ``t_size``-pixel blocks in images of
+def _block_layout(t: int, th: int, tw: int, w: int, device) -> tuple[torch.Tensor, ...]:
+    """``(own, origin, offset)`` of a ``t x t`` grid of ``th x tw``-pixel blocks in images of
     width ``w``, built once per layout and device: the block indices, the flat pixel index of
     each block's first pixel, and the flat pixel offsets inside a block."""
     device = torch.device(device)
-    key = ("blocks", t, t_size, w, device.type, device.index)
+    key = ("blocks", t, th, tw, w, device.type, device.index)
     layout = _COST_CACHE.get(key)
     if layout is None:
         own = torch.arange(t * t, device=device)
-        origin = (own // t) * (t_size * w) + (own % t) * t_size
-        dy = torch.arange(t_size, device=device)
-        offset = (dy[:, None] * w + dy[None, :]).reshape(-1)
+        origin = (own // t) * (th * w) + (own % t) * tw
+        dy = torch.arange(th, device=device)
+        dx = torch.arange(tw, device=device)
+        offset = (dy[:, None] * w + dx[None, :]).reshape(-1)
         layout = _COST_CACHE[key] = (own, origin, offset)
     return layout
-

@@ -157,6 +157,154 @@ def test_mixture_uses_the_transported_images_inside_each_region():
 
 
 # ------------------------------------------------------------------------------------------------
+# rectangular images: an n x n grid of (H/n) x (W/n) cells
+# ------------------------------------------------------------------------------------------------
+
+
+def rect_batch(b=6, h=16, w=8, c=3, seed=0):
+    """Random images and a realistic saliency (one object per image) of size ``h x w``."""
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.rand(b, c, h, w, generator=gen)
+    y = torch.randint(0, 10, (b,), generator=gen)
+    sal = realistic_saliency(b, max(h, w), rng=np.random.default_rng(seed))[:, :h, :w]
+    return x, y, torch.from_numpy(sal.copy()).float()
+
+
+def cell_of_pixels(h, w, g):
+    """``(h, w)`` long tensor: the row-major index of the grid cell of every pixel, by loops."""
+    cell = torch.empty(h, w, dtype=torch.long)
+    for r in range(h):
+        for c in range(w):
+            cell[r, c] = (r // (h // g)) * g + c // (w // g)
+    return cell
+
+
+@pytest.mark.parametrize("transport", [False, True])
+@pytest.mark.parametrize("grid", [2, 4, 8])
+def test_rectangular_masks_have_cells_of_h_over_g_by_w_over_g(grid, transport):
+    """One-hot coded 16x8 images: channel i of x_mix[b] is input i's weight at each pixel; it is
+    the mask level of the pixel's (16/g) x (8/g) cell, and the target is the pixel share."""
+    b, h, w = 7, 16, 8
+    _, _, sal = rect_batch(b, h, w, seed=grid)
+    pm = PuzzleMix(b, grid=grid, neigh_size=2, t_size=-1, transport=transport, workers=1,
+                   generator=torch.Generator().manual_seed(grid))
+    x = torch.zeros(b, b, h, w)
+    x[torch.arange(b), torch.arange(b)] = 1.0
+    x_mix, y_mix, info = pm(x, torch.arange(b), sal, return_info=True)
+    assert info.mask.shape == (b, grid, grid)
+    assert info.block == (h // grid, w // grid) and info.t_size == (h // grid, w // grid)
+    assert info.neigh_size == (min(2, h // grid), min(2, w // grid))
+    cell = cell_of_pixels(h, w, grid)
+    expect = torch.zeros(b, b, h, w)
+    share = torch.zeros(b)  # the pixel share of x1 = x[i] in output i
+    for i in range(b):
+        for r in range(h):
+            for c in range(w):
+                level = float(info.mask[i].view(-1)[cell[r, c]])
+                expect[i, i, r, c] += level
+                expect[i, int(info.perm[i]), r, c] += 1.0 - level
+                share[i] += level / (h * w)
+    assert torch.equal(x_mix, expect)
+    torch.testing.assert_close(info.ratio, share, rtol=0, atol=1e-6)
+    torch.testing.assert_close(y_mix, x_mix.mean((2, 3)), rtol=0, atol=1e-6)
+    # the masks are not trivial: some image takes both inputs
+    assert ((info.mask > 0) & (info.mask < 1)).any() or (info.mask.amin((1, 2))
+                                                         < info.mask.amax((1, 2))).any()
+
+
+@pytest.mark.parametrize("grid", [2, 4])
+def test_rectangular_params_are_the_solver_functions(grid):
+    """On 16x8 images sample_params is pooled_unary, smoothness_terms (per-axis neighbourhood),
+    graphcut_terms, graphcut_masks and transport_plan on the g x g grid, bit for bit."""
+    x, y, sal = rect_batch(8, 16, 8, seed=grid + 40)
+    pm = PuzzleMix(10, grid=grid, neigh_size=2, t_size=-1, workers=1,
+                   generator=torch.Generator().manual_seed(grid))
+    _, _, info = pm(x, y, sal, return_info=True)
+    perm = info.perm
+    s1 = pooled_unary(sal, grid)
+    torch.testing.assert_close(s1, F.avg_pool2d(sal[:, None], (16 // grid, 8 // grid))[:, 0]
+                               / F.avg_pool2d(sal[:, None], (16 // grid, 8 // grid))
+                               .sum((1, 2, 3))[:, None, None])
+    terms = graphcut_terms(s1, s1[perm], *smoothness_terms(x, x[perm], grid, (2, 2)),
+                           lam=info.lam)
+    mask = torch.from_numpy(graphcut_masks(*terms)).float() / 2
+    assert torch.equal(info.mask, mask)
+    assert torch.equal(info.src1, transport_plan(mask > 0, s1, 0.8))
+    assert torch.equal(info.src2, transport_plan(mask < 1, s1[perm], 0.8))
+
+
+def test_rectangular_transport_moves_whole_cells():
+    """Images whose pixels are the one-hot codes of (image, cell): every (16/4) x (8/4) cell of
+    x_mix is constant (a cell moves whole), holds x1's planned cell with the mask weight and
+    x2's with the rest, and every cell of a region comes from a distinct source cell."""
+    b, h, w, g = 6, 16, 8, 4
+    n = g * g
+    _, _, sal = rect_batch(b, h, w, seed=5)
+    sal = sal**4  # peaked: with a small t_eps many cells move
+    cell = cell_of_pixels(h, w, g)
+    x = torch.zeros(b, b * n, h, w)
+    for i in range(b):
+        x[i, i * n + cell, torch.arange(h)[:, None], torch.arange(w)[None, :]] = 1.0
+    pm = PuzzleMix(b, grid=g, neigh_size=2, t_size=-1, t_eps=0.05, workers=1,
+                   generator=torch.Generator().manual_seed(5))
+    x_mix, _, info = pm(x, torch.arange(b), sal, return_info=True)
+    mask = info.mask.view(b, n)
+    moved = 0
+    for i in range(b):
+        p = int(info.perm[i])
+        region1, region2 = mask[i] > 0, mask[i] < 1
+        for src, region in ((info.src1[i], region1), (info.src2[i], region2)):
+            used = src[region]
+            assert (src[~region] == -1).all() and (used >= 0).all()
+            assert used.unique().numel() == used.numel()
+            moved += int((used != torch.arange(n)[region]).sum())
+        for j in range(n):
+            pix = x_mix[i][:, cell == j]  # (channels, pixels of cell j)
+            assert torch.equal(pix, pix[:, :1].expand_as(pix))  # the cell is intact
+            expect = torch.zeros(b * n)
+            s1 = int(info.src1[i, j]) if info.src1[i, j] >= 0 else j
+            s2 = int(info.src2[i, j]) if info.src2[i, j] >= 0 else j
+            expect[i * n + s1] += float(mask[i, j])
+            expect[p * n + s2] += 1.0 - float(mask[i, j])
+            assert torch.equal(pix[:, 0], expect)
+    assert moved >= 4  # the test sees cells that move
+
+
+def test_the_speech_geometry_mixes():
+    """160x100 spectrograms with the speech presets' Puzzle Mix options (grid sides 2 and 4, the
+    neighbourhood 5, the transport on the grid's cells): both sides drawn, cells 80x50 and
+    40x25, targets the pixel shares."""
+    b = 5
+    gen = torch.Generator().manual_seed(0)
+    x = torch.zeros(b, b, 160, 100)
+    x[torch.arange(b), torch.arange(b)] = 1.0
+    sal = torch.rand(b, 160, 100, generator=gen) ** 4
+    pm = PuzzleMix(b, grid=[2, 4], neigh_size=5, t_size=-1, workers=1,
+                   generator=torch.Generator().manual_seed(1))
+    seen = set()
+    for _ in range(12):
+        x_mix, y_mix, info = pm(x, torch.arange(b), sal, return_info=True)
+        seen.add((info.grid, info.block, info.neigh_size))
+        torch.testing.assert_close(x_mix.sum(1), torch.ones(b, 160, 100))
+        torch.testing.assert_close(y_mix, x_mix.mean((2, 3)), rtol=0, atol=1e-6)
+    assert seen == {(2, (80, 50), (5, 5)), (4, (40, 25), (5, 5))}
+
+
+def test_a_sequence_of_grid_sides_is_drawn_uniformly():
+    x, y, sal = batch(6, 32, seed=8)
+    a = PuzzleMix(10, grid=(2, 4, 8, 16), generator=torch.Generator().manual_seed(4))
+    b = PuzzleMix(10, grid=-1, generator=torch.Generator().manual_seed(4))
+    for _ in range(6):  # the same draws as grid=-1, so the same results
+        xa, ya, ia = a(x, y, sal, return_info=True)
+        xb, yb, ib = b(x, y, sal, return_info=True)
+        assert ia.grid == ib.grid and torch.equal(xa, xb) and torch.equal(ya, yb)
+    pm = PuzzleMix(10, grid=[4, 2], generator=torch.Generator().manual_seed(0))
+    assert pm.grid == (4, 2) and "grid=(4, 2)" in repr(pm)
+    grids = [pm(x, y, sal, return_info=True)[2].grid for _ in range(40)]
+    assert set(grids) == {2, 4} and 10 <= grids.count(2) <= 30
+
+
+# ------------------------------------------------------------------------------------------------
 # targets, determinism, dtypes, errors
 # ------------------------------------------------------------------------------------------------
 

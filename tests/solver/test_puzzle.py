@@ -286,3 +286,84 @@ def test_transport_is_an_injection_of_blocks_into_the_region():
         for j in range(t * t):
             k = int(src[b, j]) if src[b, j] >= 0 else j
             assert torch.equal(ob[b, j], xb[b, k])
+
+
+# ------------------------------------------------------------------------------------------------
+# rectangular images: per-axis block sizes
+# ------------------------------------------------------------------------------------------------
+
+
+def loop_neigh_penalty(a, b, g, kh, kw):
+    """:func:`neigh_penalty` by loops over blocks, boundary pixels and channels."""
+    bsz, ch = a.shape[:2]
+    down = torch.zeros(bsz, g - 1, g, dtype=a.dtype)
+    right = torch.zeros(bsz, g, g - 1, dtype=a.dtype)
+    for i in range(bsz):
+        for r in range(g):
+            for c in range(g):
+                if r < g - 1:  # last pooled row of block (r, c) against the next block's first
+                    row = (r + 1) * kh
+                    down[i, r, c] = sum(abs(a[i, q, row - 1, col] - b[i, q, row, col])
+                                        for q in range(ch) for col in range(c * kw, (c + 1) * kw)
+                                        ) / (ch * kw)
+                if c < g - 1:
+                    col = (c + 1) * kw
+                    right[i, r, c] = sum(abs(a[i, q, row, col - 1] - b[i, q, row, col])
+                                         for q in range(ch) for row in range(r * kh, (r + 1) * kh)
+                                         ) / (ch * kh)
+    return down, right
+
+
+@pytest.mark.parametrize("g, kh, kw", [(2, 3, 1), (3, 1, 2), (2, 2, 4), (3, 2, 2)])
+def test_neigh_penalty_with_rectangular_blocks_matches_loops(g, kh, kw):
+    gen = torch.Generator().manual_seed(g * 10 + kh + kw)
+    a = torch.rand(2, 2, g * kh, g * kw, generator=gen, dtype=torch.float64)
+    b = torch.rand(2, 2, g * kh, g * kw, generator=gen, dtype=torch.float64)
+    down, right = neigh_penalty(a, b, (kh, kw))
+    r_down, r_right = loop_neigh_penalty(a, b, g, kh, kw)
+    torch.testing.assert_close(down, r_down, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(right, r_right, rtol=1e-12, atol=1e-14)
+    if kh == kw:  # an int k is the square block of the reference
+        assert all(torch.equal(u, v) for u, v in zip(neigh_penalty(a, b, kh), (down, right),
+                                                     strict=True))
+
+
+def test_smoothness_terms_of_transposed_images_swap_down_and_right():
+    gen = torch.Generator().manual_seed(0)
+    x1 = torch.rand(3, 2, 12, 8, generator=gen, dtype=torch.float64)
+    x2 = torch.rand(3, 2, 12, 8, generator=gen, dtype=torch.float64)
+    down, right = smoothness_terms(x1, x2, 2, (3, 2))  # cells 6x4, 2x2 pooled cells each
+    t_down, t_right = smoothness_terms(x1.mT, x2.mT, 2, (2, 3))
+    torch.testing.assert_close(t_down, right.mT, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(t_right, down.mT, rtol=1e-12, atol=1e-14)
+    # the pooled images and (kh, kw) of the rectangular cell, from loop_neigh_penalty
+    p1, p2 = F.avg_pool2d(x1, (3, 2)), F.avg_pool2d(x2, (3, 2))
+    torch.testing.assert_close(down[:, 1, 0], loop_neigh_penalty(p1, p2, 2, 2, 2)[0],
+                               rtol=1e-12, atol=1e-14)
+
+
+def test_apply_transport_moves_rectangular_blocks_as_loops():
+    gen = torch.Generator().manual_seed(2)
+    t, th, tw = 3, 2, 3
+    x = torch.rand(4, 2, t * th, t * tw, generator=gen)
+    region = torch.rand(4, t, t, generator=gen) > 0.3
+    s = torch.rand(4, t, t, generator=gen) ** 6 + 1e-4
+    src = transport_plan(region, s / s.sum((1, 2), keepdim=True), 0.01)
+    assert ((src >= 0) & (src != torch.arange(t * t))).any()  # some blocks move
+    expect = x.clone()
+    for b in range(4):
+        for j in range(t * t):
+            i = int(src[b, j])
+            if i < 0:
+                continue
+            rj, cj, ri, ci = j // t, j % t, i // t, i % t
+            expect[b, :, rj * th:(rj + 1) * th, cj * tw:(cj + 1) * tw] = \
+                x[b, :, ri * th:(ri + 1) * th, ci * tw:(ci + 1) * tw]
+    assert torch.equal(apply_transport(x, src, (th, tw)), expect)
+    inplace = x.clone()
+    apply_transport(inplace, src, (th, tw), out=inplace)
+    assert torch.equal(inplace, expect)
+    with pytest.raises(ValueError, match="t_size"):
+        apply_transport(x, src, (2, 2))  # a 3x4 grid of blocks: not square
+    with pytest.raises(ValueError, match="src"):
+        apply_transport(x, src[:, :4], (th, tw))

@@ -16,6 +16,16 @@ images the grid ``g = 16`` uses 2x2 smoothness pooling and a 16x16 transport gri
 module. One more deviation from the reference: an all-zero saliency map is uniform
 (:func:`comixup.saliency.pooled_unary`) instead of NaN.
 
+Rectangular images (not in the reference, whose code is square-only; the paper's Table 9 runs
+Puzzle Mix on 160x100 spectrograms without released code) get the natural extension: the
+reference's ``block_size = width // block_num`` becomes one size per axis, a ``g x g``
+grid of ``(H/g) x (W/g)`` cells; the unaries are the saliency average-pooled to the cells, the
+mask is upsampled to ``(H, W)``, ``neigh_size`` and ``t_size`` are clipped to each side of the
+cell, and the transport runs on a square ``t x t`` grid in grid units (the reference's cost
+matrix), moving ``(H/t) x (W/t)`` blocks whole, so it needs ``t_size=-1`` (or a ``t_size``
+reaching both cell sides). ``g`` must divide both sides: cells of uneven size could not be
+swapped by the transport. Square images take exactly the reference's path.
+
 Call convention (shared by every mixer of this package)::
 
     puzzle = PuzzleMix(num_classes=100)
@@ -166,7 +176,7 @@ class PuzzleParams(MixParams):
     Attributes:
         ratios: ``(B, B)`` share of every input in every output: ``ratio[i]`` at ``i``,
             ``1 - ratio[i]`` at ``perm[i]`` (:class:`~comixup.mixers.base.MixParams`).
-        grid: the labeling grid side ``g``.
+        grid: the drawn labeling grid side ``g``.
         lam: the drawn ``lambda`` of the prior.
         perm: the permutation (CPU long tensor ``(B,)``).
         mask: ``(B, g, g)`` the graph cut's mixing levels, the weight of ``x1``.
@@ -176,6 +186,9 @@ class PuzzleParams(MixParams):
         t_size: side of the transported pixel blocks; neigh_size: the smoothness pooling size
             (both after clipping to the block).
         block: side of a grid cell in pixels (``H / g``).
+
+    ``block``, ``t_size`` and ``neigh_size`` are ints for square images and ``(height, width)``
+    pairs for rectangular ones (cells of ``(H/g) x (W/g)`` pixels).
     """
 
     grid: int | None = None
@@ -206,7 +219,9 @@ class PuzzleMix(Mixer, ThreadedMixer):
     Args:
         num_classes: number of classes ``K`` of the soft targets.
         grid: labeling grid side ``g``; ``-1`` (default) draws ``g = 2^U{1..4}`` per call as the
-            reference. The image side must be a multiple of ``g`` (of 16 for ``-1``).
+            reference; a sequence of sides (e.g. ``[2, 4]``) draws one of them uniformly per
+            call (``(2, 4, 8, 16)`` draws as ``-1``). Both image sides must be multiples of every
+            side drawn (of 16 for ``-1``); the grid is ``g x g`` with ``(H/g) x (W/g)`` cells.
         alpha: Beta concentration of ``lambda`` (reference 1.0).
         beta: smoothness weight (published 1.2); ``beta_n = beta / (16 g)``.
         gamma: data-smoothness weight (published 0.5).
@@ -218,7 +233,8 @@ class PuzzleMix(Mixer, ThreadedMixer):
         t_eps: distance weight of the transport cost (published 0.8).
         t_size: side of the transported pixel blocks (published 4 on CIFAR), clipped to the
             block; ``-1`` transports the graph-cut grid's blocks (the reference's default, used
-            by its Tiny-ImageNet commands).
+            by its Tiny-ImageNet commands). The transport grid is square in grid units, so on
+            rectangular images ``t_size`` must be ``-1`` or reach both cell sides.
         mean, std: per-channel normalization of ``x``; the smoothness statistic is computed on
             ``x * std + mean`` as the reference. ``None`` means 0 and 1.
         workers: threads solving chunks of pairs; None uses one per CPU. Results do not depend
@@ -226,18 +242,20 @@ class PuzzleMix(Mixer, ThreadedMixer):
         generator: CPU ``torch.Generator`` for every draw; None uses torch's global generator.
 
     Call:
-        ``puzzle(x, y, saliency, return_info=False)`` with ``x`` ``(B, C, H, H)`` of any float
-        dtype on any device, ``y`` integer labels ``(B,)`` or soft targets ``(B, K)``, and
-        ``saliency`` ``(B, H, H)`` non-negative. Returns ``(x_mix, y_mix)``, ``y_mix`` in ``x``'s
+        ``puzzle(x, y, saliency, return_info=False)`` with ``x`` ``(B, C, H, W)`` of any float
+        dtype on any device (square as the reference, or rectangular: see the module), ``y``
+        integer labels ``(B,)`` or soft targets ``(B, K)``, and ``saliency`` ``(B, H, W)``
+        non-negative. Returns ``(x_mix, y_mix)``, ``y_mix`` in ``x``'s
         dtype with rows summing to 1; with ``return_info=True`` also the :class:`PuzzleParams`
         (``ratios``, ``grid``, ``lam``, ``perm``, ``mask`` (``(B, g, g)`` levels, the weight of
         ``x1``), ``ratio`` (``(B,)``), ``t_size``, ``neigh_size`` and the transport plans
         ``src1``, ``src2`` (None without transport)). :meth:`sample_params` draws and solves
         the graph cuts and the transport plans (they depend on the images and the saliency);
         :meth:`apply` moves the blocks and mixes, so the same cut and transport apply to any
-        other ``(B, C', H, H)`` tensor (e.g. object masks). A batch of one comes back unmixed
-        with its target; no random numbers are drawn for it. Non-square images, or sides that
-        the grid (or the clipped ``neigh_size``/``t_size``) do not divide, raise ``ValueError``.
+        other ``(B, C', H, W)`` tensor (e.g. object masks). A batch of one comes back unmixed
+        with its target; no random numbers are drawn for it. Image sides that a grid side (or
+        the clipped ``neigh_size``/``t_size`` the cell sides) do not divide, and on rectangular
+        images a ``t_size`` that does not give a square transport grid, raise ``ValueError``.
     """
 
     uses_saliency = True
@@ -391,14 +409,14 @@ class PuzzleMix(Mixer, ThreadedMixer):
     def apply(self, x, targets, params: PuzzleParams):
         """Transport the blocks of ``x1 = x`` and ``x2 = x[perm]`` and return
         ``mask * x1' + (1 - mask) * x2'`` and ``ratio * y + (1 - ratio) * y[perm]``; ``x`` is any
-        ``(B, C', H, H)`` floating tensor of the drawn size."""
+        ``(B, C', H, W)`` floating tensor of the drawn size."""
         compute = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
         xc = x.to(compute).contiguous()  # autograd flows to x_mix, not to the mask
         dev_perm = params.perm.to(x.device)
         mask = params.mask.to(device=x.device, dtype=compute)
         if params.src1 is None:
             x1, x2 = xc, xc[dev_perm]
-        else:  # x1 and x2 gathered into one (2B, C', H, H) batch and transported in place
+        else:  # x1 and x2 gathered into one (2B, C', H, W) batch and transported in place
             bsz = xc.shape[0]
             both = xc[torch.cat([torch.arange(bsz, device=x.device), dev_perm])]
             apply_transport(both, torch.cat([params.src1, params.src2]), params.t_size, out=both)

@@ -28,6 +28,12 @@ The discrete optimisation behind :class:`comixup.mixers.PuzzleMix`, which mixes 
    ``t_eps * C[i, j] - s_i * [j in region]``, ``C`` the squared Euclidean distance between
    block centres in block units divided by ``(t - 1)^2``, as the reference's ``cost_matrix``.
 
+On rectangular images (not in the reference, whose code is square-only) the grids stay square,
+``g x g`` and ``t x t``, with cells of ``(H/g) x (W/g)`` and blocks of ``(H/t) x (W/t)`` pixels:
+the boundary statistic pools ``(kh, kw)`` cells per block (:func:`neigh_penalty`), the costs
+and the plan are in grid units as above, and :func:`apply_transport` moves the rectangular
+blocks whole.
+
 Deviations from the reference code (all documented where they occur):
 
 * the graph cut uses float64 costs instead of the reference's ``int32(1000 g^2 * cost)``

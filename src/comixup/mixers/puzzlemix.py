@@ -44,6 +44,7 @@ import torch.nn.functional as F
 from .._precision import full_precision
 from ..saliency import _exact_maps, _pooled_float32, _saliency_peak
 from ..solver.puzzle import (
+    _pair,
     apply_transport,
     graphcut_masks,
     graphcut_terms,
@@ -74,11 +75,6 @@ MAX_LEVELS = 64
 # ----------------------------------------------------------------------------------------------
 # argument checks
 # ----------------------------------------------------------------------------------------------
-
-
-def _pair(value) -> tuple[int, int]:
-    """``(height, width)`` of a side given as an int (square) or a pair."""
-    return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
 
 
 def _check_channels(name: str, value) -> torch.Tensor | None:

@@ -238,3 +238,18 @@ def test_spectral_residual_errors_name_the_argument():
         spectral_residual(torch.rand(1, 3, 8, 8), variant="fine")
     with pytest.raises(ValueError, match="x must have shape"):
         spectral_residual(torch.rand(3, 8, 8))
+
+
+@pytest.mark.parametrize("clean_lam", [1.0, 0.0])
+def test_clean_step_names_a_model_whose_output_ignores_its_input(clean_lam):
+    class Constant(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.bias = torch.nn.Parameter(torch.zeros(4))
+
+        def forward(self, x):
+            return self.bias.expand(x.shape[0], 4)
+
+    x, y = torch.rand(2, 3, 8, 8), torch.tensor([0, 1])
+    with pytest.raises(ValueError, match="model: its output does not depend on its input x"):
+        clean_loss_and_saliency(Constant(), x, y, clean_lam=clean_lam)

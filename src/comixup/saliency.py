@@ -261,10 +261,13 @@ def clean_loss_and_saliency(
             model.eval()
             try:
                 ce = F.cross_entropy(model(inp).float(), y, ignore_index=IGNORE_INDEX)
-                (grad,) = torch.autograd.grad(ce, inp)
+                (grad,) = torch.autograd.grad(ce, inp, allow_unused=True)
             finally:
                 model.train(was_training)
             value = torch.zeros((), device=x.device)
+    if grad is None:
+        raise ValueError("model: its output does not depend on its input x, so there is no input "
+                         "gradient to take the saliency from")
     saliency = input_saliency(grad)
     finite = torch.isfinite(saliency).flatten(1).all(1)  # no read back: a select, not a branch
     saliency = torch.where(finite[:, None, None], saliency, torch.zeros_like(saliency))

@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from .. import checkpoint as ckpt_io
+from .._errors import InputError
 from .._provenance import code_version
 from ..config import TrainConfig
 from ..methods import TrainStep
@@ -266,7 +267,7 @@ class _Run:
         cfg, world = self.cfg, self.world
         batch = phase["batch_size"]
         if batch % world.world_size:
-            raise ValueError(f"batch_size {batch} must be divisible by the number of "
+            raise InputError(f"batch_size {batch} must be divisible by the number of "
                              f"processes ({world.world_size})")
         train_set = build_data(cfg, "train", train_transform=True, limit=cfg.limit_train,
                                data_options=phase["data_options"], data_dir=phase["data_dir"])
@@ -279,7 +280,7 @@ class _Run:
                              workers=cfg.workers, seed=cfg.seed, drop_last=True,
                              device=self.device, sampler=sampler)
         if len(loader) == 0:
-            raise ValueError(f"no training batch: {len(train_set)} training samples "
+            raise InputError(f"no training batch: {len(train_set)} training samples "
                              f"(limit_train={cfg.limit_train}) for batch_size {batch}")
         return loader
 
@@ -290,7 +291,7 @@ class _Run:
 
         A checkpoint that does not fit the run (missing entries, weights of other shapes,
         states the optimizer, schedule, scaler or method cannot take) raises
-        ``ValueError("<path> is not a valid comixup checkpoint: <reason>")``.
+        ``InputError("<path> is not a valid comixup checkpoint: <reason>")`` (a ValueError).
         """
         if resume is None:
             return 0

@@ -45,15 +45,15 @@ def as_input_error(exc: ValueError | TypeError, prefix: str = "") -> InputError:
 @contextlib.contextmanager
 def user_input(prefix: str = ""):
     """A context in which a ValueError or TypeError is the user's: it is re-raised as
-    :func:`as_input_error` (``prefix`` before its message), chained to the original.
+    :func:`as_input_error` (``prefix`` before its message), chained to the original. An
+    :class:`InputError` passes unchanged (it names its argument or file already).
 
     Use it around the checks of a user's values only (building a method, a model or a dataset
     from a configuration), never around a computation, whose ValueError is a bug.
     """
     try:
         yield
+    except InputError:
+        raise
     except (ValueError, TypeError) as exc:
-        converted = as_input_error(exc, prefix)
-        if converted is exc:
-            raise
-        raise converted from exc
+        raise as_input_error(exc, prefix) from exc

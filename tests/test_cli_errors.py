@@ -259,6 +259,11 @@ def test_file_system_and_file_errors_give_one_line(tmp_path, capsys):
     (run / "config.json").write_text("{oops")
     line = _run(["report", str(run), "--no-evaluate", "--out", str(tmp_path / "r")], capsys)
     assert f"{run / 'config.json'} is not a JSON configuration" in line
+    (run / "config.json").write_text('{"method": "vanilla"}')
+    for damaged, reason in (("{", "is not a JSON file"), ("[1]", "holds a list")):
+        (run / "summary.json").write_text(damaged)
+        line = _run(["report", str(run), "--no-evaluate", "--out", str(tmp_path / "r")], capsys)
+        assert f"{run / 'summary.json'} {reason}" in line
 
 
 def _break_training(monkeypatch, error):

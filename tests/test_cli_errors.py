@@ -239,6 +239,10 @@ def test_resume_config_refuses_what_would_change_the_run(good):
     (["--data-opt", "num_train=-1"], "num_train must be >= 0, got -1"),
     (["--data-opt", "bogus=1"], "unknown option(s) ['bogus'] for synthetic"),
     (["--limit-train", "4"], "no training batch: 4 training samples"),
+    (["--method", "puzzlemix", "--method-opt", "grid=5"],
+     "method 'puzzlemix' with 'lenet' on 'synthetic': grid 5 must divide the image side 16"),
+    (["--method", "manifold", "--method-opt", "depths=[9]"],
+     "depths (9,) share no depth with model.mix_depths (0, 1)"),
 ])
 def test_config_values_checked_where_the_run_is_built_give_one_line(extra, message, tmp_path,
                                                                     capsys):

@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 
 from .._checks import check_int
-from .._errors import InputError
+from .._errors import InputError, user_input
 from ._io import pyplot
 from .mixing import _LABELS, make_mixer, mix_batch
 
@@ -240,6 +240,8 @@ def run_show(*, method: str = "comixup", images=None, data: str = "synthetic", d
     for tau in (taus if method == "comixup" else [None]):
         mixer = make_mixer(method, x.shape[0], seed=seed, tau=0.83 if tau is None else tau,
                            partition=x.shape[0])
+        with user_input(f"--method {method} on {x.shape[-2]}x{x.shape[-1]} images: "):
+            mixer.check_batch(x)  # the method's options against the image size (--size)
         res = mix_batch(mixer, x, sal, dense)
         ratios = res["ratios"].detach().double().numpy()
         panels.append((tau, ratios))

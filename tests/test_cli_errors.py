@@ -9,6 +9,8 @@ from __future__ import annotations
 import fractions
 import json
 import re
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -18,6 +20,7 @@ from comixup._errors import InputError
 from comixup.cli import main
 from comixup.train import train
 
+from .test_cli import tiny_args
 from .train.conftest import tiny_settings
 
 
@@ -246,14 +249,10 @@ def test_resume_config_refuses_what_would_change_the_run(good):
 ])
 def test_config_values_checked_where_the_run_is_built_give_one_line(extra, message, tmp_path,
                                                                     capsys):
-    from .test_cli import tiny_args
-
     assert message in _run(tiny_args(tmp_path, "--epochs", "1", *extra), capsys)
 
 
 def test_file_system_and_file_errors_give_one_line(tmp_path, capsys):
-    from .test_cli import tiny_args
-
     afile = tmp_path / "afile"
     afile.write_text("")
     line = _run(tiny_args(tmp_path, "--epochs", "1", "--out", str(afile / "run")), capsys)
@@ -287,8 +286,6 @@ def _break_training(monkeypatch, error):
     ImportError("an internal bug", name="comixup.nothing"),
 ], ids=lambda e: type(e).__name__)
 def test_a_bug_keeps_its_traceback(error, tmp_path, monkeypatch, capsys):
-    from .test_cli import tiny_args
-
     _break_training(monkeypatch, error)
     with pytest.raises(type(error), match="an internal bug"):
         main(tiny_args(tmp_path, "--epochs", "1"))
@@ -298,8 +295,6 @@ def test_a_bug_keeps_its_traceback(error, tmp_path, monkeypatch, capsys):
 def test_a_library_check_failing_inside_a_step_is_a_bug(tmp_path, monkeypatch, capsys):
     from comixup._checks import check_number
     from comixup.mixers import InputMixup
-
-    from .test_cli import tiny_args
 
     def sample_params(self, *args, **kwargs):  # an argument check deep inside the library
         check_number("lam", float("nan"))
@@ -323,8 +318,6 @@ def test_a_library_check_failing_inside_a_step_is_a_bug(tmp_path, monkeypatch, c
 ], ids=lambda e: type(e).__name__ if isinstance(e, BaseException) else None)
 def test_the_users_errors_are_one_line_wherever_raised(error, message, tmp_path, monkeypatch,
                                                        capsys):
-    from .test_cli import tiny_args
-
     _break_training(monkeypatch, error)
     assert _run(tiny_args(tmp_path, "--epochs", "1"), capsys) == f"comixup: error: {message}"
 
@@ -337,8 +330,6 @@ def test_debug_shows_the_traceback_of_a_users_error(monkeypatch, capsys):
 
 
 def test_interrupt_exits_130(tmp_path, monkeypatch, capsys):
-    from .test_cli import tiny_args
-
     _break_training(monkeypatch, KeyboardInterrupt())
     assert main(tiny_args(tmp_path, "--epochs", "1")) == 130
     assert capsys.readouterr().err == "comixup: interrupted\n"
@@ -358,11 +349,6 @@ runpy.run_module("comixup", run_name="__main__", alter_sys=True)
 
 
 def test_python_dash_m_comixup_prints_a_bugs_traceback(tmp_path):
-    import subprocess
-    import sys
-
-    from .test_cli import tiny_args
-
     proc = subprocess.run([sys.executable, "-c", SCRIPT, *tiny_args(tmp_path, "--epochs", "1")],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1, proc.stderr

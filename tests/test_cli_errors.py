@@ -1,20 +1,26 @@
-"""Damaged and foreign checkpoints and bad flags: every user error of the
-command line is one ``comixup: error:`` line naming the file or the flag, exit status 2, never
-a traceback; :func:`comixup.checkpoint.load` raises one ValueError naming the file."""
+"""Damaged and foreign checkpoints, bad flags and bad configuration values: every user error of
+the command line is one ``comixup: error:`` line naming the file or the flag, exit status 2,
+never a traceback; :func:`comixup.checkpoint.load` raises one InputError (a ValueError) naming
+the file. Any other exception, a bug, keeps its traceback: :func:`comixup.cli.main` re-raises
+it, and ``python -m comixup`` exits with status 1."""
 
 from __future__ import annotations
 
 import fractions
 import json
 import re
+import subprocess
+import sys
 
 import pytest
 import torch
 
 from comixup import checkpoint as ck
+from comixup._errors import InputError
 from comixup.cli import main
 from comixup.train import train
 
+from .test_cli import tiny_args
 from .train.conftest import tiny_settings
 
 
@@ -221,3 +227,131 @@ def test_resume_config_refuses_what_would_change_the_run(good):
         resume_config(good, "synthetic-quick")
     with pytest.raises(FileNotFoundError, match="checkpoint not found"):
         resume_config(good.parent / "missing.pt")
+
+
+# -- the contract: a user's error is one line, exit 2; a bug keeps its traceback -----------------
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--method", "mixup", "--method-opt", "alpha=-1"], "method 'mixup': alpha must be"),
+    (["--method", "cutmix", "--method-opt", 'alpha="x"'],
+     "method 'cutmix': alpha must be a real number, got str"),
+    (["--method", "comixup", "--method-opt", "partition=0"], "method 'comixup': partition"),
+    (["--arch-opt", "in_channels=0"], "arch 'lenet': in_channels must be >= 1, got 0"),
+    (["--arch-opt", "width=2"], "unknown option(s) ['width'] for model 'lenet'"),
+    (["--data-opt", "num_train=-1"], "num_train must be >= 0, got -1"),
+    (["--data-opt", "bogus=1"], "unknown option(s) ['bogus'] for synthetic"),
+    (["--limit-train", "4"], "no training batch: 4 training samples"),
+    (["--method", "puzzlemix", "--method-opt", "grid=5"],
+     "method 'puzzlemix' with 'lenet' on 'synthetic': grid 5 must divide the image side 16"),
+    (["--method", "manifold", "--method-opt", "depths=[9]"],
+     "depths (9,) share no depth with model.mix_depths (0, 1)"),
+])
+def test_config_values_checked_where_the_run_is_built_give_one_line(extra, message, tmp_path,
+                                                                    capsys):
+    assert message in _run(tiny_args(tmp_path, "--epochs", "1", *extra), capsys)
+
+
+def test_file_system_and_file_errors_give_one_line(tmp_path, capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    line = _run(tiny_args(tmp_path, "--epochs", "1", "--out", str(afile / "run")), capsys)
+    assert "Not a directory" in line and str(afile / "run") in line
+    run = tmp_path / "bad-run"
+    run.mkdir()
+    (run / "config.json").write_text("{oops")
+    line = _run(["report", str(run), "--no-evaluate", "--out", str(tmp_path / "r")], capsys)
+    assert f"{run / 'config.json'} is not a JSON configuration" in line
+    (run / "config.json").write_text('{"method": "vanilla"}')
+    for damaged, reason in (("{", "is not a JSON file"), ("[1]", "holds a list")):
+        (run / "summary.json").write_text(damaged)
+        line = _run(["report", str(run), "--no-evaluate", "--out", str(tmp_path / "r")], capsys)
+        assert f"{run / 'summary.json'} {reason}" in line
+
+
+def _break_training(monkeypatch, error):
+    """Make the engine's optimizer factory raise ``error``: an internal failure that
+    ``comixup train`` meets after every user input was checked."""
+    import comixup.train.engine as engine
+
+    def broken(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(engine, "build_optimizer", broken)
+
+
+@pytest.mark.parametrize("error", [
+    ValueError("an internal bug"), TypeError("an internal bug"), KeyError("an internal bug"),
+    AttributeError("an internal bug"), OSError("an internal bug"),
+    ImportError("an internal bug", name="comixup.nothing"),
+], ids=lambda e: type(e).__name__)
+def test_a_bug_keeps_its_traceback(error, tmp_path, monkeypatch, capsys):
+    _break_training(monkeypatch, error)
+    with pytest.raises(type(error), match="an internal bug"):
+        main(tiny_args(tmp_path, "--epochs", "1"))
+    assert "comixup: error" not in capsys.readouterr().err
+
+
+def test_a_library_check_failing_inside_a_step_is_a_bug(tmp_path, monkeypatch, capsys):
+    from comixup._checks import check_number
+    from comixup.mixers import InputMixup
+
+    def sample_params(self, *args, **kwargs):  # an argument check deep inside the library
+        check_number("lam", float("nan"))
+
+    monkeypatch.setattr(InputMixup, "sample_params", sample_params)
+    with pytest.raises(ValueError, match="lam must be") as exc:
+        main(tiny_args(tmp_path, "--epochs", "1", "--method", "mixup"))
+    assert not isinstance(exc.value, InputError)
+    assert "comixup: error" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("error, message", [
+    (ModuleNotFoundError("No module named 'scipy'", name="scipy"),
+     "this command needs scipy, from the training extra: pip install 'comixup[train]'"),
+    (FileNotFoundError("checkpoint not found: x.pt"), "checkpoint not found: x.pt"),
+    (PermissionError(13, "Permission denied", "/data/x"),
+     "[Errno 13] Permission denied: '/data/x'"),
+    (OSError(30, "Read-only file system", "/ro/run"),
+     "[Errno 30] Read-only file system: '/ro/run'"),
+    (InputError("a\nmessage on\ntwo lines"), "a message on two lines"),
+], ids=lambda e: type(e).__name__ if isinstance(e, BaseException) else None)
+def test_the_users_errors_are_one_line_wherever_raised(error, message, tmp_path, monkeypatch,
+                                                       capsys):
+    _break_training(monkeypatch, error)
+    assert _run(tiny_args(tmp_path, "--epochs", "1"), capsys) == f"comixup: error: {message}"
+
+
+def test_debug_shows_the_traceback_of_a_users_error(monkeypatch, capsys):
+    monkeypatch.setenv("COMIXUP_DEBUG", "1")
+    with pytest.raises(InputError, match="preset must be one of"):
+        main(["train", "--preset", "nope"])
+    assert capsys.readouterr().err == ""
+
+
+def test_interrupt_exits_130(tmp_path, monkeypatch, capsys):
+    _break_training(monkeypatch, KeyboardInterrupt())
+    assert main(tiny_args(tmp_path, "--epochs", "1")) == 130
+    assert capsys.readouterr().err == "comixup: interrupted\n"
+
+
+SCRIPT = """
+import runpy, sys
+import comixup.train.engine as engine
+
+def broken(*args, **kwargs):
+    raise ValueError("an internal bug")
+
+engine.build_optimizer = broken
+sys.argv = ["comixup", *sys.argv[1:]]
+runpy.run_module("comixup", run_name="__main__", alter_sys=True)
+"""
+
+
+def test_python_dash_m_comixup_prints_a_bugs_traceback(tmp_path):
+    proc = subprocess.run([sys.executable, "-c", SCRIPT, *tiny_args(tmp_path, "--epochs", "1")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback (most recent call last)" in proc.stderr
+    assert proc.stderr.strip().endswith("ValueError: an internal bug")
+    assert "comixup: error" not in proc.stderr

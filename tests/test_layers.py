@@ -23,6 +23,7 @@ PACKAGE = "comixup"
 #: nearest package below ``comixup`` (``comixup`` itself is the package's ``__init__`` only); it
 #: may import modules of its own layer and of lower ones only.
 LAYERS: list[tuple[str, ...]] = [
+    ("comixup._errors",),  # InputError, the type of every user error, below every check
     ("comixup._checks", "comixup._precision", "comixup._provenance", "comixup._validation"),
     ("comixup.losses", "comixup.solver"),
     ("comixup.saliency",),
@@ -148,8 +149,8 @@ def test_the_graph_sees_function_level_and_relative_imports():
 
 
 def test_the_run_layer_stays_below_training_and_evaluation():
-    allowed = ("comixup._checks", "comixup.checkpoint", "comixup.config", "comixup.data",
-               "comixup.methods", "comixup.mixers", "comixup.models")
+    allowed = ("comixup._checks", "comixup._errors", "comixup.checkpoint", "comixup.config",
+               "comixup.data", "comixup.methods", "comixup.mixers", "comixup.models")
     imported = import_graph()["comixup.run"]
     assert imported and all(t.startswith(allowed) for t in imported), sorted(imported)
 

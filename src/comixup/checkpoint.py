@@ -8,7 +8,8 @@
   only tensors, numbers, strings, booleans, ``None``, lists and dicts. Every file that is not a
   usable checkpoint (random bytes, JSON, an empty or half-written file, a pickle of another
   type, missing entries, a bad configuration; and, in :func:`load_model_state`, weights of the
-  wrong shapes) gives one ``ValueError("<path> is not a valid comixup checkpoint: <reason>")``.
+  wrong shapes) gives one ``InputError("<path> is not a valid comixup checkpoint: <reason>")``
+  (:class:`~comixup._errors.InputError`, a ValueError: the user's file).
 * :func:`rng_state` / :func:`set_rng_state` capture and restore the states of Python's
   ``random``, NumPy's global generator, torch's CPU generator and every CUDA generator, encoded
   as tensors so that they survive ``weights_only`` loading.
@@ -26,6 +27,7 @@ import numpy as np
 import torch
 
 from ._checks import first_line
+from ._errors import InputError
 
 __all__ = [
     "FORMAT",
@@ -98,10 +100,11 @@ REQUIRED = ("format", "epoch", "config", "model")
 RESUME_KEYS = ("optimizer", "schedule", "method", "rng")
 
 
-def invalid(path, reason) -> ValueError:
-    """The error of a checkpoint that cannot be used: ``"<path> is not a valid comixup
-    checkpoint: <reason>"`` (the reason on one line)."""
-    return ValueError(f"{path} is not a valid comixup checkpoint: {first_line(reason)}")
+def invalid(path, reason) -> InputError:
+    """The error of a checkpoint that cannot be used, an :class:`~comixup._errors.InputError`
+    (a ValueError): ``"<path> is not a valid comixup checkpoint: <reason>"`` (the reason on one
+    line)."""
+    return InputError(f"{path} is not a valid comixup checkpoint: {first_line(reason)}")
 
 
 def load(path, map_location="cpu", *, require: tuple[str, ...] = ()) -> dict:
@@ -116,7 +119,8 @@ def load(path, map_location="cpu", *, require: tuple[str, ...] = ()) -> dict:
 
     Raises:
         FileNotFoundError: ``path`` does not exist (the message names it).
-        ValueError: anything else: ``"<path> is not a valid comixup checkpoint: <reason>"``,
+        InputError: anything else (a ValueError): ``"<path> is not a valid comixup checkpoint:
+            <reason>"``,
             the reason naming the missing key, the wrong format version or the bad entry.
     """
     path = Path(path)

@@ -15,6 +15,27 @@ Examples::
 The ``train`` flags of the configuration are generated from :class:`comixup.config.TrainConfig`
 (one per field marked as a flag); the argument types are those of :mod:`comixup._args`. See
 ``docs/training.md`` for every preset and flag.
+
+Errors. A user's error is one line on stderr, ``comixup: error: <message>``, and exit status 2:
+
+* a bad flag or flag value (argparse's usage errors, the same line);
+* an :class:`~comixup._errors.InputError` (a ValueError; ``InputTypeError`` is also a
+  TypeError), which the checks of everything the user supplies raise: the configuration and
+  presets, the method, model and dataset options of a configuration (their constructors' checks
+  are converted where a run is built, :mod:`comixup.run`), checkpoints, configuration files,
+  dataset directories and files, archives and downloads (a
+  :class:`~comixup.data.download.DownloadError`, a checksum mismatch included);
+* a file-system error about a path: ``FileNotFoundError``, ``FileExistsError``,
+  ``PermissionError``, ``IsADirectoryError``, ``NotADirectoryError``, or any ``OSError`` that
+  names a file (every path ``comixup`` opens, reads or writes is one the user gave, or under
+  one: the message of the operating system names it);
+* a missing package of the ``comixup[train]`` extra (:data:`TRAIN_EXTRA`): the line says which
+  extra to install.
+
+Anything else is a bug and keeps its traceback: :func:`main` re-raises it (a plain ValueError or
+TypeError from inside the library included), so the ``comixup`` command and ``python -m comixup``
+print the traceback and exit with status 1. ``COMIXUP_DEBUG=1`` re-raises the user's errors too,
+to show where they were raised. Ctrl-C prints ``comixup: interrupted`` and exits with 130.
 """
 
 from __future__ import annotations
@@ -37,6 +58,7 @@ from ._args import (
     key_value,
     one_line,
 )
+from ._errors import InputError
 from .bench import BENCHMARKS
 from .config import TrainConfig
 from .losses import LOSSES
@@ -168,7 +190,7 @@ def _cmd_study(args: argparse.Namespace) -> int:
         extra = extra[1:]
     for flag in ("--preset", "--method", "--seed", "--out", "--resume", "--label"):
         if flag in extra:
-            raise ValueError(f"{flag} is set by comixup study for each run; remove it after --")
+            raise InputError(f"{flag} is set by comixup study for each run; remove it after --")
     if args.download:  # fetched once here, then every run reads it
         from .config import resolve_config
 
@@ -190,9 +212,37 @@ def _cmd_study(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_bench_args(args: argparse.Namespace) -> None:
+    """The checks of ``comixup bench``'s flags, as InputErrors, before anything runs (the
+    benchmarks check the same arguments with plain ValueErrors, as library functions)."""
+    from pathlib import Path
+
+    if args.what != "gpu":
+        if args.device is not None:
+            raise InputError(f"--device is an option of comixup bench gpu only, not of bench "
+                             f"{args.what}")
+        if args.out is not None and Path(args.out).is_dir():
+            raise InputError(f"--out must be a file name, but {args.out} is a directory")
+        return
+    if args.out is not None and Path(args.out).exists() and not Path(args.out).is_dir():
+        raise InputError(f"--out must be a directory, but {args.out} is a file")
+    from .run import resolve_device
+
+    name = args.device or "cuda"
+    try:
+        resolve_device(name)
+    except InputError as exc:
+        import torch
+
+        hint = (" (use --device cpu for the smoke test of the same code on the CPU)"
+                if not torch.cuda.is_available() else "")
+        raise InputError(f"--device {name}: {exc}{hint}") from None
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     from .bench import run_benchmark
 
+    _check_bench_args(args)
     result = run_benchmark(args.what, quick=args.quick, out=args.out, device=args.device)
     if args.what == "gpu":
         print("wrote " + ", ".join(result["files"]))
@@ -218,30 +268,51 @@ def _command(name: str):
 TRAIN_EXTRA = ("scipy", "tqdm", "pooch", "torchmetrics", "matplotlib", "PIL")
 
 
+#: The file-system errors that are the user's whatever their message (an ``OSError`` that names
+#: a file is too): a path given on the command line, in a configuration or under one of those.
+_FILE_ERRORS = (FileNotFoundError, FileExistsError, PermissionError, IsADirectoryError,
+               NotADirectoryError)
+
+
+def _user_error(exc: BaseException) -> str | None:
+    """The one-line message of ``exc`` when it is a user's error (module docstring: an
+    :class:`~comixup._errors.InputError`, a file-system error about a path, a missing package of
+    the ``comixup[train]`` extra), else None: a bug, whose traceback is kept."""
+    if isinstance(exc, ImportError):
+        missing = (exc.name or "").split(".")[0]
+        if missing in TRAIN_EXTRA:
+            return (f"this command needs {missing}, from the training extra: "
+                    "pip install 'comixup[train]'")
+        return None
+    if isinstance(exc, InputError) or isinstance(exc, _FILE_ERRORS) or (
+            isinstance(exc, OSError) and exc.filename is not None):
+        return one_line(exc)
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``comixup`` / ``python -m comixup``; returns the exit status.
 
-    Every user error (bad flags or values, unknown presets, methods, models or datasets, missing
-    or unreadable files, damaged or foreign checkpoints) prints one line,
-    ``comixup: error: ...``, and returns 2 (argparse's usage errors exit with 2 the same way);
-    set ``COMIXUP_DEBUG=1`` to get the traceback instead.
+    A user's error (bad flags or values, unknown presets, methods, models or datasets, bad
+    method, model or dataset options, missing, unreadable, damaged or foreign files and
+    checkpoints, failed downloads, a missing package of ``comixup[train]``; see
+    :func:`_user_error`) prints one line, ``comixup: error: ...``, and returns 2 (argparse's
+    usage errors exit with 2 the same way); set ``COMIXUP_DEBUG=1`` to get its traceback
+    instead. Any other exception is a bug: it propagates with its traceback. Ctrl-C returns
+    130.
     """
     args = build_parser().parse_args(argv)
     try:
         return _command(args.command)(args)
-    except (ValueError, TypeError, OSError, ImportError) as exc:
-        if os.environ.get("COMIXUP_DEBUG"):
-            raise
-        missing = getattr(exc, "name", None)
-        if isinstance(exc, ImportError) and missing and missing.split(".")[0] in TRAIN_EXTRA:
-            print(f"comixup: error: this command needs {missing.split('.')[0]}, from the "
-                  "training extra: pip install 'comixup[train]'", file=sys.stderr)
-            return 2
-        print(f"comixup: error: {one_line(exc)}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("comixup: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        message = _user_error(exc)
+        if message is None or os.environ.get("COMIXUP_DEBUG"):
+            raise
+        print(f"comixup: error: {message}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -6,6 +6,10 @@ experiment of the paper) and explicit overrides (the command-line flags). The re
 configuration is written to ``config.json`` in the run directory and stored in every checkpoint,
 so ``comixup eval`` and ``--resume`` can rebuild the run.
 
+Every error about a configuration (an unknown preset, key or option, a bad value) is an
+:class:`~comixup._errors.InputError` naming it: the user's input, printed by ``comixup`` as one
+line.
+
 Everything in a configuration is plain JSON (numbers, strings, booleans, ``null``, lists and
 dicts), which keeps checkpoints loadable with ``torch.load(..., weights_only=True)``.
 """
@@ -29,6 +33,7 @@ from ._checks import (
     check_optional_int,
     check_str,
 )
+from ._errors import InputError, InputTypeError, user_input
 
 __all__ = [
     "AMP_DTYPES",
@@ -311,11 +316,12 @@ class TrainConfig:
     def from_dict(cls, values: dict) -> TrainConfig:
         """Build and validate a configuration from a dict (unknown keys are an error)."""
         if not isinstance(values, dict):
-            raise TypeError(f"a configuration must be a dict, got {type(values).__name__}")
+            raise InputTypeError(f"a configuration must be a dict, got {type(values).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(f"unknown configuration key(s) {unknown}; known keys: {sorted(known)}")
+            raise InputError(f"unknown configuration key(s) {unknown}; known keys: "
+                             f"{sorted(known)}")
         cfg = cls(**copy.deepcopy(values))
         cfg.validate()
         return cfg
@@ -327,18 +333,20 @@ class TrainConfig:
         :attr:`method`, then by :attr:`method_options`.
 
         Raises:
-            ValueError: an option the method does not take (the message lists those it takes).
+            InputError: an option the method does not take (the message lists those it takes),
+                or an unknown method.
         """
         from .methods import METHODS
 
-        cls = METHODS[check_choice("method", self.method, list(METHODS))]
+        with user_input():
+            cls = METHODS[check_choice("method", self.method, list(METHODS))]
         opts = cls.option_defaults()
         opts.update(self.preset_method_options.get("*", {}))
         opts.update(self.preset_method_options.get(self.method, {}))
         opts.update(self.method_options)
         unknown = sorted(set(opts) - cls.accepted_options())
         if unknown:
-            raise ValueError(f"unknown method option(s) {unknown} for method {self.method!r}; "
+            raise InputError(f"unknown method option(s) {unknown} for method {self.method!r}; "
                              f"accepted: {sorted(cls.accepted_options())}")
         return opts
 
@@ -348,7 +356,7 @@ class TrainConfig:
         by its ``method_options[method]``.
 
         Raises:
-            ValueError: an option the method does not take (naming the phase's entry).
+            InputError: an option the method does not take (naming the phase's entry).
         """
         from .methods import METHODS
 
@@ -358,7 +366,7 @@ class TrainConfig:
         opts.update(extra.get(self.method, {}))
         unknown = sorted(set(opts) - METHODS[self.method].accepted_options())
         if unknown:
-            raise ValueError(f"unknown method option(s) {unknown} for method {self.method!r} in "
+            raise InputError(f"unknown method option(s) {unknown} for method {self.method!r} in "
                              f"phases[].method_options (start {phase.get('start')}); accepted: "
                              f"{sorted(METHODS[self.method].accepted_options())}")
         return opts
@@ -384,7 +392,9 @@ class TrainConfig:
     # -- validation ---------------------------------------------------------------------------
 
     def validate(self) -> TrainConfig:
-        """Check every field; raise ``ValueError``/``TypeError`` naming the bad one.
+        """Check every field; raise an :class:`~comixup._errors.InputError` (a ValueError;
+        :class:`~comixup._errors.InputTypeError`, also a TypeError, for a value of the wrong
+        kind) naming the bad one.
 
         Each field is checked as its metadata says (:func:`check_field`); then the special
         cases: ``lr_points`` and ``phases``, the method, model and dataset names against
@@ -392,6 +402,11 @@ class TrainConfig:
         per-method option tables. The model's and dataset's options are checked when the
         objects are built.
         """
+        with user_input():  # every value here is the user's (a preset, flags, a checkpoint)
+            self._check_fields()
+        return self
+
+    def _check_fields(self) -> None:
         for f in dataclasses.fields(self):
             check_field(f.name, getattr(self, f.name), f.metadata)
         self._validate_lr_points()
@@ -419,7 +434,6 @@ class TrainConfig:
             json.dumps(self.to_dict())
         except (TypeError, ValueError) as exc:
             raise TypeError(f"the configuration must be plain JSON data: {exc}") from None
-        return self
 
     def _validate_lr_points(self) -> None:
         if not isinstance(self.lr_points, list):
@@ -495,11 +509,11 @@ def load_preset(name: str) -> dict:
     """The settings of preset ``name`` as a dict (without its ``source`` note).
 
     Raises:
-        ValueError: no such preset (the message lists them).
+        InputError: no such preset (the message lists them).
     """
     files = _preset_files()
     if not isinstance(name, str) or name not in files:
-        raise ValueError(f"preset must be one of {sorted(files)}, got {name!r}")
+        raise InputError(f"preset must be one of {sorted(files)}, got {name!r}")
     data = json.loads(files[name].read_text())
     for key in _PRESET_META:
         data.pop(key, None)
@@ -511,7 +525,7 @@ def preset_source(name: str) -> str:
     """Where preset ``name``'s settings come from (paper section / recipes), for documentation."""
     files = _preset_files()
     if name not in files:
-        raise ValueError(f"preset must be one of {sorted(files)}, got {name!r}")
+        raise InputError(f"preset must be one of {sorted(files)}, got {name!r}")
     return json.loads(files[name].read_text()).get("source", "")
 
 
@@ -534,6 +548,11 @@ def resolve_config(
         The validated :class:`TrainConfig`, with ``method_options`` holding every option in
         effect (the method's defaults, the preset's per-method options, the overrides) and
         ``norm_weight_decay`` filled in.
+
+    Raises:
+        InputError: an unknown preset, key, method option or a bad value, naming it
+            (:class:`~comixup._errors.InputTypeError`, also a TypeError, for a value of the
+            wrong kind).
     """
     values = copy.deepcopy(base) if base is not None else (load_preset(preset) if preset else {})
     overrides = overrides or {}
@@ -559,11 +578,11 @@ def parse_option(text: str) -> tuple[str, Any]:
     """Parse ``key=value`` (``--method-opt`` and friends); the value is read as JSON when it
     parses (numbers, ``true``/``false``, ``null``, lists), else kept as a string."""
     if not isinstance(text, str) or "=" not in text:
-        raise ValueError(f"an option must look like key=value, got {text!r}")
+        raise InputError(f"an option must look like key=value, got {text!r}")
     key, raw = text.split("=", 1)
     key = key.strip()
     if not key.isidentifier():
-        raise ValueError(f"option key must be an identifier, got {key!r} in {text!r}")
+        raise InputError(f"option key must be an identifier, got {key!r} in {text!r}")
     try:
         value = json.loads(raw)
     except json.JSONDecodeError:

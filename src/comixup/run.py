@@ -13,6 +13,10 @@ imports the configuration, checkpoints, methods, data and models, never the laye
 * :func:`read_config`, :func:`load_run`: a finished run back from its checkpoint or
   configuration, as a :class:`Run` (the model with its weights, in eval mode, and its test data);
 * :func:`resume_config`: the configuration of a resumed run (``comixup train --resume``).
+
+Everything here is built from a user's configuration, files and flags: a bad device, option,
+file or setting is an :class:`~comixup._errors.InputError` (a ValueError; a TypeError too for a
+value of the wrong kind) naming it, which ``comixup`` prints as one line.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import torch
 
 from . import checkpoint as ckpt_io
 from ._checks import check_device
+from ._errors import InputError, user_input
 from .config import TrainConfig, resolve_config
 from .methods import METHODS, create_method
 
@@ -60,31 +65,33 @@ def resolve_device(name: str | torch.device, local_rank: int = 0, *,
     """``"auto"`` -> CUDA when available (the local rank's GPU under DDP), else the CPU.
 
     ``name`` is checked as the configuration's ``device`` (:func:`comixup._checks.check_device`):
-    ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` (or a :class:`torch.device` of those); a
-    ValueError names it otherwise, or when CUDA is requested but not available.
+    ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` (or a :class:`torch.device` of those); an
+    :class:`~comixup._errors.InputError` (a ValueError) names it otherwise, or when CUDA is
+    requested but not available.
 
     Under ``torchrun`` (``distributed``) every rank trains on its own GPU, ``cuda:LOCAL_RANK``,
     the one its NCCL communicator is bound to: ``"cuda"`` and ``"auto"`` resolve to it, and an
-    explicit ``"cuda:N"`` (one GPU for every rank) is refused with a ValueError. A CUDA result
+    explicit ``"cuda:N"`` (one GPU for every rank) is refused with an InputError. A CUDA result
     becomes the current device (:func:`torch.cuda.set_device`), so that the streams, events and
     pinned-memory copies of the mixers run on it and not on GPU 0.
     """
     if isinstance(name, torch.device):
         name = str(name)
-    check_device("device", name)
+    with user_input():
+        check_device("device", name)
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if not name.startswith("cuda"):
         return torch.device(name)
     if not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} was requested but CUDA is not available")
+        raise InputError(f"device {name!r} was requested but CUDA is not available")
     if distributed and name != "cuda":
-        raise ValueError(f"device {name!r} names one GPU for every rank, but under torchrun each "
+        raise InputError(f"device {name!r} names one GPU for every rank, but under torchrun each "
                          f"rank trains on its own (cuda:LOCAL_RANK): use device 'cuda' or 'auto'")
     count = torch.cuda.device_count()
     device = torch.device("cuda", local_rank if name == "cuda" else int(name.split(":")[1]))
     if device.index >= count:
-        raise ValueError(f"device {str(device)!r}: this machine has {count} CUDA device(s), "
+        raise InputError(f"device {str(device)!r}: this machine has {count} CUDA device(s), "
                          f"cuda:0 to cuda:{count - 1}")
     torch.cuda.set_device(device)
     return device
@@ -124,13 +131,17 @@ def use_channels_last(cfg: TrainConfig, device: torch.device) -> bool:
 def build_data(cfg: TrainConfig, split: str, *, train_transform: bool, limit=None,
                data_options: dict | None = None, data_dir=None):
     """``comixup.data.build_dataset`` for ``split`` with the run's root, seed and options
-    (``data_options`` / ``data_dir``, e.g. a phase's, replace the configuration's)."""
+    (``data_options`` / ``data_dir``, e.g. a phase's, replace the configuration's).
+
+    The dataset's checks of those (the user's) are InputErrors.
+    """
     from . import data
 
     options = dict(cfg.data_options if data_options is None else data_options)
-    return data.build_dataset(cfg.data, root=data_dir if data_dir is not None else cfg.data_dir,
-                              split=split, train_transform=train_transform, limit=limit,
-                              seed=cfg.seed, **options)
+    with user_input():  # the dataset checks the user's root, split and options as it is built
+        return data.build_dataset(cfg.data, root=data_dir if data_dir is not None else cfg.data_dir,
+                                  split=split, train_transform=train_transform, limit=limit,
+                                  seed=cfg.seed, **options)
 
 
 def data_info(cfg: TrainConfig, dataset=None) -> DatasetInfo:
@@ -147,17 +158,19 @@ def build_model(cfg: TrainConfig, num_classes: int, channels: int,
     """``comixup.models.create(cfg.arch, num_classes, **cfg.arch_options)``; ``in_channels`` is
     filled in from the dataset when the model takes it and the configuration does not set it.
 
-    Raises a ValueError naming ``arch`` when the model does not fit the dataset's ``task``: a
-    per-pixel model (``dense``) for ``"segmentation"``, a classifier otherwise."""
+    The model's checks of the options are InputErrors, and so is
+    the error naming ``arch`` when the model does not fit the dataset's ``task``: a per-pixel
+    model (``dense``) for ``"segmentation"``, a classifier otherwise."""
     from . import models
 
     options = dict(cfg.arch_options)
     if "in_channels" in models.options(cfg.arch) and "in_channels" not in options:
         options["in_channels"] = channels
-    model = models.create(cfg.arch, num_classes, **options)
+    with user_input(f"arch {cfg.arch!r}: "):  # the model checks the user's arch options
+        model = models.create(cfg.arch, num_classes, **options)
     if getattr(model, "dense", False) != (task == "segmentation"):
         kind = "per-pixel logits" if getattr(model, "dense", False) else "one class per image"
-        raise ValueError(f"arch {cfg.arch!r} predicts {kind}, but data {cfg.data!r} is a "
+        raise InputError(f"arch {cfg.arch!r} predicts {kind}, but data {cfg.data!r} is a "
                          f"{task} task (segmentation takes 'preactresnet18_unet')")
     return model
 
@@ -186,7 +199,8 @@ def _method_seed(seed: int, rank: int) -> int:
 def build_method(cfg: TrainConfig, info: DatasetInfo, *, seed: int | None = None, rank: int = 0,
                  options: dict | None = None, channels_last: bool = False):
     """The run's training method (:func:`comixup.methods.create_method`) for ``info.num_classes``
-    classes with :func:`method_options`.
+    classes with :func:`method_options`; the method's checks of those options (the user's) are
+    InputErrors.
 
     Args:
         cfg: the run's configuration (``method``, ``seed``, the method options).
@@ -198,9 +212,11 @@ def build_method(cfg: TrainConfig, info: DatasetInfo, *, seed: int | None = None
         channels_last: the batches the method builds inside its step use the channels-last
             memory format (as the engine's inputs do).
     """
-    method = create_method(cfg.method, info.num_classes,
-                           seed=_method_seed(cfg.seed, rank) if seed is None else seed,
-                           **method_options(cfg, info, options))
+    options = method_options(cfg, info, options)
+    with user_input(f"method {cfg.method!r}: "):  # the mixer checks the user's options
+        method = create_method(cfg.method, info.num_classes,
+                               seed=_method_seed(cfg.seed, rank) if seed is None else seed,
+                               **options)
     method.memory_format = torch.channels_last if channels_last else torch.contiguous_format
     return method
 
@@ -217,7 +233,7 @@ def read_config(path) -> dict:
 
     Raises:
         FileNotFoundError: nothing at ``path``, or a run directory with neither file.
-        ValueError: a file that is not a JSON object or a valid checkpoint (naming it).
+        InputError: a file that is not a JSON object or a valid checkpoint (naming it).
     """
     path = Path(path)
     if path.is_dir():
@@ -233,9 +249,9 @@ def read_config(path) -> dict:
     try:
         values = json.loads(path.read_text())
     except (UnicodeDecodeError, ValueError) as exc:
-        raise ValueError(f"{path} is not a JSON configuration: {exc}") from None
+        raise InputError(f"{path} is not a JSON configuration: {exc}") from None
     if not isinstance(values, dict):
-        raise ValueError(f"{path} is not a configuration: it holds a {type(values).__name__}, "
+        raise InputError(f"{path} is not a configuration: it holds a {type(values).__name__}, "
                          "not a JSON object")
     return values
 
@@ -280,8 +296,8 @@ class Run:
         run); ``checkpoint``, ``state`` and ``epoch`` follow. Returns the epoch.
 
         Raises:
-            FileNotFoundError / ValueError: as :func:`comixup.checkpoint.load`, and a ValueError
-                naming the file when its weights do not fit the model.
+            FileNotFoundError / InputError: as :func:`comixup.checkpoint.load`, and an
+                InputError naming the file when its weights do not fit the model.
         """
         state = ckpt_io.load(checkpoint)
         ckpt_io.load_model_state(self.model, state["model"], checkpoint)
@@ -312,7 +328,7 @@ def load_run(source, *, device: str | torch.device = "auto", split: str | None =
 
     Raises:
         TypeError: ``source`` of another type.
-        FileNotFoundError / ValueError: a missing or invalid file (naming it), a bad
+        FileNotFoundError / InputError: a missing or invalid file (naming it), a bad
             configuration or device.
     """
     state = checkpoint = None
@@ -375,7 +391,7 @@ def resume_config(checkpoint, preset: str | None = None, overrides: dict | None 
             ``--method-opt loss``), named when that loss contradicts the checkpoint.
 
     Raises:
-        ValueError: an unreadable or foreign checkpoint, or a setting that contradicts it
+        InputError: an unreadable or foreign checkpoint, or a setting that contradicts it
             (``--method contradicts the checkpoint PATH: method is 'mixup' there, ...``).
     """
 
@@ -386,20 +402,20 @@ def resume_config(checkpoint, preset: str | None = None, overrides: dict | None 
     for key, flag in _RESUME_FIXED:
         if requested is not None and requested[key] != saved[key]:
             flag = flag if key in overrides else "--preset"
-            raise ValueError(f"{flag} contradicts the checkpoint {checkpoint}: {key} is "
+            raise InputError(f"{flag} contradicts the checkpoint {checkpoint}: {key} is "
                              f"{saved[key]!r} there, {requested[key]!r} here")
         if requested is None and key in overrides:
             value = overrides[key]
             if key.endswith("_options"):
                 value = {**saved[key], **value}
             if value != saved[key]:
-                raise ValueError(f"{flag} contradicts the checkpoint {checkpoint}: {key} is "
+                raise InputError(f"{flag} contradicts the checkpoint {checkpoint}: {key} is "
                                  f"{saved[key]!r} there, {value!r} here")
     options = overrides.get("method_options", {})
     loss = options.get("loss", (requested or {}).get("method_options", {}).get("loss"))
     if loss is not None and loss != saved["method_options"].get("loss"):
         flag = loss_flag if "loss" in options else "--preset"
-        raise ValueError(f"{flag} contradicts the checkpoint {checkpoint}: the loss is "
+        raise InputError(f"{flag} contradicts the checkpoint {checkpoint}: the loss is "
                          f"{saved['method_options'].get('loss')!r} there, {loss!r} here")
     overrides.setdefault("out", str(Path(checkpoint).resolve().parent))
     return resolve_config(base=state["config"], overrides=overrides)

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ._checks import check_int
+from ._errors import InputError
 
 __all__ = ["StudyRun", "cost_table", "finished_runs", "learning_curves", "parse_sweep",
            "plan_study", "run_study"]
@@ -64,13 +65,14 @@ def parse_sweep(pairs) -> list[tuple[str, list]]:
     """``[("tau", "0.79,0.83")]`` (or ``"tau=0.79,0.83"`` strings) -> ``[("tau", [0.79, 0.83])]``.
 
     Values are read as JSON when they parse (a value starting with ``[`` is one JSON list, not
-    split on commas), else kept as strings.
+    split on commas), else kept as strings. A malformed pair is an
+    :class:`~comixup._errors.InputError` naming it.
     """
     out = []
     for pair in pairs:
         if isinstance(pair, str):
             if "=" not in pair:
-                raise ValueError(f"a method option must look like key=value, got {pair!r}")
+                raise InputError(f"a method option must look like key=value, got {pair!r}")
             pair = tuple(pair.split("=", 1))
         key, raw = pair
         if not isinstance(raw, str):
@@ -84,21 +86,22 @@ def parse_sweep(pairs) -> list[tuple[str, list]]:
             except json.JSONDecodeError:
                 values.append(part.strip())
         if not values or any(v == "" for v in values):
-            raise ValueError(f"method option {key!r} has an empty value in {raw!r}")
+            raise InputError(f"method option {key!r} has an empty value in {raw!r}")
         out.append((key, values))
     return out
 
 
 def plan_study(out, methods, seeds: int, sweep=()) -> list[StudyRun]:
-    """The grid of runs: every method x every combination of the swept values x every seed."""
+    """The grid of runs: every method x every combination of the swept values x every seed
+    (an unknown method, or none, is an :class:`~comixup._errors.InputError`)."""
     seeds = check_int("seeds", seeds, 1)
     if not methods:
-        raise ValueError("methods must name at least one method")
+        raise InputError("methods must name at least one method")
     from .methods import METHODS
 
     for method in methods:
         if method not in METHODS:
-            raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
+            raise InputError(f"method must be one of {list(METHODS)}, got {method!r}")
     out = Path(out)
     keys = [k for k, _ in sweep]
     combos = list(itertools.product(*[v for _, v in sweep])) or [()]

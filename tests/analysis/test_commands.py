@@ -123,6 +123,25 @@ def test_user_errors_are_one_line(argv, message, capsys, tmp_path):
     assert len(err) == 1 and err[0].startswith("comixup: error:") and message in err[0]
 
 
+def test_images_that_do_not_fit_or_decode_are_one_line(tmp_path, capsys):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        Image.fromarray(rng.integers(0, 255, (40, 50, 3), dtype=np.uint8)).save(
+            tmp_path / f"im{i}.png")
+    argv = ["show", "--method", "puzzlemix", "--images", str(tmp_path), "--out",
+            str(tmp_path / "x.png")]
+    assert main(argv + ["--size", "20"]) == 2  # Puzzle Mix's blocks do not tile 20 pixels
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["comixup: error: --method puzzlemix on 20x20 images: neigh_size 4 must "
+                   "divide the block side 10 (image 20 / grid 2)"]
+    (tmp_path / "im2.png").write_bytes(b"not a png")
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{tmp_path / 'im2.png'}: not a readable image" in err[0]
+
+
 def test_mixing_and_show_use_a_checkpoints_model(tmp_path, capsys):
     from comixup.analysis.mixing import load_batch
     from comixup.data import build_dataset

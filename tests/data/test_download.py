@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from comixup._errors import InputError
 from comixup.cli import main
 from comixup.data import build_dataset
 from comixup.data import download as dl
@@ -387,7 +388,7 @@ def test_cli_eval_downloads_the_checkpoints_dataset(tmp_path, server, monkeypatc
 
     def fake_evaluate(checkpoint, *, data_dir, **kwargs):
         seen["data_dir"] = data_dir
-        raise ValueError("stop here")
+        raise InputError("stop here")  # a user's error: one line
 
     monkeypatch.setattr(comixup.evaluate.suite, "evaluate_checkpoint", fake_evaluate)
     root = tmp_path / "fm"

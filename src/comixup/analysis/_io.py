@@ -10,16 +10,19 @@ import csv
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from .._errors import InputError
+
 __all__ = ["markdown_table", "out_dir", "progress", "pyplot", "write_csv"]
 
 
 def out_dir(path) -> Path:
-    """``path`` as a :class:`~pathlib.Path`, created (with its parents) if missing."""
+    """``path`` as a :class:`~pathlib.Path`, created (with its parents) if missing; the file of
+    another kind there is an :class:`~comixup._errors.InputError` naming it."""
     if path is None:
-        raise ValueError("out must be a directory path, got None")
+        raise InputError("out must be a directory path, got None")
     p = Path(path)
     if p.exists() and not p.is_dir():
-        raise ValueError(f"out must be a directory, got the file {p}")
+        raise InputError(f"out must be a directory, got the file {p}")
     p.mkdir(parents=True, exist_ok=True)
     return p
 

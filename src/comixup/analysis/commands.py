@@ -3,8 +3,9 @@
 :mod:`comixup.cli` adds these parsers with :func:`add_parsers` and calls :func:`analyze` /
 :func:`show`; every handler is a call into one analysis module (Appendix D Tables 6-8,
 Figures 1, 2, 6, 12 and 13 of Co-Mixup). The argument types are the shared ones of
-:mod:`comixup._args`. Errors are ValueError / FileNotFoundError, printed by ``comixup`` as one
-``comixup: error:`` line.
+:mod:`comixup._args`. The errors of the user's input are :class:`~comixup._errors.InputError`
+(and the file system's ``FileNotFoundError`` and friends), printed by ``comixup`` as one
+``comixup: error:`` line; any other error keeps its traceback.
 """
 
 from __future__ import annotations

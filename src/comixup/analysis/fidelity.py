@@ -39,6 +39,8 @@ from __future__ import annotations
 
 import torch
 
+from .._errors import InputError
+
 __all__ = ["FIDELITY_KEYS", "fidelity_from_masks", "fidelity_over_training", "label_fidelity",
            "object_masks", "run_fidelity", "saliency_in_box"]
 
@@ -166,7 +168,7 @@ def fidelity_over_training(run_dirs, *, batches: int = 5, batch_size: int = 100,
         run = load_run(run_dir / "config.json", device=device)
         cfg, dataset, dev = run.cfg, run.dataset, run.device
         if getattr(dataset, "all_boxes", None) is None:
-            raise ValueError(f"{run_dir}: the test set of {cfg.data!r} has no per-image boxes "
+            raise InputError(f"{run_dir}: the test set of {cfg.data!r} has no per-image boxes "
                              "(label fidelity runs on the synthetic benchmark)")
         n = min(len(dataset), batches * batch_size)
         order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[:n]
@@ -214,7 +216,7 @@ def run_fidelity(paths, *, batches: int = 5, batch_size: int = 100, seed: int = 
 
     runs = find_runs(paths)
     if not runs:
-        raise ValueError(f"no run directory (with config.json) under {list(map(str, paths))}")
+        raise InputError(f"no run directory (with config.json) under {list(map(str, paths))}")
     rows = fidelity_over_training(runs, batches=batches, batch_size=batch_size, seed=seed,
                                   progress=show_progress)
     out = Path(out)

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from .._checks import check_int
+from .._errors import InputError
 
 __all__ = ["LABELING_KEYS", "labeling_statistics", "labeling_statistics_over_training",
            "run_labelings"]
@@ -85,7 +86,7 @@ def labeling_statistics_over_training(run_dirs, *, batches: int = 5, seed: int =
             run.load_weights(path)
             mixer = build_method(cfg, run.info, seed=seed).mixer
             if not isinstance(mixer, CoMixup):
-                raise ValueError(f"{run_dir}: method {cfg.method!r} is not Co-Mixup")
+                raise InputError(f"{run_dir}: method {cfg.method!r} is not Co-Mixup")
             stats: dict = {k: [] for k in LABELING_KEYS}
             for start in range(0, n - 1, size):
                 x, y = images[start:start + size], labels[start:start + size]
@@ -140,7 +141,7 @@ def run_labelings(paths, *, batches: int = 5, seed: int = 0, out="analysis-resul
 
     runs = find_runs(paths)
     if not runs:
-        raise ValueError(f"no run directory (with config.json) under {list(map(str, paths))}")
+        raise InputError(f"no run directory (with config.json) under {list(map(str, paths))}")
     rows = labeling_statistics_over_training(runs, batches=batches, seed=seed,
                                              progress=show_progress)
     out = Path(out)

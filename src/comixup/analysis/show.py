@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 
 from .._checks import check_int
+from .._errors import InputError, user_input
 from ._io import pyplot
 from .mixing import _LABELS, make_mixer, mix_batch
 
@@ -63,8 +64,12 @@ _EXTENSIONS = (".jpg", ".jpeg", ".png")
 
 def load_image_folder(path, size: int = 64, limit: int = 16) -> tuple[torch.Tensor, list[str]]:
     """The JPEG / PNG images of a folder (sorted by name, at most ``limit``) as ``(B, 3, S, S)``
-    float32 in ``[0, 1]``: the shorter side resized to ``size`` (bicubic), centre-cropped."""
+    float32 in ``[0, 1]``: the shorter side resized to ``size`` (bicubic), centre-cropped. A
+    folder with fewer than two images, or an image that does not decode, is an
+    :class:`~comixup._errors.InputError` naming it."""
     from PIL import Image
+
+    from ..data.common import load_rgb
 
     folder = Path(path)
     if not folder.is_dir():
@@ -72,17 +77,16 @@ def load_image_folder(path, size: int = 64, limit: int = 16) -> tuple[torch.Tens
     size = check_int("size", size, 8)
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in _EXTENSIONS)[:limit]
     if len(files) < 2:
-        raise ValueError(f"--images: {folder} holds {len(files)} JPEG/PNG image(s); need >= 2")
+        raise InputError(f"--images: {folder} holds {len(files)} JPEG/PNG image(s); need >= 2")
     images = []
     for p in files:
-        with Image.open(p) as im:
-            im = im.convert("RGB")
-            scale = size / min(im.size)
-            im = im.resize((max(size, round(im.width * scale)),
-                            max(size, round(im.height * scale))), Image.BICUBIC)
-            left, top = (im.width - size) // 2, (im.height - size) // 2
-            im = im.crop((left, top, left + size, top + size))
-            images.append(torch.from_numpy(np.asarray(im, dtype=np.float32) / 255.0))
+        im = Image.fromarray(load_rgb(p))  # an InputError naming the file if it does not decode
+        scale = size / min(im.size)
+        im = im.resize((max(size, round(im.width * scale)),
+                        max(size, round(im.height * scale))), Image.BICUBIC)
+        left, top = (im.width - size) // 2, (im.height - size) // 2
+        im = im.crop((left, top, left + size, top + size))
+        images.append(torch.from_numpy(np.asarray(im, dtype=np.float32) / 255.0))
     return torch.stack(images).permute(0, 3, 1, 2).contiguous(), [p.name for p in files]
 
 
@@ -134,14 +138,14 @@ def _load(images, data, checkpoint, batch, size, seed, data_dir=None):
         x, names = load_image_folder(images, size=size, limit=batch)
         return x, names, None, model, info, None
     if data not in SHOW_DATASETS:
-        raise ValueError(f"--data must be one of {list(SHOW_DATASETS)} (or pass --images DIR), "
+        raise InputError(f"--data must be one of {list(SHOW_DATASETS)} (or pass --images DIR), "
                          f"got {data!r}")
     if not data.startswith("synthetic"):
         from ..data import build_dataset
 
         ds = build_dataset(data, root=data_dir, split="test")
         if seed + batch > len(ds):
-            raise ValueError(f"--seed {seed} + --batch {batch} exceeds the {len(ds)} test images")
+            raise InputError(f"--seed {seed} + --batch {batch} exceeds the {len(ds)} test images")
         sl = slice(seed, seed + batch)
         x = ds.data[sl][:, None].float() / 255.0
         names = [f"{y}: {ds.classes[y]}" for y in ds.targets[sl]]
@@ -186,26 +190,26 @@ def run_show(*, method: str = "comixup", images=None, data: str = "synthetic", d
         ``(B, B)`` ratios).
     """
     if method not in SHOW_METHODS:
-        raise ValueError(f"--method must be one of {list(SHOW_METHODS)}, got {method!r}")
+        raise InputError(f"--method must be one of {list(SHOW_METHODS)}, got {method!r}")
     batch = check_int("batch", batch, 2)
     top = check_int("top", top, 1)
     if taus and method != "comixup":
-        raise ValueError(f"--tau applies to --method comixup only, not {method!r}")
+        raise InputError(f"--tau applies to --method comixup only, not {method!r}")
     taus = [float(t) for t in (taus or [0.83])]
     if any(t < 0 for t in taus):
-        raise ValueError(f"--tau values must be >= 0, got {taus}")
+        raise InputError(f"--tau values must be >= 0, got {taus}")
     if checkpoint is not None and images is None and data == "synthetic-seg":
-        raise ValueError("--data synthetic-seg draws the masks with box or gradient saliency; "
+        raise InputError("--data synthetic-seg draws the masks with box or gradient saliency; "
                          "--checkpoint is not supported with it")
     x, names, boxes, model, info, masks = _load(images, data, checkpoint, batch, size, seed,
                                                  data_dir)
     if saliency is None:
         saliency = "model" if model is not None else ("box" if boxes is not None else "gradient")
     if saliency not in SALIENCY_SOURCES:
-        raise ValueError(f"--saliency must be one of {SALIENCY_SOURCES}, got {saliency!r}")
+        raise InputError(f"--saliency must be one of {SALIENCY_SOURCES}, got {saliency!r}")
     if saliency == "model":
         if model is None:
-            raise ValueError("--saliency model needs --checkpoint")
+            raise InputError("--saliency model needs --checkpoint")
         from .mixing import model_saliency
 
         mean = torch.tensor(info.mean).view(1, -1, 1, 1)
@@ -219,7 +223,7 @@ def run_show(*, method: str = "comixup", images=None, data: str = "synthetic", d
         note = f"input-gradient saliency of the model of {checkpoint}"
     elif saliency == "box":
         if boxes is None:
-            raise ValueError("--saliency box needs --data (the dataset's object boxes)")
+            raise InputError("--saliency box needs --data (the dataset's object boxes)")
         sal = box_saliency(boxes, x.shape[-1])
         note = "saliency = the object box (1 inside, 0.05 outside)"
     else:
@@ -236,6 +240,8 @@ def run_show(*, method: str = "comixup", images=None, data: str = "synthetic", d
     for tau in (taus if method == "comixup" else [None]):
         mixer = make_mixer(method, x.shape[0], seed=seed, tau=0.83 if tau is None else tau,
                            partition=x.shape[0])
+        with user_input(f"--method {method} on {x.shape[-2]}x{x.shape[-1]} images: "):
+            mixer.check_batch(x)  # the method's options against the image size (--size)
         res = mix_batch(mixer, x, sal, dense)
         ratios = res["ratios"].detach().double().numpy()
         panels.append((tau, ratios))

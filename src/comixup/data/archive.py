@@ -25,14 +25,17 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from .._errors import InputError
+
 __all__ = ["MARKER", "UnsafeArchiveError", "unpack"]
 
 #: The file written into a directory once its archive is completely extracted.
 MARKER = ".comixup-complete"
 
 
-class UnsafeArchiveError(ValueError):
-    """An archive member that could write outside the extraction directory, or a device."""
+class UnsafeArchiveError(InputError):
+    """An archive member that could write outside the extraction directory, or a device (an
+    :class:`~comixup._errors.InputError`, so a ValueError)."""
 
 
 def _normalize(archive: Path, name: str) -> str:
@@ -121,7 +124,7 @@ def _extract(archive: Path, into: Path) -> None:
             extra = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
             tar.extractall(into, members=members, **extra)
     except (tarfile.TarError, zipfile.BadZipFile, EOFError) as exc:
-        raise ValueError(f"{archive}: damaged or not a tar/zip archive ({exc})") from None
+        raise InputError(f"{archive}: damaged or not a tar/zip archive ({exc})") from None
 
 
 def unpack(archive, target, *, subdir: str | None = None) -> Path:
@@ -138,7 +141,7 @@ def unpack(archive, target, *, subdir: str | None = None) -> Path:
 
     Raises:
         UnsafeArchiveError: a refused member (module docstring); nothing is written.
-        ValueError: a damaged archive, or one without ``subdir``.
+        InputError: a damaged archive, or one without ``subdir`` (a ValueError).
         FileExistsError: ``target`` already exists.
         OSError: the target's parent cannot be written (a full disk, no permission).
     """
@@ -151,7 +154,7 @@ def unpack(archive, target, *, subdir: str | None = None) -> Path:
         _extract(archive, tmp)
         src = tmp / subdir if subdir else tmp
         if not src.is_dir():
-            raise ValueError(f"{archive}: holds no top directory {subdir}/")
+            raise InputError(f"{archive}: holds no top directory {subdir}/")
         (src / MARKER).write_text(f"extracted from {archive.name}\n")
         os.rename(src, target)
     finally:

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from .._errors import InputError
 from . import transforms as T
 from .common import DatasetInfo, check_split, find_dataset_dir, first_per_class, select_subset
 
@@ -78,12 +79,12 @@ def cifar_transform(info: DatasetInfo, train: bool, padding: int = 2) -> T.Compo
     return T.Compose(steps + [T.Normalize(info.mean, info.std)])
 
 
-def _get(d: dict, key: str):
+def _get(d: dict, key: str, path):
     if key.encode() in d:
         return d[key.encode()]
     if key in d:
         return d[key]
-    raise KeyError(f"key {key!r} missing from the CIFAR pickle (keys: {list(d)[:8]})")
+    raise InputError(f"{path}: key {key!r} missing from the CIFAR pickle (keys: {list(d)[:8]})")
 
 
 #: The only globals a CIFAR batch may name: numpy's array reconstruction (numpy 1 spells the
@@ -133,13 +134,13 @@ def safe_unpickle(path) -> dict:
         try:
             d = _BatchUnpickler(f, encoding="bytes").load()
         except _Refused as exc:
-            raise ValueError(f"{path}: refused as a CIFAR batch: {exc}") from None
+            raise InputError(f"{path}: refused as a CIFAR batch: {exc}") from None
         except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError,
                 AttributeError) as exc:
-            raise ValueError(f"{path}: not a readable CIFAR batch pickle "
+            raise InputError(f"{path}: not a readable CIFAR batch pickle "
                              f"({type(exc).__name__}: {exc})") from None
     if not isinstance(d, dict):
-        raise ValueError(f"{path}: does not hold a pickled dict (found {type(d).__name__})")
+        raise InputError(f"{path}: does not hold a pickled dict (found {type(d).__name__})")
     return d
 
 
@@ -196,17 +197,17 @@ class CIFAR(Dataset):
                     f"{name}: missing {path}. Expected layout under {base}:\n{layout}"
                 )
             d = safe_unpickle(path)
-            data.append(np.asarray(_get(d, "data"), dtype=np.uint8).reshape(-1, 3, 32, 32))
-            labels.append(np.asarray(_get(d, spec["label_key"]), dtype=np.int64))
+            data.append(np.asarray(_get(d, "data", path), dtype=np.uint8).reshape(-1, 3, 32, 32))
+            labels.append(np.asarray(_get(d, spec["label_key"], path), dtype=np.int64))
         data = np.concatenate(data)
         labels = np.concatenate(labels)
         if len(data) != len(labels):
-            raise ValueError(f"{name}: {len(data)} images but {len(labels)} labels in {base}")
+            raise InputError(f"{name}: {len(data)} images but {len(labels)} labels in {base}")
         if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
-            raise ValueError(f"{name}: labels outside 0..{num_classes - 1} in {base}")
+            raise InputError(f"{name}: labels outside 0..{num_classes - 1} in {base}")
         meta = base / spec["meta"]
         if meta.exists():
-            names = _get(safe_unpickle(meta), spec["names_key"])
+            names = _get(safe_unpickle(meta), spec["names_key"], meta)
             self.classes = [n.decode() if isinstance(n, bytes) else str(n) for n in names]
         else:
             self.classes = [str(i) for i in range(num_classes)]

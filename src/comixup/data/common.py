@@ -12,6 +12,7 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from .._checks import check_int
+from .._errors import InputError
 
 __all__ = [
     "BoxedDataset",
@@ -81,9 +82,9 @@ def first_per_class(labels: np.ndarray, per_class: int | None, num_classes: int)
 
 
 def check_split(split: str, allowed: Sequence[str], dataset: str) -> str:
-    """Return ``split`` or raise a ValueError naming the allowed values."""
+    """Return ``split`` or raise an InputError (a ValueError) naming the allowed values."""
     if split not in allowed:
-        raise ValueError(f"split must be one of {list(allowed)} for {dataset}, got {split!r}")
+        raise InputError(f"split must be one of {list(allowed)} for {dataset}, got {split!r}")
     return split
 
 
@@ -94,7 +95,7 @@ def find_dataset_dir(root, dirname: str, marker: str, layout: str, dataset: str)
     it contains ``marker``. Raises FileNotFoundError naming the expected path and ``layout``.
     """
     if root is None:
-        raise ValueError(f"root is required for {dataset}: the directory that contains {dirname}/")
+        raise InputError(f"root is required for {dataset}: the directory that contains {dirname}/")
     root = Path(os.path.expanduser(str(root)))
     for candidate in (root / dirname, root):
         if (candidate / marker).exists():
@@ -107,11 +108,15 @@ def find_dataset_dir(root, dirname: str, marker: str, layout: str, dataset: str)
 
 
 def load_rgb(path) -> np.ndarray:
-    """Decode an image file with Pillow into an ``(H, W, 3)`` uint8 array."""
+    """Decode an image file with Pillow into an ``(H, W, 3)`` uint8 array; a missing, unreadable
+    or damaged file is an :class:`~comixup._errors.InputError` naming it."""
     from PIL import Image
 
-    with Image.open(path) as img:
-        return np.asarray(img.convert("RGB"))
+    try:
+        with Image.open(path) as img:
+            return np.asarray(img.convert("RGB"))
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise InputError(f"{path}: not a readable image ({exc})") from None
 
 
 class BoxedDataset(Dataset):

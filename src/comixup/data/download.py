@@ -31,6 +31,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from .._errors import InputError
 from .archive import MARKER, unpack
 
 __all__ = [
@@ -45,8 +46,10 @@ __all__ = [
 ]
 
 
-class DownloadError(ValueError):
-    """A dataset could not be fetched: the message names the URL or the file and what to do."""
+class DownloadError(InputError):
+    """A dataset could not be fetched (no network, an HTTP error, a checksum mismatch, a
+    directory that cannot be written): the message names the URL or the file and what to do.
+    An :class:`~comixup._errors.InputError`, so a ValueError."""
 
 
 @dataclass(frozen=True)
@@ -152,7 +155,7 @@ def _source(name: str) -> Source:
     if name in _NOT_DOWNLOADABLE:
         raise DownloadError(_NOT_DOWNLOADABLE[name])
     if name not in SOURCES:
-        raise ValueError(f"name must be one of the downloadable datasets {list(SOURCES)}, "
+        raise InputError(f"name must be one of the downloadable datasets {list(SOURCES)}, "
                          f"got {name!r}")
     return SOURCES[name]
 
@@ -203,8 +206,9 @@ def _fetch(f: RemoteFile, directory: Path, mirror: str | None, progress: bool, l
         import pooch
         import requests
     except ImportError:
-        raise ImportError("downloading needs pooch: pip install pooch (or put the files in "
-                          f"{directory} by hand, see docs/data.md)") from None
+        raise ImportError("downloading needs pooch, from the training extra: pip install "
+                          f"'comixup[train]' (or put the files in {directory} by hand, see "
+                          "docs/data.md)", name="pooch") from None
     url = f"{mirror.rstrip('/')}/{f.name}" if mirror else f.url
     log(f"fetching {url} -> {directory / f.name}")
     logger = pooch.get_logger()

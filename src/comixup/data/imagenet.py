@@ -21,6 +21,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from .._errors import InputError
 from . import transforms as T
 from .common import BoxedDataset, DatasetInfo, SampleListDataset, load_rgb
 
@@ -63,12 +64,22 @@ def read_voc_boxes(path) -> tuple[list[tuple[float, float, float, float]], tuple
     Returns:
         ``(boxes, size)``: boxes ``(x0, y0, x1, y1)`` in pixel-edge coordinates (inclusive
         indices ``xmin..xmax`` become ``xmin, xmax + 1``) and the annotated ``(H, W)`` or None.
+
+    Raises:
+        InputError: the file is not readable VOC XML, or a ``<bndbox>`` is malformed (naming
+            the file).
     """
-    root = ET.parse(path).getroot()
+    try:
+        root = ET.parse(path).getroot()
+    except (ET.ParseError, OSError) as exc:
+        raise InputError(f"{path}: not a readable PASCAL-VOC XML file ({exc})") from None
     size = None
     s = root.find("size")
     if s is not None and s.findtext("width") and s.findtext("height"):
-        size = (int(float(s.findtext("height"))), int(float(s.findtext("width"))))
+        try:
+            size = (int(float(s.findtext("height"))), int(float(s.findtext("width"))))
+        except ValueError:
+            raise InputError(f"{path}: malformed <size>") from None
     boxes = []
     for obj in root.iter("object"):
         bb = obj.find("bndbox")
@@ -77,7 +88,7 @@ def read_voc_boxes(path) -> tuple[list[tuple[float, float, float, float]], tuple
         try:
             x0, y0, x1, y1 = (float(bb.findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax"))
         except (TypeError, ValueError) as e:
-            raise ValueError(f"{path}: malformed <bndbox>") from e
+            raise InputError(f"{path}: malformed <bndbox>") from e
         boxes.append((x0, y0, x1 + 1.0, y1 + 1.0))
     return boxes, size
 
@@ -136,7 +147,7 @@ class ImageNet(SampleListDataset, BoxedDataset):
         samples = []
         for wnid in sorted(p.name for p in split_dir.iterdir() if p.is_dir()):
             if wnid not in self.class_to_idx:
-                raise ValueError(f"imagenet: class folder {split_dir / wnid} is not in {class_dir}")
+                raise InputError(f"imagenet: class folder {split_dir / wnid} is not in {class_dir}")
             for p in sorted((split_dir / wnid).iterdir()):
                 if p.suffix.lower() in _EXTENSIONS:
                     samples.append((p, self.class_to_idx[wnid]))

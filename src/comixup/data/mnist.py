@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .._errors import InputError
 from .cifar import cifar_transform
 from .common import BoxedDataset, DatasetInfo, check_split, first_per_class, select_subset
 
@@ -90,16 +91,17 @@ MNIST_INFO = DatasetInfo(
 
 
 def _open_bytes(path: Path) -> bytes:
-    """The content of ``path``, decompressed when it is gzip; a damaged file is a ValueError."""
+    """The content of ``path``, decompressed when it is gzip; an unreadable or damaged file is
+    an InputError naming it."""
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise OSError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+        raise InputError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     if raw[:2] == b"\x1f\x8b":
         try:
             return gzip.decompress(raw)
         except (OSError, EOFError, zlib.error) as exc:
-            raise ValueError(f"{path}: damaged gzip file ({exc})") from None
+            raise InputError(f"{path}: damaged gzip file ({exc})") from None
     return raw
 
 
@@ -116,8 +118,9 @@ def read_idx(path, *, ndim: int, shape: tuple[int, ...] | None = None) -> np.nda
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: the file is not such an IDX file (magic number, dimensions, or a size that
-            does not match its length); the message names the file.
+        InputError: the file is not such an IDX file (magic number, dimensions, or a size that
+            does not match its length), or it cannot be read; the message names the file (an
+            :class:`~comixup._errors.InputError` is a ValueError).
     """
     path = Path(path)
     if not path.is_file():
@@ -125,22 +128,22 @@ def read_idx(path, *, ndim: int, shape: tuple[int, ...] | None = None) -> np.nda
     data = _open_bytes(path)
     header = 4 + 4 * ndim
     if len(data) < 4:
-        raise ValueError(f"{path}: {len(data)} bytes, too short for an IDX header")
+        raise InputError(f"{path}: {len(data)} bytes, too short for an IDX header")
     magic = int.from_bytes(data[:4], "big")
     expected = (_UBYTE << 8) | ndim
     if magic != expected:
-        raise ValueError(
+        raise InputError(
             f"{path}: bad magic number 0x{magic:08x}, expected 0x{expected:08x} (an IDX file of "
             f"unsigned bytes with {ndim} dimension{'s' if ndim > 1 else ''})")
     if len(data) < header:
-        raise ValueError(f"{path}: truncated header ({len(data)} bytes, expected {header})")
+        raise InputError(f"{path}: truncated header ({len(data)} bytes, expected {header})")
     dims = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
     if shape is not None and dims[1:] != tuple(shape):
-        raise ValueError(f"{path}: items of size {dims[1:]}, expected {tuple(shape)}")
+        raise InputError(f"{path}: items of size {dims[1:]}, expected {tuple(shape)}")
     size = int(np.prod(dims, dtype=np.int64))
     if len(data) - header != size:
         state = "truncated" if len(data) - header < size else "has trailing bytes"
-        raise ValueError(f"{path}: {state}: {len(data) - header} data bytes for dimensions "
+        raise InputError(f"{path}: {state}: {len(data) - header} data bytes for dimensions "
                          f"{dims} ({size} expected)")
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
 
@@ -222,11 +225,11 @@ class MNIST(BoxedDataset):
         images = read_idx(image_path, ndim=3, shape=(_SIDE, _SIDE))
         labels = read_idx(label_path, ndim=1)
         if len(images) != len(labels):
-            raise ValueError(f"{label_path}: {len(labels)} labels for the {len(images)} images "
+            raise InputError(f"{label_path}: {len(labels)} labels for the {len(images)} images "
                              f"of {image_path}")
         if len(labels) and labels.max() >= 10:
             bad = int(np.flatnonzero(labels >= 10)[0])
-            raise ValueError(f"{label_path}: label {int(labels[bad])} of sample {bad} is "
+            raise InputError(f"{label_path}: label {int(labels[bad])} of sample {bad} is "
                              "outside 0-9")
         labels = labels.astype(np.int64)
         keep = first_per_class(labels, labels_per_class if split == "train" else None, 10)

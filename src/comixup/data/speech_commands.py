@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .._errors import InputError
 from .common import DatasetInfo, SampleListDataset
 
 __all__ = [
@@ -101,15 +102,20 @@ _LAYOUT = """    <word>/*.wav  (16 kHz 16-bit PCM mono; 30 word folders; _backgr
 def read_wav(path) -> np.ndarray:
     """Read a 16-bit PCM wav file with :mod:`wave` as float32 in ``[-1, 1)`` (first channel).
 
-    Raises ValueError for a sample width other than 2 bytes or a rate other than 16 kHz.
+    Raises an :class:`~comixup._errors.InputError` (a ValueError) naming the file for a sample
+    width other than 2 bytes, a rate other than 16 kHz, or a file that is not a readable wav.
     """
-    with wave.open(str(path), "rb") as w:
-        if w.getsampwidth() != 2:
-            raise ValueError(f"{path}: expected 16-bit PCM, got {8 * w.getsampwidth()}-bit")
-        if w.getframerate() != SAMPLE_RATE:
-            raise ValueError(f"{path}: expected {SAMPLE_RATE} Hz, got {w.getframerate()} Hz")
-        channels = w.getnchannels()
-        frames = w.readframes(w.getnframes())
+    try:
+        with wave.open(str(path), "rb") as w:
+            width, rate = w.getsampwidth(), w.getframerate()
+            channels = w.getnchannels()
+            frames = w.readframes(w.getnframes())
+    except (wave.Error, EOFError, OSError) as exc:
+        raise InputError(f"{path}: not a readable wav file ({exc})") from None
+    if width != 2:
+        raise InputError(f"{path}: expected 16-bit PCM, got {8 * width}-bit")
+    if rate != SAMPLE_RATE:
+        raise InputError(f"{path}: expected {SAMPLE_RATE} Hz, got {rate} Hz")
     audio = np.frombuffer(frames, dtype="<i2").reshape(-1, channels)[:, 0]
     return audio.astype(np.float32) / 32768.0
 

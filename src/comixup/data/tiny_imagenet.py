@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .._errors import InputError
 from . import transforms as T
 from .common import BoxedDataset, DatasetInfo, SampleListDataset, load_rgb
 
@@ -77,7 +78,7 @@ class TinyImageNet(SampleListDataset, BoxedDataset):
     def _list_samples(self, base: Path, split: str) -> list[tuple[Path, int]]:
         wnids = [w.strip() for w in (base / "wnids.txt").read_text().split() if w.strip()]
         if not wnids:
-            raise ValueError(f"tiny-imagenet: {base / 'wnids.txt'} lists no class")
+            raise InputError(f"tiny-imagenet: {base / 'wnids.txt'} lists no class")
         self.classes = sorted(set(wnids))
         self.class_to_idx = {w: i for i, w in enumerate(self.classes)}
         samples: list[tuple[Path, int]] = []
@@ -112,11 +113,11 @@ class TinyImageNet(SampleListDataset, BoxedDataset):
                 if not f:
                     continue
                 if len(f) < 6:
-                    raise ValueError(
+                    raise InputError(
                         f"{ann}:{line_no}: expected 'file wnid x0 y0 x1 y1', got {line!r}"
                     )
                 if f[1] not in self.class_to_idx:
-                    raise ValueError(f"{ann}:{line_no}: wnid {f[1]!r} is not in wnids.txt")
+                    raise InputError(f"{ann}:{line_no}: wnid {f[1]!r} is not in wnids.txt")
                 samples.append((base / "val" / "images" / f[0], self.class_to_idx[f[1]]))
                 boxes.append(_box(f[2:6]))
             samples_boxes = sorted(zip(samples, boxes), key=lambda sb: sb[0][0].name)

@@ -3,8 +3,9 @@
 :mod:`comixup.cli` adds these parsers with :func:`add_parsers` and calls
 :func:`eval_command` / :func:`report_command`, each a call into
 :func:`comixup.evaluate.suite.evaluate_checkpoint` or :func:`comixup.evaluate.report.make_report`.
-The argument types are the shared ones of :mod:`comixup._args`; errors are ValueError /
-OSError, printed by ``comixup`` as one ``comixup: error:`` line.
+The argument types are the shared ones of :mod:`comixup._args`; the errors of the user's input
+are :class:`~comixup._errors.InputError` (and the file system's ``FileNotFoundError`` and
+friends), printed by ``comixup`` as one ``comixup: error:`` line.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 import sys
 
 from .._args import add_download_flags, comma_list, device, fetch_data, int_at_least, number
+from .._errors import InputError
 
 __all__ = ["add_parsers", "eval_command", "report_command"]
 
@@ -86,7 +88,7 @@ def eval_command(args: argparse.Namespace) -> int:
     tasks = parse_tasks(args.tasks)
     corruptions = comma_list(args.corruptions)
     if not corruptions or any(c not in MODES for c in corruptions):
-        raise ValueError(f"--corruptions must be a comma-separated subset of {list(MODES)}, "
+        raise InputError(f"--corruptions must be a comma-separated subset of {list(MODES)}, "
                          f"got {args.corruptions!r}")
     note = (lambda text: print(text, file=sys.stderr)) if args.json else print
     data_dir = args.data_dir

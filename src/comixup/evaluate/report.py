@@ -40,6 +40,7 @@ import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from .._errors import InputError
 from .._provenance import describe
 
 __all__ = ["METHOD_ORDER", "PAIRED_REFERENCES", "aggregate", "collect_runs", "find_runs",
@@ -114,6 +115,18 @@ def _flatten(run: dict, result: dict) -> None:
         run["skipped"] = skipped
 
 
+def _read_json(path: Path) -> dict:
+    """The JSON object of a run's ``eval.json`` or ``summary.json``; a file that does not hold
+    one is an :class:`~comixup._errors.InputError` naming it."""
+    try:
+        value = json.loads(path.read_text())
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise InputError(f"{path} is not a JSON file: {exc}") from None
+    if not isinstance(value, dict):
+        raise InputError(f"{path} holds a {type(value).__name__}, not a JSON object")
+    return value
+
+
 def load_run(run_dir, *, evaluate: bool = True, device: str = "auto", progress: bool = False,
              log: Callable[[str], None] = print) -> dict:
     """The table metrics of one run directory.
@@ -136,13 +149,13 @@ def load_run(run_dir, *, evaluate: bool = True, device: str = "auto", progress: 
                method=cfg.get("label") or cfg.get("method", "?"), seed=cfg.get("seed"),
                data=cfg.get("data"))
     eval_path, summary_path = run_dir / "eval.json", run_dir / "summary.json"
-    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else None
+    summary = _read_json(summary_path) if summary_path.is_file() else None
     run["code_version"] = describe((summary or {}).get("code_version"))
     if eval_path.is_file():
         run["source"] = "eval.json"
         if summary:
             _flatten(run, summary)
-        _flatten(run, json.loads(eval_path.read_text()))
+        _flatten(run, _read_json(eval_path))
         return run
     complete = summary is not None and "bins" in summary and "final_eval" in summary
     if summary is not None:

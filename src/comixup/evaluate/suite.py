@@ -28,6 +28,8 @@ from pathlib import Path
 
 import torch
 
+from .._errors import InputError, InputTypeError
+
 __all__ = ["TASKS", "evaluate_checkpoint", "format_table", "parse_tasks", "run_evaluation"]
 
 #: The evaluation tasks, in the order they run.
@@ -37,14 +39,15 @@ DEFAULT_CORRUPTIONS = ("replace", "gaussian")
 
 
 def parse_tasks(text: str | Sequence[str] | None) -> list[str] | None:
-    """``"clean,localization"`` (or a list) -> a validated list; None (every task) stays None."""
+    """``"clean,localization"`` (or a list) -> a validated list; None (every task) stays None.
+    An unknown task is an :class:`~comixup._errors.InputError` (a ValueError) naming them."""
     if text is None:
         return None
     items = [t.strip() for t in text.split(",")] if isinstance(text, str) else list(text)
     items = [t for t in items if t]
     bad = [t for t in items if t not in TASKS]
     if bad or not items:
-        raise ValueError(f"tasks must be a comma-separated subset of {list(TASKS)}, got "
+        raise InputError(f"tasks must be a comma-separated subset of {list(TASKS)}, got "
                          f"{text!r}")
     return [t for t in TASKS if t in items]
 
@@ -86,8 +89,9 @@ def run_evaluation(
         progress: tqdm bars over the test set.
         keep_examples: keep this many localization examples (CAMs, boxes) under
             ``localization["examples"]`` (not JSON; for :func:`plot_cam_samples`).
-        strict: raise a TypeError when ``localization`` is requested for a model without a
-            CAM (default: when ``tasks`` is given); otherwise it is skipped with a note.
+        strict: raise an :class:`~comixup._errors.InputTypeError` (a TypeError) when
+            ``localization`` is requested for a model without a CAM (default: when ``tasks``
+            is given); otherwise it is skipped with a note.
         log: where the one-line notes of skipped tasks go.
 
     Returns:
@@ -115,7 +119,7 @@ def run_evaluation(
         problem = _cam_problem(model)
         if problem is not None:
             if explicit:
-                raise TypeError(f"localization needs a class activation map: {problem}")
+                raise InputTypeError(f"localization needs a class activation map: {problem}")
             result["skipped"]["localization"] = problem
             log(f"note: localization skipped: {problem}")
     todo = [t for t in tasks if t not in result["skipped"]]

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from .._errors import InputError
+
 __all__ = [
     "DistInfo",
     "ShardSampler",
@@ -62,7 +64,7 @@ def _env_int(name: str, default: int) -> int:
     try:
         return int(raw)
     except ValueError:
-        raise ValueError(f"environment variable {name} must be an integer, got {raw!r}") from None
+        raise InputError(f"environment variable {name} must be an integer, got {raw!r}") from None
 
 
 def local_rank() -> int | None:

@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from .. import checkpoint as ckpt_io
+from .._errors import InputError, user_input
 from .._provenance import code_version
 from ..config import TrainConfig
 from ..methods import TrainStep
@@ -266,7 +267,7 @@ class _Run:
         cfg, world = self.cfg, self.world
         batch = phase["batch_size"]
         if batch % world.world_size:
-            raise ValueError(f"batch_size {batch} must be divisible by the number of "
+            raise InputError(f"batch_size {batch} must be divisible by the number of "
                              f"processes ({world.world_size})")
         train_set = build_data(cfg, "train", train_transform=True, limit=cfg.limit_train,
                                data_options=phase["data_options"], data_dir=phase["data_dir"])
@@ -279,7 +280,7 @@ class _Run:
                              workers=cfg.workers, seed=cfg.seed, drop_last=True,
                              device=self.device, sampler=sampler)
         if len(loader) == 0:
-            raise ValueError(f"no training batch: {len(train_set)} training samples "
+            raise InputError(f"no training batch: {len(train_set)} training samples "
                              f"(limit_train={cfg.limit_train}) for batch_size {batch}")
         return loader
 
@@ -290,7 +291,7 @@ class _Run:
 
         A checkpoint that does not fit the run (missing entries, weights of other shapes,
         states the optimizer, schedule, scaler or method cannot take) raises
-        ``ValueError("<path> is not a valid comixup checkpoint: <reason>")``.
+        ``InputError("<path> is not a valid comixup checkpoint: <reason>")`` (a ValueError).
         """
         if resume is None:
             return 0
@@ -344,6 +345,21 @@ class _Run:
                 else contextlib.nullcontext():
             self.scaler.scale(loss).backward()
 
+    def _check_batch(self, x: torch.Tensor) -> None:
+        """The mixer's checks of its options against the batch's shape
+        (:meth:`comixup.mixers.Mixer.check_batch`: e.g. Puzzle Mix's ``grid`` must divide the
+        image side) and against the model (Manifold Mixup's ``depths`` and the model's
+        ``mix_depths``), made on each epoch's first batch: a configuration that does not fit
+        the data or the model is an InputError naming the method. Only shapes are read."""
+        mixer = getattr(self.method, "mixer", None)
+        if mixer is None:
+            return
+        with user_input(f"method {self.cfg.method!r} with {self.cfg.arch!r} on "
+                        f"{self.cfg.data!r}: "):
+            mixer.check_batch(x)
+            if hasattr(mixer, "usable_depths"):  # Manifold Mixup
+                mixer.usable_depths(self.model)
+
     def train_one_epoch(self, epoch: int) -> dict:
         """One pass over the training set: per batch the method's step (its losses call
         :meth:`_backward`) and one optimizer step. Returns the row's training fields."""
@@ -374,6 +390,8 @@ class _Run:
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             y = y.to(device, non_blocking=True).long()
+            if i == 0:
+                self._check_batch(x)
             self.optimizer.zero_grad(set_to_none=True)
             with autocast():
                 loss = self.method(self.model, x, y)

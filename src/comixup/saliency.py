@@ -190,6 +190,28 @@ def _no_sync(model):
     return no_sync() if callable(no_sync) else contextlib.nullcontext()
 
 
+@contextlib.contextmanager
+def _own_forward(model):
+    """Run ``model`` (or the module a DistributedDataParallel wraps) on its own ``forward``.
+
+    Accelerate's ``prepare`` under ``mixed_precision`` replaces a model's ``forward`` with one
+    wrapped in its autocast and keeps the original as ``_original_forward``; an autocast entered
+    inside the forward cannot be left from outside, so the float32 saliency pass puts the original
+    back for its duration. Any other model is left as it is.
+    """
+    module = getattr(model, "module", model)
+    patched = module.__dict__.get("forward")
+    original = module.__dict__.get("_original_forward")
+    if patched is None or original is None:
+        yield
+        return
+    module.forward = original
+    try:
+        yield
+    finally:
+        module.forward = patched
+
+
 def clean_loss_and_saliency(
     model: torch.nn.Module,
     x: torch.Tensor,
@@ -250,7 +272,8 @@ def clean_loss_and_saliency(
     backward = backward or (lambda value: value.backward())
     compute = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
     inp = x.detach().to(compute).requires_grad_(True)
-    with (sync or (lambda: _no_sync(model)))(), torch.autocast(x.device.type, enabled=False):
+    with (sync or (lambda: _no_sync(model)))(), torch.autocast(x.device.type, enabled=False), \
+            _own_forward(model):
         if clean_lam > 0:
             logits = model(inp)
             scaled = clean_loss(logits, y, loss, clean_lam)

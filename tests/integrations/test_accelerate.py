@@ -113,12 +113,23 @@ def _clean_and_mixed_dtypes(accelerator, around):
 
 
 def test_mixed_precision_and_the_saliency_pass(fresh_state, accelerate):
-    # the docs' caution: Accelerate's mixed precision wraps the prepared forward in autocast,
-    # so the saliency pass runs in bf16 too; their alternative, autocast around the step, keeps
-    # it in float32 as comixup train does
+    # Accelerate's mixed precision wraps the prepared forward in its autocast; the step's
+    # saliency pass still runs in float32 (as in comixup train), the mixed pass in bf16
     accelerator = accelerate.Accelerator(cpu=True, mixed_precision="bf16")
-    assert _clean_and_mixed_dtypes(accelerator, contextlib.nullcontext) == [torch.bfloat16] * 2
+    assert _clean_and_mixed_dtypes(accelerator, contextlib.nullcontext) == [torch.float32,
+                                                                            torch.bfloat16]
     _reset()
+    # autocast around the step instead of mixed_precision gives the same pair
     accelerator = accelerate.Accelerator(cpu=True)
     bf16 = functools.partial(torch.autocast, accelerator.device.type, dtype=torch.bfloat16)
     assert _clean_and_mixed_dtypes(accelerator, bf16) == [torch.float32, torch.bfloat16]
+
+
+def test_the_saliency_pass_puts_accelerates_forward_back(fresh_state, accelerate):
+    accelerator = accelerate.Accelerator(cpu=True, mixed_precision="bf16")
+    model = accelerator.prepare(tiny_net())
+    patched = model.forward
+    x, y = next(iter(loader(1)))
+    TrainStep("comixup", C, backward=accelerator.backward)(model, x, y)
+    assert model.forward is patched  # the prepared model keeps Accelerate's autocast afterwards
+    assert model(x).dtype == torch.float32  # convert_outputs_to_fp32 still applies

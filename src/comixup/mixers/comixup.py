@@ -14,9 +14,9 @@ targets that sum to 1. The pipeline is section 1 of docs/recipes.md:
    pixel-wise on the input's device, and build the soft targets (1.8).
 
 On a GPU the costs of step 2-3 come to the host in one ``non_blocking`` copy into pinned
-memory (:func:`comixup.mixers.base.host_copy`), and each partition's sources go back the same
+memory (:func:`comixup.mixers._host.host_copy`), and each partition's sources go back the same
 way as soon as it is solved, while the other partitions solve
-(:func:`comixup.mixers.base.to_device`); the mixing and the targets stay
+(:func:`comixup.mixers._host.to_device`); the mixing and the targets stay
 on the device.
 
 Call convention (shared by every mixer of this package)::
@@ -33,7 +33,7 @@ from concurrent.futures import as_completed
 import numpy as np
 import torch
 
-from .._checks import check_bool, check_choice, check_number
+from .._checks import check_bool, check_choice, check_int, check_number
 from .._precision import autocast_off, full_precision
 from ..saliency import (
     _exact_maps,
@@ -44,7 +44,9 @@ from ..saliency import (
 )
 from ..solver import PAIRWISE, THRESHOLDS, Hyperparameters, solve
 from ..solver.algorithm import check_levels
-from .base import Mixer, MixParams, ThreadedMixer, check_int, host_copy, host_rows, to_device
+from ._host import host_copy, host_rows, to_device
+from ._pool import ThreadedMixer
+from .base import Mixer, MixParams
 
 __all__ = ["LABELINGS", "CoMixup", "CoMixupParams", "grid_index", "mix", "random_sources",
            "top_sources"]

@@ -33,9 +33,10 @@ __all__ = [
 
 from ._checks import check_bool, check_choice, check_int
 from .analysis.host_reads import count_host_reads
-from .analysis.problems import realistic_costs, realistic_saliency
+from .analysis.problems import realistic_costs
 from .analysis.table6 import TABLE6_CONFIGS, table6_relative_error
 from .bench_gpu import bench_gpu
+from .saliency import realistic_saliency
 
 #: The benchmarks of ``comixup bench <name>``: ``solver``, ``mixers``, ``pairwise`` (each
 #: :func:`bench_<name>`, rows written as one JSON file) and ``gpu`` (:func:`bench_gpu`, which

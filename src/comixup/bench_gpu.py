@@ -194,7 +194,7 @@ def _median_ms(times: list[float]) -> float:
 
 def _batch(sizes: _Sizes, batch: int, device: torch.device, seed: int = 0):
     """Seeded images ``(batch, 3, s, s)``, labels and realistic saliency on ``device``."""
-    from .analysis.problems import realistic_saliency
+    from .saliency import realistic_saliency
 
     gen = torch.Generator().manual_seed(seed)
     s = sizes.image

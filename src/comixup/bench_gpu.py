@@ -530,20 +530,6 @@ def _section_step_time(device: torch.device, sizes: _Sizes, scratch: Path) -> di
 # ----------------------------------------------------------------------------------------------
 
 
-def _solve_partitions(mixer, cost: np.ndarray, locations: torch.Tensor) -> list:
-    """Algorithm 1 on every partition, on the mixer's worker threads (as ``sample_params``)."""
-    from .saliency import compatibility
-
-    batch = cost.shape[0]
-    bounds = [(s, min(s + mixer.partition, batch)) for s in range(0, batch, mixer.partition)]
-    problems = [(cost[a:b], compatibility(locations[a:b], mixer.omega).numpy(), seed)
-                for seed, (a, b) in enumerate(bounds)]
-    pool = mixer._executor(mixer._n_workers(len(problems)))
-    if pool is None:
-        return [mixer._solve(p) for p in problems]
-    return list(pool.map(mixer._solve, problems))
-
-
 def _section_breakdown(device: torch.device, sizes: _Sizes, scratch: Path) -> dict:
     from .saliency import clean_loss_and_saliency
 
@@ -552,6 +538,7 @@ def _section_breakdown(device: torch.device, sizes: _Sizes, scratch: Path) -> di
     step = trainer.train_step("comixup")
     method, mixer = step.method, step.mixer
     model, x, y = trainer.model, trainer.x, trainer.y
+    partitions = len(mixer.partitions(sizes.batch))
     parts: dict[str, list[float]] = {key: [] for key in (
         "saliency", "prepare", "pool", "solve", "sample_params", "apply", "mixed", "optimizer")}
 
@@ -577,7 +564,7 @@ def _section_breakdown(device: torch.device, sizes: _Sizes, scratch: Path) -> di
             with torch.no_grad():
                 xd, targets, sal = timed("prepare", lambda: mixer.prepare(x.detach(), y, sal))
                 cost, locations = timed("pool", lambda: mixer.solver_inputs(sal, mixer.grid))
-                timed("solve", lambda: _solve_partitions(mixer, cost, locations))
+                timed("solve", lambda: mixer.solve_partitions(cost, locations, range(partitions)))
                 params = timed("sample_params", lambda: mixer.sample_params(xd, targets, sal))
                 x_mix, y_mix = timed("apply", lambda: mixer.apply(xd, targets, params))
             timed("mixed", lambda: mixed_pass(x_mix, y_mix))
@@ -592,8 +579,7 @@ def _section_breakdown(device: torch.device, sizes: _Sizes, scratch: Path) -> di
     ms["rest"] = ms["sample_params"] - ms["pool"] - ms["solve"]
     ms["sum"] = sum(ms[k] for k in ("saliency", "prepare", "sample_params", "apply", "mixed",
                                     "optimizer"))
-    partitions = -(-sizes.batch // mixer.partition)
-    workers = mixer._n_workers(partitions)
+    workers = mixer.n_workers(partitions)
     labels = dict(_PARTS)
     labels["solve"] = labels["solve"].format(partitions=partitions, workers=workers)
     rows = [{"part": labels[key], "key": key, "median_ms": ms[key],
@@ -625,7 +611,7 @@ _PARTS = (
     ("sample_params", "sample_params"),
     ("pool", "· pooling + copy to the host"),
     ("solve", "· solve (Algorithm 1, {partitions} partition(s), {workers} thread(s))"),
-    ("rest", "· rest (compatibility, sources, ratios, copies to the device)"),
+    ("rest", "· rest (the seeds, the sources, ratios and copies to the device)"),
     ("apply", "apply (mixing)"),
     ("mixed", "mixed pass (forward + backward)"),
     ("optimizer", "optimizer step"),

@@ -26,8 +26,10 @@ class ThreadedMixer:
     _pool: ThreadPoolExecutor | None = None
     _pool_size: int = 0
 
-    def _n_workers(self, n_tasks: int) -> int:
-        """Threads to use for ``n_tasks`` independent tasks: at most one per task."""
+    def n_workers(self, n_tasks: int) -> int:
+        """The threads a call uses for ``n_tasks`` independent tasks (Co-Mixup's partitions,
+        Puzzle Mix's graph cuts): ``workers``, or one per CPU the process may run on, and at
+        most one per task."""
         cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
         return max(1, min(self.workers or cpus or 1, n_tasks))
 

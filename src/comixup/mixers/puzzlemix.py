@@ -375,7 +375,7 @@ class PuzzleMix(Mixer, ThreadedMixer):
             s1_h, s1_h[perm.numpy()], down_h, right_h, lam=lam, n_labels=self.n_labels,
             beta=self.beta, gamma=self.gamma, eta=self.eta,
         )
-        workers = self._n_workers(bsz)
+        workers = self.n_workers(bsz)
         labels = graphcut_masks(unary, w_right, w_down, workers=workers,
                                 executor=self._executor(workers))
         mask = torch.from_numpy(labels).to(device=x.device, dtype=compute) / (self.n_labels - 1)

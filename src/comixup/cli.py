@@ -37,9 +37,9 @@ from ._args import (
     key_value,
     one_line,
 )
-from .bench import BENCHMARKS
 from .config import TrainConfig
 from .losses import LOSSES
+from .tools.bench import BENCHMARKS
 
 __all__ = ["build_parser", "main"]
 
@@ -93,7 +93,7 @@ def _add_study_bench(sub) -> None:
     add_download_flags(s)
     s.add_argument("train_args", nargs=argparse.REMAINDER,
                    help="-- followed by flags for every run (e.g. -- --epochs 5)")
-    b = sub.add_parser("bench", help="benchmarks (comixup.bench)")
+    b = sub.add_parser("bench", help="benchmarks (comixup.tools.bench)")
     b.add_argument("what", choices=list(BENCHMARKS),
                    help="solver: Algorithm 1 timing; mixers: every mixer per batch; pairwise: "
                         "mixing statistics of the two graph-cut pair costs; gpu: the GPU code "
@@ -191,7 +191,7 @@ def _cmd_study(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import run_benchmark
+    from .tools.bench import run_benchmark
 
     result = run_benchmark(args.what, quick=args.quick, out=args.out, device=args.device)
     if args.what == "gpu":

@@ -5,10 +5,10 @@ import json
 import pytest
 import torch
 
-from comixup.bench_gpu import SECTIONS, bench_gpu
 from comixup.cli import main
 from comixup.methods import method_names
 from comixup.mixers import names as mixer_names
+from comixup.tools.bench_gpu import SECTIONS, bench_gpu
 
 
 def _section(report: dict, name: str) -> dict:

@@ -42,8 +42,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ._args import one_line
-from ._checks import check_bool, check_device
+from .._args import one_line
+from .._checks import check_bool, check_device
 
 __all__ = ["SECTIONS", "bench_gpu", "markdown"]
 
@@ -151,7 +151,7 @@ def bench_gpu(*, device="cuda", quick: bool = False, out=None) -> dict:
 def _resolve_device(device) -> torch.device:
     """The device of ``--device`` (:func:`comixup.run.resolve_device`), with one-line errors that
     name the flag."""
-    from .run import resolve_device
+    from ..run import resolve_device
 
     if isinstance(device, torch.device):
         device = str(device)
@@ -194,7 +194,7 @@ def _median_ms(times: list[float]) -> float:
 
 def _batch(sizes: _Sizes, batch: int, device: torch.device, seed: int = 0):
     """Seeded images ``(batch, 3, s, s)``, labels and realistic saliency on ``device``."""
-    from .saliency import realistic_saliency
+    from ..saliency import realistic_saliency
 
     gen = torch.Generator().manual_seed(seed)
     s = sizes.image
@@ -211,7 +211,7 @@ class _Trainer:
     precision = "bf16 autocast, channels-last"
 
     def __init__(self, sizes: _Sizes, device: torch.device, seed: int = 0):
-        from .models.preactresnet import preactresnet18
+        from ..models.preactresnet import preactresnet18
 
         self.device, self.classes = device, sizes.classes
         self.format = torch.channels_last
@@ -235,7 +235,7 @@ class _Trainer:
     def train_step(self, name: str, *, seed: int = 0):
         """The :class:`~comixup.methods.TrainStep` of ``name`` (loss ``bce``), set up as the
         engine sets it up on this device."""
-        from .methods import TrainStep
+        from ..methods import TrainStep
 
         step = TrainStep(name, self.classes, seed=seed, loss="bce", backward=self.backward)
         step.method.memory_format = self.format
@@ -254,7 +254,7 @@ def _value_checks_as_on_a_gpu():
     """Within: ``validate=None`` skips the value checks of CPU tensors too, as it does for device
     tensors (the ``"never"`` policy of :func:`comixup.validation`), so that the host reads
     counted on the CPU are those of a GPU run."""
-    from ._validation import validation
+    from .._validation import validation
 
     return validation("never")
 
@@ -298,7 +298,7 @@ def _same_labeling(name: str, a, b) -> bool:
 
 
 def _section_equality(device: torch.device, sizes: _Sizes, scratch: Path) -> dict:
-    from . import mixers
+    from .. import mixers
 
     cpu = torch.device("cpu")
     x, y, sal = _batch(sizes, sizes.mix_batch, cpu, seed=1)
@@ -355,8 +355,8 @@ def _section_equality(device: torch.device, sizes: _Sizes, scratch: Path) -> dic
 
 
 def _amp_run(name: str, dtype: str, device: torch.device, sizes: _Sizes, scratch: Path) -> dict:
-    from .config import resolve_config
-    from .train.engine import train
+    from ..config import resolve_config
+    from ..train.engine import train
 
     limit_train = sizes.amp_batch * sizes.amp_batches
     limit_test = sizes.amp_batch
@@ -385,7 +385,7 @@ def _amp_run(name: str, dtype: str, device: torch.device, sizes: _Sizes, scratch
 
 
 def _section_amp(device: torch.device, sizes: _Sizes, scratch: Path) -> dict:
-    from .methods import method_names
+    from ..methods import method_names
 
     rows = []
     for name in method_names():
@@ -436,8 +436,8 @@ def _cuda_syncs(trainer: _Trainer, step, steps: int) -> tuple[int, list[str]]:
 
 
 def _section_syncs(device: torch.device, sizes: _Sizes, scratch: Path) -> dict:
-    from .analysis.host_reads import count_host_reads
-    from .methods import method_names
+    from ..analysis.host_reads import count_host_reads
+    from ..methods import method_names
 
     steps = sizes.sync_steps
     rows = []
@@ -531,7 +531,7 @@ def _section_step_time(device: torch.device, sizes: _Sizes, scratch: Path) -> di
 
 
 def _section_breakdown(device: torch.device, sizes: _Sizes, scratch: Path) -> dict:
-    from .saliency import clean_loss_and_saliency
+    from ..saliency import clean_loss_and_saliency
 
     clock = _Clock(device)
     trainer = _Trainer(sizes, device)

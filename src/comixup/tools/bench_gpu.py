@@ -9,13 +9,23 @@
 2. **AMP epochs**: one short epoch of every method through :func:`comixup.train.train` under
    bf16 and fp16 autocast (on the CPU with ``amp_cpu``); is the loss finite, how long it took.
 3. **Host syncs per step**: the reads of batch values back to the host per training step of
-   every method (:func:`comixup.analysis.host_reads.count_host_reads`), and on CUDA the
+   every method (:func:`comixup.analysis.host_reads.count_host_reads`), the explicit waits
+   (``synchronize()`` calls, :class:`comixup.tools._measure.ExplicitWaits`) and on CUDA the
    synchronisations that ``torch.cuda.set_sync_debug_mode("warn")`` reports.
 4. **Step times**: the median time of a training step (with the optimizer step) of Vanilla,
    Co-Mixup and Puzzle Mix on PreActResNet18, and the ratios to Vanilla.
 5. **Co-Mixup overhead**: one Co-Mixup step split into its parts (saliency pass, the mixer's
    parameters: pooling and copy to the host, Algorithm 1, the rest; mixing, mixed pass,
    optimizer step) against the whole step.
+
+Every section runs on its own (:func:`_run_section`): an exception ends that section only and
+becomes its result (its type and message; the traceback in the JSON), and the process-wide
+settings it changed (cuDNN and matmul flags, deterministic algorithms, threads, grad mode, the
+validation policy, the sync debug mode; :class:`comixup.tools._measure.Settings`) are restored
+before the next one, as they are after every run of sections 2 to 4. Every section reports its
+peak memory, and sections 2 to 4 the peak of every method: on CUDA the allocator's peak
+allocated and reserved bytes, on the CPU the process's peak resident set
+(:class:`comixup.tools._measure.PeakMemory`).
 
 Everything is seeded. On CUDA the clock is read after ``torch.cuda.synchronize()`` and every
 timing follows a warm-up; sections 3 to 5 train as the engine does on CUDA (bf16 autocast,
@@ -35,6 +45,7 @@ import os
 import statistics
 import tempfile
 import time
+import traceback
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -44,11 +55,21 @@ import torch
 
 from .._args import one_line
 from .._checks import check_bool, check_device
+from ._measure import Clock, ExplicitWaits, PeakMemory, Settings
 
-__all__ = ["SECTIONS", "bench_gpu", "markdown"]
+__all__ = ["SECTIONS", "TITLES", "bench_gpu", "markdown"]
 
 #: The sections of :func:`bench_gpu`, in order.
 SECTIONS = ("equality", "amp", "syncs", "step_time", "breakdown")
+
+#: The title of every section (``{device}``: the device benchmarked).
+TITLES = {
+    "equality": "Device equality ({device} against the CPU)",
+    "amp": "AMP epochs (one short epoch of every method)",
+    "syncs": "Host syncs per training step",
+    "step_time": "Step time (training step with the optimizer step)",
+    "breakdown": "Co-Mixup step, part by part",
+}
 
 #: Largest difference between a device result and the CPU one that still counts as equal
 #: (float32 images and targets in [0, 1]; the mixers' gathers and weighted sums are exact, a
@@ -129,14 +150,11 @@ def bench_gpu(*, device="cuda", quick: bool = False, out=None) -> dict:
         "sizes": dataclasses.asdict(sizes),
         "sections": [],
     }
+    report["settings"] = Settings.read()
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory(prefix="comixup-bench-gpu-") as scratch:
         for name in SECTIONS:
-            t0 = time.perf_counter()
-            section = _SECTION_FUNCTIONS[name](dev, sizes, Path(scratch))
-            section["name"] = name
-            section["seconds"] = time.perf_counter() - t0
-            report["sections"].append(section)
+            report["sections"].append(_run_section(name, dev, sizes, Path(scratch)))
     report["seconds"] = time.perf_counter() - start
     text = markdown(report)
     out.mkdir(parents=True, exist_ok=True)
@@ -146,6 +164,59 @@ def bench_gpu(*, device="cuda", quick: bool = False, out=None) -> dict:
     files[1].write_text(text)
     print(text, end="")
     return report
+
+
+def _run_section(name: str, device: torch.device, sizes: _Sizes, scratch: Path) -> dict:
+    """Run one section: its failure becomes its result (the exception's type and message; the
+    traceback in the JSON), the process-wide settings it changed are restored, and its peak
+    memory is measured (:class:`~comixup.tools._measure.PeakMemory`)."""
+    t0 = time.perf_counter()
+    with Settings() as settings:
+        with PeakMemory(device) as memory:
+            try:
+                section = _SECTION_FUNCTIONS[name](device, sizes, scratch)
+            except Exception as exc:  # one section's failure does not stop the others
+                section = {"title": TITLES[name].format(device=device),
+                           "columns": [["error", "error"]],
+                           "rows": [{"error": _error(exc), "ok": False}],
+                           "notes": ["The section stopped at this error; the sections after it "
+                                     "ran. The JSON holds the traceback."],
+                           "error": _error(exc), "traceback": traceback.format_exc()}
+    section.update(name=name, seconds=time.perf_counter() - t0, memory=memory.figures(),
+                   settings_restored={k: list(v) for k, v in settings.changed.items()})
+    return section
+
+
+#: The memory columns of the per-method tables (CUDA: the allocator's peaks; CPU: the peak RSS).
+_MEMORY_COLUMNS = [["peak_allocated_mib", "peak alloc MiB"],
+                   ["peak_reserved_mib", "peak reserved MiB"], ["peak_rss_mib", "peak RSS MiB"]]
+
+
+#: What the memory columns hold.
+_MEMORY_NOTE = ("Memory: on CUDA the caching allocator's peaks over the row (model, optimizer, "
+                "batch, warm-up and measured steps), torch.cuda.max_memory_allocated and "
+                "max_memory_reserved after torch.cuda.reset_peak_memory_stats; on the CPU the "
+                "process's peak resident set size over the row (VmHWM, reset before it), which "
+                "includes the interpreter and the libraries.")
+
+
+def _measured(device: torch.device, fn, on_error) -> dict:
+    """``fn()`` (a row) with the peak memory of the call and the settings it changed, restored
+    after it; ``on_error(exc)`` gives the row of a call that raised."""
+    with Settings() as settings:
+        with PeakMemory(device) as memory:
+            try:
+                row = fn()
+            except Exception as exc:  # a row reports, it does not stop the section
+                row = on_error(exc)
+    row.update(memory.figures())
+    row["settings_restored"] = ", ".join(sorted(settings.changed)) or None
+    return row
+
+
+def _error(exc: BaseException) -> str:
+    """``Type: message`` of an exception, on one line."""
+    return f"{type(exc).__name__}: {one_line(exc)}"
 
 
 def _resolve_device(device) -> torch.device:
@@ -167,25 +238,6 @@ def _resolve_device(device) -> torch.device:
 # ----------------------------------------------------------------------------------------------
 # shared pieces
 # ----------------------------------------------------------------------------------------------
-
-
-class _Clock:
-    """Wall time of a call, read after the device has finished its work (CUDA)."""
-
-    def __init__(self, device: torch.device):
-        self.device = device
-
-    def sync(self) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-
-    def time(self, fn):
-        """``(seconds, fn())``."""
-        self.sync()
-        t0 = time.perf_counter()
-        result = fn()
-        self.sync()
-        return time.perf_counter() - t0, result
 
 
 def _median_ms(times: list[float]) -> float:
@@ -315,7 +367,7 @@ def _section_equality(device: torch.device, sizes: _Sizes, scratch: Path) -> dic
             got = mixer.apply(x_d, t_d, params)
             rows.append(_comparison_row(f"{name}: apply", ref, got, device))
         except Exception as exc:  # a check reports, it does not stop the benchmark
-            rows.append({"check": f"{name}: apply", "ok": False, "error": one_line(exc)})
+            rows.append({"check": f"{name}: apply", "ok": False, "error": _error(exc)})
     for name in ("comixup", "puzzlemix"):
         try:
             results = []
@@ -327,7 +379,7 @@ def _section_equality(device: torch.device, sizes: _Sizes, scratch: Path) -> dic
             rows.append(_comparison_row(f"{name}: whole call", (xc, yc), (xd, yd), device,
                                         same_labeling=_same_labeling(name, pc, pd)))
         except Exception as exc:
-            rows.append({"check": f"{name}: whole call", "ok": False, "error": one_line(exc)})
+            rows.append({"check": f"{name}: whole call", "ok": False, "error": _error(exc)})
     notes = [
         f"Batch {sizes.mix_batch}x3x{sizes.image}x{sizes.image}, realistic saliency, "
         f"{sizes.classes} classes. 'apply': the parameters drawn once on the CPU "
@@ -341,7 +393,7 @@ def _section_equality(device: torch.device, sizes: _Sizes, scratch: Path) -> dic
     ]
     if device.type == "cpu":
         notes.append("Run on the CPU: CPU against CPU, equal by construction.")
-    return {"title": f"Device equality ({device} against the CPU)",
+    return {"title": TITLES["equality"].format(device=device),
             "columns": [["check", "check"], ["x_equal", "x bitwise"],
                         ["x_max_diff", "x max diff"], ["y_equal", "y bitwise"],
                         ["y_max_diff", "y max diff"], ["same_labeling", "same labeling"],
@@ -390,19 +442,21 @@ def _section_amp(device: torch.device, sizes: _Sizes, scratch: Path) -> dict:
     rows = []
     for name in method_names():
         for dtype in ("bf16", "fp16"):
-            try:
-                rows.append(_amp_run(name, dtype, device, sizes, scratch))
-            except Exception as exc:
-                rows.append({"method": name, "dtype": dtype, "finite": False,
-                             "status": f"error: {one_line(exc)}"})
+            rows.append(_measured(
+                device, lambda name=name, dtype=dtype: _amp_run(name, dtype, device, sizes,
+                                                                scratch),
+                lambda exc, name=name, dtype=dtype: {"method": name, "dtype": dtype,
+                                                     "finite": False,
+                                                     "status": f"error: {_error(exc)}"}))
     for row in rows:
         row["ok"] = row["status"] == "ok" and row["finite"]
     where = ("CUDA" if device.type == "cuda" else
              "the CPU with amp_cpu (the GPU code paths on the CPU)")
-    return {"title": "AMP epochs (one short epoch of every method)",
+    return {"title": TITLES["amp"],
             "columns": [["method", "method"], ["dtype", "dtype"], ["finite", "finite loss"],
                         ["train_loss", "train loss"], ["test_loss", "test loss"],
-                        ["seconds", "seconds"], ["status", "status"]],
+                        ["seconds", "seconds"], *_MEMORY_COLUMNS,
+                        ["settings_restored", "settings restored"], ["status", "status"]],
             "rows": rows,
             "notes": [f"comixup.train.train on preset synthetic-quick with "
                       f"{sizes.amp_batches} batch(es) of {sizes.amp_batch} "
@@ -410,7 +464,9 @@ def _section_amp(device: torch.device, sizes: _Sizes, scratch: Path) -> dict:
                       f"{sizes.amp_width}, then the test loss on {sizes.amp_batch} images; "
                       f"{where}: autocast in the dtype (fp16 with the gradient scaler), "
                       "channels-last. Seconds include building the run (data, model) and the "
-                      "evaluation; the first rows also include compilation and warm-up."]}
+                      "evaluation; the first rows also include compilation and warm-up.",
+                      _MEMORY_NOTE + " 'settings restored': the process-wide settings the run "
+                      "changed (train() sets cudnn.benchmark on CUDA), put back after it."]}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -435,40 +491,48 @@ def _cuda_syncs(trainer: _Trainer, step, steps: int) -> tuple[int, list[str]]:
     return len(syncs), [f"{site} x{n}" for site, n in sites.most_common(8)]
 
 
-def _section_syncs(device: torch.device, sizes: _Sizes, scratch: Path) -> dict:
+def _syncs_row(name: str, device: torch.device, sizes: _Sizes) -> dict:
+    """The host reads, explicit waits and (CUDA) reported syncs of ``steps`` steps of ``name``."""
     from ..analysis.host_reads import count_host_reads
+
+    steps = sizes.sync_steps
+    trainer = _Trainer(sizes, device)
+    step = trainer.train_step(name)
+    trainer.run(step)  # warm-up: lazy initialisation, autotuning
+    tracked = [trainer.x, trainer.y, *trainer.model.parameters()]
+    with _value_checks_as_on_a_gpu(), ExplicitWaits() as waits:
+        reads = count_host_reads(lambda: [trainer.run(step) for _ in range(steps)], tracked)
+    row = {"method": name, "host_reads_per_step": reads.batch / steps,
+           "explicit_waits_per_step": waits.count / steps,
+           "reads": "; ".join(sorted(set(reads.ops)))}
+    if device.type == "cuda":
+        syncs, sites = _cuda_syncs(trainer, step, steps)
+        row.update(cuda_syncs_per_step=syncs / steps, sync_sites=sites)
+    row["status"] = "ok"
+    return row
+
+
+def _section_syncs(device: torch.device, sizes: _Sizes, scratch: Path) -> dict:
     from ..methods import method_names
 
     steps = sizes.sync_steps
     rows = []
     for name in method_names():
-        try:
-            trainer = _Trainer(sizes, device)
-            step = trainer.train_step(name)
-            trainer.run(step)  # warm-up: lazy initialisation, autotuning
-            tracked = [trainer.x, trainer.y, *trainer.model.parameters()]
-            with _value_checks_as_on_a_gpu():
-                reads = count_host_reads(
-                    lambda trainer=trainer, step=step: [trainer.run(step) for _ in range(steps)],
-                    tracked)
-            row = {"method": name, "host_reads_per_step": reads.batch / steps,
-                   "reads": "; ".join(sorted(set(reads.ops)))}
-            if device.type == "cuda":
-                syncs, sites = _cuda_syncs(trainer, step, steps)
-                row.update(cuda_syncs_per_step=syncs / steps, sync_sites=sites)
-            row["status"] = "ok"
-        except Exception as exc:
-            row = {"method": name, "status": f"error: {one_line(exc)}"}
+        row = _measured(device, lambda name=name: _syncs_row(name, device, sizes),
+                        lambda exc, name=name: {"method": name,
+                                                "status": f"error: {_error(exc)}"})
         row["ok"] = row["status"] == "ok"
         rows.append(row)
     counter = ("comixup.analysis.host_reads.count_host_reads and "
                "torch.cuda.set_sync_debug_mode('warn')" if device.type == "cuda" else
                "comixup.analysis.host_reads.count_host_reads (no CUDA here: the sync debug mode "
                "needs a GPU)")
-    return {"title": "Host syncs per training step",
+    return {"title": TITLES["syncs"],
             "columns": [["method", "method"], ["host_reads_per_step", "host reads / step"],
                         ["reads", "what is read (op of the value)"],
-                        ["cuda_syncs_per_step", "CUDA syncs / step"], ["status", "status"]],
+                        ["cuda_syncs_per_step", "CUDA syncs / step"],
+                        ["explicit_waits_per_step", "explicit waits / step"], *_MEMORY_COLUMNS,
+                        ["settings_restored", "settings restored"], ["status", "status"]],
             "rows": rows,
             "notes": [f"Counter: {counter}. {steps} step(s) per method after one warm-up step: "
                       f"zero_grad, the TrainStep (loss bce), the SGD step; PreActResNet18 width "
@@ -479,7 +543,14 @@ def _section_syncs(device: torch.device, sizes: _Sizes, scratch: Path) -> dict:
                       "CPU solver), counted with the value checks of CPU tensors off, as for "
                       "device tensors. CUDA syncs: every synchronising CUDA call, including "
                       "copies of the CPU-drawn parameters to the device (the JSON lists the "
-                      "places, sync_sites)."]}
+                      "places, sync_sites), but not the explicit waits.",
+                      "explicit waits: calls of torch.cuda.synchronize, Event.synchronize and "
+                      "Stream.synchronize in the counted steps (comixup.tools._measure."
+                      "ExplicitWaits), e.g. the wait of the host copy of Co-Mixup's and Puzzle "
+                      "Mix's costs on its event, which the sync debug mode does not report"
+                      + ("." if device.type == "cuda" else "; on the CPU the copies need no "
+                         "wait (0), and the host reads above are what a GPU would wait for."),
+                      _MEMORY_NOTE]}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -490,22 +561,23 @@ _TIMED = ("vanilla", "comixup", "puzzlemix")
 _LABELS = {"vanilla": "Vanilla", "comixup": "Co-Mixup", "puzzlemix": "Puzzle Mix"}
 
 
+def _step_time_row(name: str, device: torch.device, sizes: _Sizes) -> dict:
+    """The median and the minimum of ``repeats`` timed steps of ``name`` after a warm-up."""
+    clock = Clock(device)
+    trainer = _Trainer(sizes, device)
+    step = trainer.train_step(name)
+    for _ in range(sizes.warmup):
+        trainer.run(step)
+    times = [clock.time(lambda: trainer.run(step))[0] for _ in range(sizes.repeats)]
+    return {"method": _LABELS[name], "median_ms": _median_ms(times),
+            "min_ms": 1e3 * min(times), "repeats": sizes.repeats, "status": "ok"}
+
+
 def _section_step_time(device: torch.device, sizes: _Sizes, scratch: Path) -> dict:
-    clock = _Clock(device)
-    rows = []
-    for name in _TIMED:
-        try:
-            trainer = _Trainer(sizes, device)
-            step = trainer.train_step(name)
-            for _ in range(sizes.warmup):
-                trainer.run(step)
-            times = [clock.time(lambda trainer=trainer, step=step: trainer.run(step))[0]
-                     for _ in range(sizes.repeats)]
-            rows.append({"method": _LABELS[name], "median_ms": _median_ms(times),
-                         "min_ms": 1e3 * min(times), "repeats": sizes.repeats,
-                         "status": "ok"})
-        except Exception as exc:
-            rows.append({"method": _LABELS[name], "status": f"error: {one_line(exc)}"})
+    rows = [_measured(device, lambda name=name: _step_time_row(name, device, sizes),
+                      lambda exc, name=name: {"method": _LABELS[name],
+                                              "status": f"error: {_error(exc)}"})
+            for name in _TIMED]
     base = rows[0].get("median_ms")
     for row in rows:
         ms = row.get("median_ms")
@@ -513,16 +585,17 @@ def _section_step_time(device: torch.device, sizes: _Sizes, scratch: Path) -> di
         row["ok"] = row["status"] == "ok"
     ratios = ", ".join(f"{r['method']}/Vanilla = {r['vs_vanilla']:.2f}" for r in rows[1:]
                        if r["vs_vanilla"] is not None)
-    return {"title": "Step time (training step with the optimizer step)",
+    return {"title": TITLES["step_time"],
             "columns": [["method", "method"], ["median_ms", "median ms"], ["min_ms", "min ms"],
-                        ["vs_vanilla", "vs Vanilla"], ["status", "status"]],
+                        ["vs_vanilla", "vs Vanilla"], *_MEMORY_COLUMNS,
+                        ["settings_restored", "settings restored"], ["status", "status"]],
             "rows": rows,
             "notes": [f"PreActResNet18 width {sizes.width}, batch {sizes.batch}x3x{sizes.image}x"
                       f"{sizes.image}, {sizes.classes} classes, loss bce, {_Trainer.precision}; "
                       f"median of {sizes.repeats} steps after {sizes.warmup} warm-up step(s)"
                       + (", the clock read after torch.cuda.synchronize()"
                          if device.type == "cuda" else "") + ".",
-                      f"Ratios: {ratios or 'n/a'}."]}
+                      f"Ratios: {ratios or 'n/a'}.", _MEMORY_NOTE]}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -533,7 +606,7 @@ def _section_step_time(device: torch.device, sizes: _Sizes, scratch: Path) -> di
 def _section_breakdown(device: torch.device, sizes: _Sizes, scratch: Path) -> dict:
     from ..saliency import clean_loss_and_saliency
 
-    clock = _Clock(device)
+    clock = Clock(device)
     trainer = _Trainer(sizes, device)
     step = trainer.train_step("comixup")
     method, mixer = step.method, step.mixer
@@ -588,7 +661,7 @@ def _section_breakdown(device: torch.device, sizes: _Sizes, scratch: Path) -> di
                         "apply", "mixed", "optimizer", "sum", "whole")]
     for row in rows:
         row["ok"] = math.isfinite(row["median_ms"])
-    return {"title": "Co-Mixup step, part by part",
+    return {"title": TITLES["breakdown"],
             "columns": [["part", "part"], ["median_ms", "median ms"],
                         ["share", "share of the step"]],
             "rows": rows,
@@ -630,7 +703,8 @@ _SECTION_FUNCTIONS = {"equality": _section_equality, "amp": _section_amp,
 
 
 #: The left-aligned columns of the Markdown tables.
-_TEXT_COLUMNS = ("check", "method", "part", "status", "dtype", "error", "reads")
+_TEXT_COLUMNS = ("check", "method", "part", "status", "dtype", "error", "reads",
+                 "settings_restored")
 
 
 def _cell(key: str, value) -> str:
@@ -649,8 +723,27 @@ def _cell(key: str, value) -> str:
             return f"{value:.4f}"
         if key.endswith("_per_step"):
             return f"{value:g}"
+        if key.endswith("_mib"):
+            return f"{value:.1f}"
         return f"{value:.2f}"
     return str(value).replace("|", "\\|")
+
+
+def _section_extras(section: dict) -> list[str]:
+    """The peak memory of a section and the settings restored after it, for its header line."""
+    memory = section.get("memory", {})
+    extras = []
+    if "peak_allocated_mib" in memory:
+        extras.append(f"peak memory {memory['peak_allocated_mib']:.1f} MiB allocated, "
+                      f"{memory['peak_reserved_mib']:.1f} MiB reserved")
+    elif "peak_rss_mib" in memory:
+        scope = " (process peak)" if memory.get("rss_scope") == "process" else ""
+        extras.append(f"peak RSS {memory['peak_rss_mib']:.1f} MiB{scope}")
+    restored = section.get("settings_restored") or {}
+    if restored:
+        extras.append("settings restored after it: " + ", ".join(
+            f"{k} ({left} -> {saved})" for k, (left, saved) in restored.items()))
+    return extras
 
 
 def markdown(report: dict) -> str:
@@ -666,9 +759,11 @@ def markdown(report: dict) -> str:
         columns = [(key, header) for key, header in section["columns"]
                    if any(row.get(key) is not None for row in section["rows"])]
         failed = sum(1 for row in section["rows"] if not row.get("ok", True))
-        status = "all ok" if not failed else f"{failed} failed"
+        status = ("all ok" if not failed else f"{failed} failed") if "error" not in section \
+            else f"**failed**: {section['error']}"
         lines += [f"## {number}. {section['title']}", "",
-                  f"{status}; {section['seconds']:.1f} s", ""]
+                  "; ".join([status, f"{section['seconds']:.1f} s",
+                             *_section_extras(section)]), ""]
         lines.append("| " + " | ".join(header for _, header in columns) + " |")
         lines.append("| " + " | ".join("---" if key in _TEXT_COLUMNS else "---:"
                                        for key, _ in columns) + " |")

@@ -192,6 +192,10 @@ def _run_section(name: str, device: torch.device, sizes: _Sizes, scratch: Path) 
 _MEMORY_COLUMNS = [["peak_allocated_mib", "peak alloc MiB"],
                    ["peak_reserved_mib", "peak reserved MiB"], ["peak_rss_mib", "peak RSS MiB"]]
 
+#: The last columns of a table of :func:`_measured` rows.
+_MEASURED_COLUMNS = [*_MEMORY_COLUMNS, ["settings_restored", "settings restored"],
+                     ["status", "status"]]
+
 
 #: What the memory columns hold.
 _MEMORY_NOTE = ("Memory: on CUDA the caching allocator's peaks over the row (model, optimizer, "
@@ -456,8 +460,7 @@ def _section_amp(device: torch.device, sizes: _Sizes, scratch: Path) -> dict:
     return {"title": TITLES["amp"],
             "columns": [["method", "method"], ["dtype", "dtype"], ["finite", "finite loss"],
                         ["train_loss", "train loss"], ["test_loss", "test loss"],
-                        ["seconds", "seconds"], *_MEMORY_COLUMNS,
-                        ["settings_restored", "settings restored"], ["status", "status"]],
+                        ["seconds", "seconds"], *_MEASURED_COLUMNS],
             "rows": rows,
             "notes": [f"comixup.train.train on preset synthetic-quick with "
                       f"{sizes.amp_batches} batch(es) of {sizes.amp_batch} "
@@ -532,8 +535,7 @@ def _section_syncs(device: torch.device, sizes: _Sizes, scratch: Path) -> dict:
             "columns": [["method", "method"], ["host_reads_per_step", "host reads / step"],
                         ["reads", "what is read (op of the value)"],
                         ["cuda_syncs_per_step", "CUDA syncs / step"],
-                        ["explicit_waits_per_step", "explicit waits / step"], *_MEMORY_COLUMNS,
-                        ["settings_restored", "settings restored"], ["status", "status"]],
+                        ["explicit_waits_per_step", "explicit waits / step"], *_MEASURED_COLUMNS],
             "rows": rows,
             "notes": [f"Counter: {counter}. {steps} step(s) per method after one warm-up step: "
                       f"zero_grad, the TrainStep (loss bce), the SGD step; PreActResNet18 width "
@@ -588,8 +590,7 @@ def _section_step_time(device: torch.device, sizes: _Sizes, scratch: Path) -> di
                        if r["vs_vanilla"] is not None)
     return {"title": TITLES["step_time"],
             "columns": [["method", "method"], ["median_ms", "median ms"], ["min_ms", "min ms"],
-                        ["vs_vanilla", "vs Vanilla"], *_MEMORY_COLUMNS,
-                        ["settings_restored", "settings restored"], ["status", "status"]],
+                        ["vs_vanilla", "vs Vanilla"], *_MEASURED_COLUMNS],
             "rows": rows,
             "notes": [f"PreActResNet18 width {sizes.width}, batch {sizes.batch}x3x{sizes.image}x"
                       f"{sizes.image}, {sizes.classes} classes, loss bce, {_Trainer.precision}; "

@@ -210,51 +210,6 @@ def test_bad_flag_values_exit_2(argv, capsys):
     assert flag in capsys.readouterr().err
 
 
-def test_bench_passes_quick_and_writes_out(monkeypatch, tmp_path, capsys):
-    from comixup import bench
-
-    seen = []
-
-    def fake(**kwargs):
-        seen.append(kwargs)
-        return [{"name": "x", "ms": 1.0}]
-
-    monkeypatch.setattr(bench, "bench_solver", fake)
-    monkeypatch.setattr(bench, "bench_mixers", fake)
-    out = tmp_path / "new" / "b.json"
-    assert main(["bench", "solver", "--quick", "--out", str(out)]) == 0
-    assert seen == [{"quick": True}]
-    assert json.loads(out.read_text()) == [{"name": "x", "ms": 1.0}]
-    assert capsys.readouterr().out.strip().endswith(f"wrote {out}")
-    assert main(["bench", "mixers"]) == 0
-    assert seen[-1] == {"quick": False} and "wrote" not in capsys.readouterr().out
-
-
-def test_bench_out_overwrites_an_existing_file(tmp_path, capsys):
-    out = tmp_path / "pairwise.json"
-    out.write_text("old results\n")
-    assert main(["bench", "pairwise", "--quick", "--out", str(out)]) == 0
-    rows = json.loads(out.read_text())
-    assert [r["pairwise"] for r in rows] == ["reference", "squared"]
-    assert all(r["partitions"] == 10 for r in rows)
-    assert f"wrote {out}" in capsys.readouterr().out
-    assert main(["bench", "pairwise", "--quick", "--out", str(tmp_path)]) == 2
-    assert f"{tmp_path} is a directory" in capsys.readouterr().err
-
-
-def test_bench_functions_take_keywords_and_return_rows():
-    from comixup import bench
-
-    rows = bench.bench_pairwise(partitions=2)
-    assert len(rows) == 2 and {r["partitions"] for r in rows} == {2}
-    with pytest.raises(TypeError, match="quick must be true or false"):
-        bench.bench_pairwise(quick="yes")
-    with pytest.raises(ValueError, match="partitions must be >= 1"):
-        bench.bench_pairwise(partitions=0)
-    with pytest.raises(ValueError, match="name must be one of"):
-        bench.run_benchmark("nothing")
-
-
 def test_python_dash_m_comixup():
     def run(*args):
         proc = subprocess.run([sys.executable, "-m", "comixup", *args], check=False,

@@ -40,8 +40,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("comixup.train",),  # the engine evaluates every epoch
     ("comixup.analysis",),
     ("comixup.study",),
-    ("comixup.bench", "comixup.bench_gpu"),
-    ("comixup.cli",),
+    ("comixup.tools", "comixup.cli"),  # the benchmarks and the command line, on top of the rest
     ("comixup.__main__",),
 ]
 
@@ -146,6 +145,16 @@ def test_the_graph_sees_function_level_and_relative_imports():
     assert "comixup.evaluate" in graph["comixup.train.engine"]  # inside a method
     assert "comixup.mixers" in graph["comixup"]  # a package's __init__
     assert "comixup.run" in graph["comixup.evaluate.suite"]
+
+
+def test_the_tools_sit_on_top_and_nothing_below_imports_them():
+    graph = import_graph()
+    assert layer_of("comixup.tools.bench_gpu") == layer_of("comixup.cli")
+    assert "comixup.tools.bench" in graph["comixup.cli"]
+    users = sorted(m for m, targets in graph.items()
+                   if any(t.startswith("comixup.tools") for t in targets)
+                   and not m.startswith("comixup.tools"))
+    assert users == ["comixup.cli"], users
 
 
 def test_the_run_layer_stays_below_training_and_evaluation():

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from comixup import methods as M
 from comixup import models
 from comixup.methods import METHODS, create_method, soft_cross_entropy, softmax_bce
-from comixup.mixers.base import sample_weights
+from comixup.mixers.dirichlet import sample_weights
 
 C = 10
 

@@ -9,6 +9,7 @@ from comixup.saliency import (
     compatibility,
     input_saliency,
     pooled_unary,
+    realistic_saliency,
     salient_location,
 )
 
@@ -253,3 +254,19 @@ def test_clean_step_names_a_model_whose_output_ignores_its_input(clean_lam):
     x, y = torch.rand(2, 3, 8, 8), torch.tensor([0, 1])
     with pytest.raises(ValueError, match="model: its output does not depend on its input x"):
         clean_loss_and_saliency(Constant(), x, y, clean_lam=clean_lam)
+
+
+def test_realistic_saliency_peaks_at_one_object_per_map():
+    sal = realistic_saliency(64, 32, rng=np.random.default_rng(0))
+    assert sal.shape == (64, 32, 32) and sal.dtype == np.float64 and (sal >= 0).all()
+    np.testing.assert_array_equal(sal, realistic_saliency(64, 32, rng=np.random.default_rng(0)))
+    # the object's peak (height in [0.5, 1]) stands above the |N(0, 0.05^2)| noise
+    assert (sal.max((1, 2)) >= 0.5).all()
+    assert float(np.median(sal)) < 0.2
+
+
+def test_realistic_saliency_errors_name_the_argument():
+    with pytest.raises(TypeError, match="rng must be a numpy.random.Generator"):
+        realistic_saliency(2, 8, rng=0)
+    with pytest.raises(ValueError, match="batch"):
+        realistic_saliency(0, 8, rng=np.random.default_rng(0))

@@ -59,9 +59,9 @@ from ._args import (
     one_line,
 )
 from ._errors import InputError
-from .bench import BENCHMARKS
 from .config import TrainConfig
 from .losses import LOSSES
+from .tools.bench import BENCHMARKS
 
 __all__ = ["build_parser", "main"]
 
@@ -115,7 +115,7 @@ def _add_study_bench(sub) -> None:
     add_download_flags(s)
     s.add_argument("train_args", nargs=argparse.REMAINDER,
                    help="-- followed by flags for every run (e.g. -- --epochs 5)")
-    b = sub.add_parser("bench", help="benchmarks (comixup.bench)")
+    b = sub.add_parser("bench", help="benchmarks (comixup.tools.bench)")
     b.add_argument("what", choices=list(BENCHMARKS),
                    help="solver: Algorithm 1 timing; mixers: every mixer per batch; pairwise: "
                         "mixing statistics of the two graph-cut pair costs; gpu: the GPU code "
@@ -212,37 +212,9 @@ def _cmd_study(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_bench_args(args: argparse.Namespace) -> None:
-    """The checks of ``comixup bench``'s flags, as InputErrors, before anything runs (the
-    benchmarks check the same arguments with plain ValueErrors, as library functions)."""
-    from pathlib import Path
-
-    if args.what != "gpu":
-        if args.device is not None:
-            raise InputError(f"--device is an option of comixup bench gpu only, not of bench "
-                             f"{args.what}")
-        if args.out is not None and Path(args.out).is_dir():
-            raise InputError(f"--out must be a file name, but {args.out} is a directory")
-        return
-    if args.out is not None and Path(args.out).exists() and not Path(args.out).is_dir():
-        raise InputError(f"--out must be a directory, but {args.out} is a file")
-    from .run import resolve_device
-
-    name = args.device or "cuda"
-    try:
-        resolve_device(name)
-    except InputError as exc:
-        import torch
-
-        hint = (" (use --device cpu for the smoke test of the same code on the CPU)"
-                if not torch.cuda.is_available() else "")
-        raise InputError(f"--device {name}: {exc}{hint}") from None
-
-
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import run_benchmark
+    from .tools.bench import run_benchmark
 
-    _check_bench_args(args)
     result = run_benchmark(args.what, quick=args.quick, out=args.out, device=args.device)
     if args.what == "gpu":
         print("wrote " + ", ".join(result["files"]))

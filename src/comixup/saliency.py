@@ -13,6 +13,8 @@
 * :func:`clean_loss_and_saliency`: the clean half of the paper's training step, one clean
   forward/backward that keeps the weight gradients and yields the saliency (Appendix C); the
   training engine calls it too.
+* :func:`realistic_saliency`: synthetic maps, one Gaussian object per image plus weak noise,
+  the saliency of the benchmarks and of the tests that need a realistic batch.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -32,6 +35,7 @@ __all__ = [
     "compatibility",
     "input_saliency",
     "pooled_unary",
+    "realistic_saliency",
     "salient_location",
     "spectral_residual",
 ]
@@ -417,3 +421,32 @@ def spectral_residual(x: torch.Tensor, *, variant: str = "opencv") -> torch.Tens
         sal = F.interpolate(sal.unsqueeze(1), size=(h, w), mode="bilinear",
                             align_corners=False).squeeze(1)
     return sal.to(out_dtype)
+
+
+def realistic_saliency(batch: int, size: int = 32, *, rng: np.random.Generator) -> np.ndarray:
+    """Saliency maps with one Gaussian object per image plus weak noise, ``(batch, size, size)``.
+
+    Object centres are uniform in the image, widths uniform in ``[size/16, size/4]``, peak heights
+    uniform in ``[0.5, 1]``; the noise is ``|N(0, 0.05^2)|`` per pixel. This is the "realistic
+    saliency" of the solver benchmark (one Gaussian object per 32x32 image plus weak noise);
+    :func:`comixup.analysis.problems.realistic_costs` pools it into Algorithm 1's problems.
+
+    Args:
+        batch: number of maps, an int >= 1.
+        size: image side, an int >= 1.
+        rng: the ``numpy.random.Generator`` of every draw.
+
+    Returns:
+        A float64 array ``(batch, size, size)`` of non-negative values.
+    """
+    batch = check_int("batch", batch, 1)
+    size = check_int("size", size, 1)
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
+    centre = rng.uniform(0, size, size=(batch, 2))
+    width = rng.uniform(size / 16, size / 4, size=batch)
+    height = rng.uniform(0.5, 1.0, size=batch)
+    d2 = (yy[None] - centre[:, 0, None, None]) ** 2 + (xx[None] - centre[:, 1, None, None]) ** 2
+    sal = height[:, None, None] * np.exp(-d2 / (2 * width[:, None, None] ** 2))
+    return sal + np.abs(rng.normal(0, 0.05, size=sal.shape))

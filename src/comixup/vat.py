@@ -53,14 +53,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .mixers.base import (
-    check_generator,
-    check_images,
-    check_int,
-    check_number,
-    check_tensor,
-    check_values,
-)
+from ._checks import check_generator, check_int, check_number, check_tensor, check_values
+from .mixers.base import check_images
 
 __all__ = ["VAT", "frozen_batchnorm_stats", "kl_divergence"]
 

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 
-from comixup import bench
 from comixup.analysis import table6, timing
 from comixup.cli import main
 
@@ -26,8 +25,19 @@ def test_analyze_table6(tmp_path, capsys):
     assert "0.004" in (tmp_path / "table6.md").read_text()  # the paper's value beside ours
 
 
-def test_bench_and_analysis_share_table6():
-    assert bench.table6_relative_error is table6.table6_relative_error
+def test_table6_rows_share_the_brute_force_between_the_variants():
+    rows = table6.table6_rows(seeds=2, configs=((2, 2),))
+    assert [(r["m"], r["n"], r["method"]) for r in rows] == [
+        (2, 4, label) for label, _, _ in table6.VARIANTS]
+    assert rows[0]["f_opt"] == rows[1]["f_opt"] and rows[0]["paper_rel_error"] == 0.004
+    for row, (_, restarts, polish) in zip(rows, table6.VARIANTS):
+        alone = table6.table6_relative_error(2, 2, seeds=2, restarts=restarts, polish=polish)
+        assert (row["restarts"], row["polish"]) == (restarts, polish)
+        assert {k: row[k] for k in ("f_solve", "f_opt", "rel_error")} == {
+            k: alone[k] for k in ("f_solve", "f_opt", "rel_error")}
+
+
+def test_table6_relative_error_reuses_cached_optima():
     optima = {}
     a = table6.table6_relative_error(2, 2, seeds=2, restarts=1, polish=0, optima=optima)
     b = table6.table6_relative_error(2, 2, seeds=2, restarts=1, polish=0, optima=optima)

@@ -13,7 +13,7 @@ import torch
 
 from comixup import mixers
 from comixup.analysis.host_reads import count_host_reads
-from comixup.analysis.problems import realistic_saliency
+from comixup.saliency import realistic_saliency
 
 
 def _batch(b=8, size=16, k=5):

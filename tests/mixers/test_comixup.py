@@ -10,8 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from comixup import CoMixup
-from comixup.bench import realistic_saliency
-from comixup.saliency import compatibility, pooled_unary, salient_location
+from comixup.saliency import compatibility, pooled_unary, realistic_saliency, salient_location
 from comixup.solver import objective
 
 
@@ -280,3 +279,49 @@ def test_cell_sizes_count_the_pixels_of_grid_index():
             expected = torch.bincount(grid_index(size, grid), minlength=grid)
             got = cell_sizes(size, grid)
             assert got.dtype == expected.dtype and torch.equal(got, expected), (size, grid)
+
+
+def test_solve_partitions_gives_the_labelings_of_a_call():
+    # sample_params draws one seed per partition after the grid, then solves through
+    # solve_partitions: the same seeds give the call's labelings, whatever the thread count
+    from comixup.solver import solve
+
+    sal = torch.from_numpy(realistic_saliency(45, 32, rng=np.random.default_rng(2))).float()
+    x, y = torch.rand(45, 3, 32, 32), torch.arange(45) % 10
+    mixer = CoMixup(10, workers=2, generator=torch.Generator().manual_seed(7))
+    _, _, params = mixer(x, y, sal, return_info=True)
+    assert mixer.partitions(45) == params.partitions == [(0, 20), (20, 40), (40, 45)]
+    seeds = torch.randint(0, 2**62, (3,), generator=torch.Generator().manual_seed(7)).tolist()
+    cost, locations = mixer.solver_inputs(sal, mixer.grid)
+    seen = []
+    for workers in (1, 2):
+        mixer.workers = workers
+        got = mixer.solve_partitions(cost, locations, seeds,
+                                     on_solved=lambda i, z: seen.append((i, z)))
+        assert len(got) == 3
+        for z, ref in zip(got, params.labelings):
+            np.testing.assert_array_equal(z, ref)
+    assert sorted(i for i, _ in seen) == [0, 0, 1, 1, 2, 2]
+    assert all(z is not None and z.shape == (b - a, 4, 4, b - a)
+               for i, z in seen for a, b in [params.partitions[i]])
+    # partition 1 is Algorithm 1 on its slice, with its compatibility and seed
+    z1 = solve(cost[20:40], compatibility(locations[20:40], mixer.omega).numpy(),
+               rng=np.random.default_rng(seeds[1]))
+    np.testing.assert_array_equal(got[1], z1)
+
+
+@pytest.mark.parametrize(("args", "error", "match"), [
+    ((np.zeros((4, 2)), torch.zeros(4, 2, dtype=torch.long), [0]), ValueError, "cost must be"),
+    ((np.zeros((4, 2, 2)), torch.zeros(3, 2, dtype=torch.long), [0]), ValueError,
+     "locations must be a \\(4, 2\\) tensor"),
+    ((np.zeros((4, 2, 2)), torch.zeros(4, 2, dtype=torch.long), [0, 1]), ValueError,
+     "one seed per partition \\(1\\), got 2"),
+    ((np.zeros((4, 2, 2)), torch.zeros(4, 2, dtype=torch.long), [-1]), ValueError, "seeds\\[0\\]"),
+])
+def test_solve_partitions_errors_name_the_argument(args, error, match):
+    with pytest.raises(error, match=match):
+        CoMixup(4, workers=1).solve_partitions(*args)
+    with pytest.raises(TypeError, match="on_solved must be callable"):
+        CoMixup(4, workers=1).solve_partitions(np.zeros((4, 2, 2)),
+                                               torch.zeros(4, 2, dtype=torch.long), [0],
+                                               on_solved=3)

@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from mixer_helpers import TinyNet
 
 import comixup.mixers as mixers
-from comixup.bench import realistic_saliency
 from comixup.mixers import InputMixup, PuzzleMix, dense_targets
+from comixup.saliency import realistic_saliency
 
 K = 5
 B = 4

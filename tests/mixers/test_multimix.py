@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from mixer_helpers import coded_batch
 
-from comixup.mixers.base import sample_weights
 from comixup.mixers.cutmix import CutMix, _box_from_area
+from comixup.mixers.dirichlet import sample_weights
 from comixup.mixers.mixup import InputMixup
 from comixup.mixers.multimix import MultiCutMix, MultiInputMixup
 

@@ -12,9 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
-from comixup.bench import realistic_saliency
 from comixup.mixers.puzzlemix import GRIDS, PuzzleMix
-from comixup.saliency import pooled_unary
+from comixup.saliency import pooled_unary, realistic_saliency
 from comixup.solver import (
     apply_transport,
     graphcut_masks,

@@ -5,7 +5,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from comixup.bench import TABLE6_CONFIGS, realistic_costs, table6_relative_error
+from comixup.analysis.problems import realistic_costs
+from comixup.analysis.table6 import TABLE6_CONFIGS, table6_relative_error
 from comixup.solver import dirichlet_prior, objective, solve
 
 

@@ -9,8 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from comixup.bench import realistic_saliency
-from comixup.saliency import pooled_unary
+from comixup.saliency import pooled_unary, realistic_saliency
 from comixup.solver import (
     apply_transport,
     graphcut_masks,

@@ -3,9 +3,9 @@
 * :func:`uniform_problem`: the setting of Appendix D.1 / Table 6, reused for Table 7 (D.2): a
   unary cost uniform on ``[0, 1]``, the Dirichlet prior of Eq. (1) with the paper's
   hyperparameters (``eta = 0.05``, ``alpha = 2``, Appendix E) folded into it, and ``A = I``.
-* :func:`realistic_saliency`, :func:`realistic_costs`: one Gaussian object per image plus weak
-  noise, pooled and normalized as :class:`comixup.CoMixup` does (Section 4.1); the problems of
-  ``comixup bench solver`` and of Figure 6 (Appendix C).
+* :func:`realistic_costs`: the saliency of :func:`comixup.saliency.realistic_saliency` (one
+  Gaussian object per image plus weak noise), pooled and normalized as :class:`comixup.CoMixup`
+  does (Section 4.1); the problems of ``comixup bench solver`` and of Figure 6 (Appendix C).
 * :func:`random_labelings`: uniformly random one-hot labelings, the "random guess" of Table 6.
 * :func:`normalized_abs_normal_problem`, :func:`bernoulli_masks`,
   :func:`bernoulli_objective_mean`: the problem and the random guess of the reference
@@ -22,7 +22,7 @@ import torch
 from .._checks import check_int
 
 __all__ = ["bernoulli_masks", "bernoulli_objective_mean", "normalized_abs_normal_problem",
-           "random_labelings", "realistic_costs", "realistic_saliency", "uniform_problem"]
+           "random_labelings", "realistic_costs", "uniform_problem"]
 
 
 def _check_rng(rng) -> np.random.Generator:
@@ -62,31 +62,15 @@ def random_labelings(m: int, n_out: int, h: int, w: int, size: int, *,
     return np.eye(m)[rng.integers(m, size=(size, n_out, h, w))]
 
 
-def realistic_saliency(batch: int, size: int = 32, *, rng: np.random.Generator) -> np.ndarray:
-    """Saliency maps with one Gaussian object per image plus weak noise, ``(batch, size, size)``.
-
-    Object centres are uniform in the image, widths uniform in ``[size/16, size/4]``, peak heights
-    uniform in ``[0.5, 1]``; the noise is ``|N(0, 0.05^2)|`` per pixel. This is the "realistic
-    saliency" of the solver benchmark (one Gaussian object per 32x32 image plus weak noise).
-    """
-    rng = _check_rng(rng)
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
-    centre = rng.uniform(0, size, size=(batch, 2))
-    width = rng.uniform(size / 16, size / 4, size=batch)
-    height = rng.uniform(0.5, 1.0, size=batch)
-    d2 = (yy[None] - centre[:, 0, None, None]) ** 2 + (xx[None] - centre[:, 1, None, None]) ** 2
-    sal = height[:, None, None] * np.exp(-d2 / (2 * width[:, None, None] ** 2))
-    return sal + np.abs(rng.normal(0, 0.05, size=sal.shape))
-
-
 def realistic_costs(m: int, grid: int = 4, size: int = 32, *, rng: np.random.Generator):
     """Unary cost ``(m, grid, grid)`` and compatibility ``A`` of one partition of realistic
     saliency.
 
-    Builds the saliency with :func:`realistic_saliency`, then runs the same pooling,
-    normalization and compatibility code as :class:`comixup.CoMixup` (Section 4.1, Appendix E).
+    Builds the saliency with :func:`comixup.saliency.realistic_saliency`, then runs the same
+    pooling, normalization and compatibility code as :class:`comixup.CoMixup` (Section 4.1,
+    Appendix E).
     """
-    from ..saliency import compatibility, pooled_unary, salient_location
+    from ..saliency import compatibility, pooled_unary, realistic_saliency, salient_location
 
     sal = torch.from_numpy(realistic_saliency(m, size, rng=rng)).float()
     cost = -pooled_unary(sal, grid).double().numpy()

@@ -12,8 +12,8 @@ paper's hyperparameters ``beta = 0.32, gamma = 1, tau = 0.83`` and its Dirichlet
 * ``solve(..., restarts=4, polish=100)``, the documented optional improvements,
 
 with the relative error ``(f - f_opt) / (f_random - f_opt)`` of Appendix D.1, averaged over
-seeds. The paper reports 0.004, 0.01 and 0.002. ``comixup bench solver`` prints the same table
-from the same function, :func:`table6_relative_error`.
+seeds. The paper reports 0.004, 0.01 and 0.002. ``comixup bench solver`` prints the same rows
+from the same function, :func:`table6_rows`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ from .._checks import check_int
 from ._io import markdown_table, out_dir, progress, write_csv
 from .problems import random_labelings, uniform_problem
 
-__all__ = ["PAPER_TABLE6", "TABLE6_CONFIGS", "VARIANTS", "run_table6", "table6_relative_error"]
+__all__ = ["PAPER_TABLE6", "TABLE6_CONFIGS", "VARIANTS", "run_table6", "table6_relative_error",
+           "table6_rows"]
 
 #: The brute-force configurations of Table 6 (Appendix D.1): (m = m', grid side), n = side^2.
 TABLE6_CONFIGS = ((2, 2), (2, 3), (3, 2))
@@ -104,20 +105,19 @@ def table6_relative_error(m: int, side: int, *, seeds: int = 100, restarts: int 
                 max_rel_error=float(rel.max()), solve_ms=1e3 * seconds / seeds)
 
 
-def run_table6(*, seeds: int = 100, out=None, show_progress: bool = True,
-               configs=TABLE6_CONFIGS, log=print) -> dict:
-    """``comixup analyze table6``: Table 6 (Appendix D.1), ours beside the paper's.
+def table6_rows(*, seeds: int = 100, configs=TABLE6_CONFIGS, show_progress: bool = False
+                ) -> list[dict]:
+    """Table 6's measurements: one row per configuration and :data:`VARIANTS` entry, in that
+    order, the brute force run once per seed and shared by the variants.
 
-    Runs :func:`table6_relative_error` for every configuration and both :data:`VARIANTS` (brute
-    force once per seed), prints a Markdown table and, with ``out``, writes ``table6.md`` and
-    ``table6.csv`` there.
-
-    Returns:
-        dict with ``rows`` (one per configuration and variant), ``markdown``, ``seconds`` and
-        ``files``.
+    Every row holds ``m``, ``n``, ``method`` (the variant's label), ``restarts``, ``polish``,
+    ``seeds``, the results of :func:`table6_relative_error` (``f_solve``, ``f_opt``,
+    ``f_random``, ``rel_error``, ``max_rel_error``, ``solve_ms``) and the paper's values
+    (``paper_ours``, ``paper_optimum``, ``paper_random``, ``paper_rel_error``; None for a
+    configuration the paper does not have). ``comixup analyze table6`` and ``comixup bench
+    solver`` print these rows.
     """
     seeds = check_int("seeds", seeds, 1)
-    t0 = time.perf_counter()
     rows = []
     for m, side in configs:
         optima: dict = {}
@@ -134,6 +134,23 @@ def run_table6(*, seeds: int = 100, out=None, show_progress: bool = True,
                              paper_ours=paper.get("ours"), paper_optimum=paper.get("optimum"),
                              paper_random=paper.get("random"),
                              paper_rel_error=paper.get("rel_error")))
+    return rows
+
+
+def run_table6(*, seeds: int = 100, out=None, show_progress: bool = True,
+               configs=TABLE6_CONFIGS, log=print) -> dict:
+    """``comixup analyze table6``: Table 6 (Appendix D.1), ours beside the paper's.
+
+    Runs :func:`table6_rows` (:func:`table6_relative_error` for every configuration and both
+    :data:`VARIANTS`, brute force once per seed), prints a Markdown table and, with ``out``,
+    writes ``table6.md`` and ``table6.csv`` there.
+
+    Returns:
+        dict with ``rows`` (one per configuration and variant), ``markdown``, ``seconds`` and
+        ``files``.
+    """
+    t0 = time.perf_counter()
+    rows = table6_rows(seeds=seeds, configs=configs, show_progress=show_progress)
     seconds = time.perf_counter() - t0
     table = []
     for i in range(0, len(rows), len(VARIANTS)):

@@ -22,9 +22,11 @@ per-pixel distributions ``(B, K, H, W)``, mixed exactly as the image; :func:`den
 * :class:`Identity`: no mixing (the Vanilla and VAT columns).
 """
 
-from .base import IGNORE_INDEX, Mixer, MixParams, WeightParams, dense_targets, sample_weights
+from ._targets import dense_targets
+from .base import IGNORE_INDEX, Mixer, MixParams
 from .comixup import CoMixup, CoMixupParams
 from .cutmix import BoxParams, CutMix, rand_box
+from .dirichlet import WeightParams, sample_weights
 from .fmix import FMix, FMixParams
 from .guidedmixup import GuidedMixup, GuidedMixupParams
 from .identity import Identity

@@ -14,9 +14,9 @@ targets that sum to 1. The pipeline is section 1 of docs/recipes.md:
    pixel-wise on the input's device, and build the soft targets (1.8).
 
 On a GPU the costs of step 2-3 come to the host in one ``non_blocking`` copy into pinned
-memory (:func:`comixup.mixers.base.host_copy`), and each partition's sources go back the same
+memory (:func:`comixup.mixers._host.host_copy`), and each partition's sources go back the same
 way as soon as it is solved, while the other partitions solve
-(:func:`comixup.mixers.base.to_device`); the mixing and the targets stay
+(:func:`comixup.mixers._host.to_device`); the mixing and the targets stay
 on the device.
 
 Call convention (shared by every mixer of this package)::
@@ -28,12 +28,13 @@ Call convention (shared by every mixer of this package)::
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from concurrent.futures import as_completed
 
 import numpy as np
 import torch
 
-from .._checks import check_bool, check_choice, check_number
+from .._checks import check_bool, check_choice, check_int, check_number
 from .._precision import autocast_off, full_precision
 from ..saliency import (
     _exact_maps,
@@ -44,7 +45,9 @@ from ..saliency import (
 )
 from ..solver import PAIRWISE, THRESHOLDS, Hyperparameters, solve
 from ..solver.algorithm import check_levels
-from .base import Mixer, MixParams, ThreadedMixer, check_int, host_copy, host_rows, to_device
+from ._host import host_copy, host_rows, to_device
+from ._pool import ThreadedMixer
+from .base import Mixer, MixParams
 
 __all__ = ["LABELINGS", "CoMixup", "CoMixupParams", "grid_index", "mix", "random_sources",
            "top_sources"]
@@ -393,7 +396,7 @@ class CoMixup(Mixer, ThreadedMixer):
         seed, without reading ``saliency``."""
         batch, _, h, w = x.shape
         grid = self.grid if self.grid > 0 else 2 ** int(self._randint(4, 1).item() + 1)
-        bounds = [(s, min(s + self.partition, batch)) for s in range(0, batch, self.partition)]
+        bounds = self.partitions(batch)
         seeds = self._randint(2**62, len(bounds)).tolist()
         if self.labeling == "random":
             idx, wgt = random_sources(bounds, grid, self.random_inputs, self.random_mixed,
@@ -405,33 +408,19 @@ class CoMixup(Mixer, ThreadedMixer):
             return CoMixupParams(ratios=ratios, grid=grid, partitions=bounds,
                                  labelings=dense_labelings(idx, wgt, bounds), index=index,
                                  weight=weight)
-        sal = saliency.detach()
-        cost, locations = self.solver_inputs(sal, grid)
-        problems = [
-            (cost[a:b], compatibility(locations[a:b], self.omega).numpy(), seed)
-            for (a, b), seed in zip(bounds, seeds)
-        ]
+        cost, locations = self.solver_inputs(saliency.detach(), grid)
         # each partition's sources go to the device as soon as it is solved, while the others
         # solve (the same labelings whatever the order: each partition has its own seed)
-        labelings: list = [None] * len(problems)
         index = torch.empty(batch, grid, grid, 2, dtype=torch.long, device=x.device)
         weight = torch.empty(batch, grid, grid, 2, dtype=torch.float64, device=x.device)
 
         def collect(i: int, z: np.ndarray) -> None:
             a, b = bounds[i]
-            labelings[i] = z
             idx, wgt = top_sources(z, a)
             to_device(torch.from_numpy(idx), index[a:b])
             to_device(torch.from_numpy(wgt), weight[a:b])
 
-        pool = self._executor(self._n_workers(len(problems)))
-        if pool is None:
-            for i, problem in enumerate(problems):
-                collect(i, self._solve(problem))
-        else:
-            futures = {pool.submit(self._solve, problem): i for i, problem in enumerate(problems)}
-            for future in as_completed(futures):
-                collect(futures[future], future.result())
+        labelings = self.solve_partitions(cost, locations, seeds, on_solved=collect)
         ratios = source_ratios(index, weight, batch, (h, w), _compute_dtype(x.dtype), x.device)
         return CoMixupParams(ratios=ratios, grid=grid, partitions=bounds, labelings=labelings,
                              index=index, weight=weight)
@@ -462,6 +451,76 @@ class CoMixup(Mixer, ThreadedMixer):
             rows = host_rows(inexact[:, 0], saliency.device)
             (cost,) = host_copy(-_exact_maps(saliency, grid, peak, rows, pooled))
         return np.ascontiguousarray(cost), torch.from_numpy(locations).long()
+
+    def partitions(self, batch: int) -> list[tuple[int, int]]:
+        """The ``(start, stop)`` input range of every partition of a batch of ``batch`` inputs:
+        consecutive runs of ``partition`` inputs, the last one possibly smaller."""
+        batch = check_int("batch", batch, 1)
+        return [(s, min(s + self.partition, batch)) for s in range(0, batch, self.partition)]
+
+    def solve_partitions(self, cost: np.ndarray, locations: torch.Tensor, seeds, *,
+                         on_solved: Callable[[int, np.ndarray], None] | None = None
+                         ) -> list[np.ndarray]:
+        """Algorithm 1 on every partition of a batch: the labelings of :meth:`sample_params`.
+
+        Partition ``i`` (:meth:`partitions`) is solved by :func:`comixup.solver.solve` with this
+        mixer's hyperparameters and solver settings, its compatibility
+        ``A = compatibility(locations[a:b], omega)`` and ``numpy.random.default_rng(seeds[i])``;
+        the partitions run on :meth:`n_workers` threads (the numba kernel releases the GIL).
+        The labelings do not depend on the number of threads. Algorithm 1 runs whatever
+        ``labeling`` is.
+
+        Args:
+            cost: ``(B, g, g)`` float64 unary costs, the first result of
+                :meth:`solver_inputs`.
+            locations: ``(B, 2)`` most salient locations, its second result.
+            seeds: one int seed per partition.
+            on_solved: called as ``on_solved(i, z)`` on the calling thread as soon as partition
+                ``i`` is solved (in the order the partitions finish), e.g. to send its sources
+                to the device while the others solve.
+
+        Returns:
+            One ``(m, g, g, m)`` labeling per partition, in partition order.
+
+        Raises:
+            ValueError: ``cost`` is not ``(B, g, g)``, ``locations`` not ``(B, 2)``, or
+                ``seeds`` does not hold one int per partition.
+            TypeError: ``on_solved`` is not callable.
+        """
+        if not isinstance(cost, np.ndarray) or cost.ndim != 3:
+            raise ValueError(f"cost must be a (B, g, g) NumPy array, got "
+                             f"{getattr(cost, 'shape', type(cost).__name__)}")
+        if not isinstance(locations, torch.Tensor) or tuple(locations.shape) != (len(cost), 2):
+            raise ValueError(f"locations must be a ({len(cost)}, 2) tensor to match cost, got "
+                             f"{getattr(locations, 'shape', type(locations).__name__)}")
+        bounds = self.partitions(len(cost))
+        seeds = list(seeds)
+        if len(seeds) != len(bounds):
+            raise ValueError(f"seeds must hold one seed per partition ({len(bounds)}), got "
+                             f"{len(seeds)}")
+        seeds = [check_int(f"seeds[{i}]", seed, 0) for i, seed in enumerate(seeds)]
+        if on_solved is not None and not callable(on_solved):
+            raise TypeError(f"on_solved must be callable, got {type(on_solved).__name__}")
+        problems = [
+            (cost[a:b], compatibility(locations[a:b], self.omega).numpy(), seed)
+            for (a, b), seed in zip(bounds, seeds)
+        ]
+        labelings: list = [None] * len(problems)
+
+        def done(i: int, z: np.ndarray) -> None:
+            labelings[i] = z
+            if on_solved is not None:
+                on_solved(i, z)
+
+        pool = self._executor(self.n_workers(len(problems)))
+        if pool is None:
+            for i, problem in enumerate(problems):
+                done(i, self._solve(problem))
+        else:
+            futures = {pool.submit(self._solve, problem): i for i, problem in enumerate(problems)}
+            for future in as_completed(futures):
+                done(futures[future], future.result())
+        return labelings
 
     def _solve(self, problem) -> np.ndarray:
         cost, A, seed = problem

@@ -27,16 +27,10 @@ import math
 
 import torch
 
+from .._checks import check_generator, check_int, check_number
 from .._precision import full_precision
-from .base import (
-    Pairwise,
-    WeightedMixer,
-    WeightParams,
-    check_generator,
-    check_int,
-    check_number,
-    permutation_ratios,
-)
+from .base import permutation_ratios
+from .dirichlet import Pairwise, WeightedMixer, WeightParams
 
 __all__ = ["BoxMixer", "BoxParams", "CutMix", "rand_box"]
 
@@ -87,7 +81,7 @@ def rand_box(
 @dataclasses.dataclass
 class BoxParams(WeightParams):
     """Parameters of CutMix and its ``k``-input variant: the drawn weights and permutations of
-    :class:`~comixup.mixers.base.WeightParams`, plus the boxes.
+    :class:`~comixup.mixers.dirichlet.WeightParams`, plus the boxes.
 
     Attributes:
         ratios: ``(B, B)`` share of every input in every output: the pixel shares ``shares``
@@ -112,7 +106,7 @@ class BoxMixer(WeightedMixer):
     :class:`~comixup.mixers.multimix.MultiCutMix`.
 
     :meth:`sample_params` draws the weights and the permutations as
-    :class:`~comixup.mixers.base.WeightedMixer`, then one box per source ``s >= 1`` of nominal
+    :class:`~comixup.mixers.dirichlet.WeightedMixer`, then one box per source ``s >= 1`` of nominal
     area ratio ``w_s`` (centre row, then column; :func:`rand_box` with ``lam = 1 - w_s``), and
     counts the exact pixel share of every source in the final mask. :meth:`apply` pastes the
     boxes (any channel count) and mixes the targets by those shares.

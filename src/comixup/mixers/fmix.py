@@ -55,16 +55,9 @@ import math
 
 import torch
 
+from .._checks import check_generator, check_int, check_number
 from .._precision import full_precision
-from .base import (
-    Mixer,
-    MixParams,
-    check_drawn_for,
-    check_generator,
-    check_int,
-    check_number,
-    permutation_ratios,
-)
+from .base import Mixer, MixParams, check_drawn_for, permutation_ratios
 from .mixup import sample_lambda
 
 __all__ = ["FMix", "FMixParams", "binarise_mask", "fft_frequencies", "low_freq_field",

@@ -49,10 +49,10 @@ import dataclasses
 import numpy as np
 import torch
 
-from .._checks import check_choice
+from .._checks import check_choice, check_int, check_number
 from .._precision import full_precision
 from ..saliency import gaussian_blur, spectral_residual
-from .base import Mixer, MixParams, check_int, check_number, permutation_ratios, skip_mixing
+from .base import Mixer, MixParams, permutation_ratios, skip_mixing
 
 __all__ = ["GuidedMixup", "GuidedMixupParams", "greedy_cycle"]
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import torch
 
 from .._precision import full_precision
-from .base import Mixer, MixParams, target_dtype
+from ._targets import target_dtype
+from .base import Mixer, MixParams
 
 __all__ = ["Identity"]
 

@@ -39,8 +39,10 @@ import dataclasses
 
 import torch
 
+from .._checks import check_int
 from .._precision import autocast_off, full_precision
-from .base import IGNORE_INDEX, WeightedMixer, WeightParams, check_int, weighted_sum
+from ..losses import IGNORE_INDEX
+from .dirichlet import WeightedMixer, WeightParams, weighted_sum
 
 __all__ = ["ManifoldMixup", "ManifoldParams"]
 
@@ -48,7 +50,7 @@ __all__ = ["ManifoldMixup", "ManifoldParams"]
 @dataclasses.dataclass
 class ManifoldParams(WeightParams):
     """Parameters of Manifold Mixup: the weights and permutations of
-    :class:`~comixup.mixers.base.WeightParams` and the depth.
+    :class:`~comixup.mixers.dirichlet.WeightParams` and the depth.
 
     Attributes:
         ratios: ``(B, B)`` share of every input in every output.
@@ -153,7 +155,7 @@ class ManifoldMixup(WeightedMixer):
 
         Draws the depth among :meth:`usable_depths` of the model, the weights and the
         permutations, and runs ``model(x, mix_depth=depth, mix_fn=f)`` where ``f(h)`` is the
-        mixture of the hidden state ``h`` (:func:`~comixup.mixers.base.weighted_sum`).
+        mixture of the hidden state ``h`` (:func:`~comixup.mixers.dirichlet.weighted_sum`).
 
         Args:
             model: a callable with the contract of the module docstring (``mix_depths``).
@@ -162,7 +164,7 @@ class ManifoldMixup(WeightedMixer):
                 ``(B,)``, soft targets ``(B, num_classes)``, multi-hot targets with
                 ``multilabel``, a class map ``(B, H, W)`` or per-pixel distributions
                 ``(B, num_classes, H, W)``. Dense targets are mixed by the drawn weights
-                (:func:`~comixup.mixers.base.weighted_sum`), the same blend at every pixel:
+                (:func:`~comixup.mixers.dirichlet.weighted_sum`), the same blend at every pixel:
                 that is the right target only for a model whose hidden state at the drawn depth
                 keeps the input's spatial layout (pixel ``(i, j)`` of the hidden state stands
                 for pixel ``(i, j)`` of the input); a classifier that pools or strides has no

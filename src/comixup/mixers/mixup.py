@@ -5,14 +5,15 @@ One ``lambda ~ Beta(alpha, alpha)`` and one permutation per batch; the batch bec
 tunes ``alpha`` over ``{0.2, 1.0, 2.0}``; the default 1.0 is Zhang et al.'s CIFAR setting.
 The draws are made on the CPU in the reference's order (``lambda``, then the permutation), so a
 seed gives the same mixing on every device. Input Mixup is the ``k = 2`` case of
-:class:`~comixup.mixers.base.WeightedMixer`.
+:class:`~comixup.mixers.dirichlet.WeightedMixer`.
 """
 
 from __future__ import annotations
 
 import torch
 
-from .base import Pairwise, WeightedMixer, check_generator, check_number, check_tensor
+from .._checks import check_generator, check_number, check_tensor
+from .dirichlet import Pairwise, WeightedMixer
 
 __all__ = ["InputMixup", "mix_pair", "sample_lambda"]
 
@@ -87,5 +88,6 @@ class InputMixup(Pairwise, WeightedMixer):
         generator: CPU :class:`torch.Generator` for every draw (``lambda``, then the
             permutation); ``None`` uses torch's default generator.
 
-    ``return_info=True`` gives a :class:`~comixup.mixers.base.WeightParams` (``lam``, ``perm``).
+    ``return_info=True`` gives a :class:`~comixup.mixers.dirichlet.WeightParams` (``lam``,
+    ``perm``).
     """

@@ -14,14 +14,14 @@ for ``k - 1`` independent random permutations (source 0 uses the identity permut
 returns, and ``MultiCutMix(k=2)`` what :class:`~comixup.mixers.cutmix.CutMix` returns.
 
 Randomness: one CPU :class:`torch.Generator` (``None`` = torch's default), drawn in the order
-weights (:func:`~comixup.mixers.base.sample_weights`), the ``k - 1`` permutations, then (CutMix)
-the ``k - 1`` box centres, each row then column.
+weights (:func:`~comixup.mixers.dirichlet.sample_weights`), the ``k - 1`` permutations, then
+(CutMix) the ``k - 1`` box centres, each row then column.
 """
 
 from __future__ import annotations
 
-from .base import WeightedMixer
 from .cutmix import BoxMixer
+from .dirichlet import WeightedMixer
 
 __all__ = ["MultiCutMix", "MultiInputMixup"]
 

@@ -41,6 +41,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .._checks import check_int, check_number
 from .._precision import full_precision
 from ..saliency import _exact_maps, _pooled_float32, _saliency_peak
 from ..solver.puzzle import (
@@ -51,16 +52,9 @@ from ..solver.puzzle import (
     pooled_smoothness_terms,
     transport_plan,
 )
-from .base import (
-    Mixer,
-    MixParams,
-    ThreadedMixer,
-    check_int,
-    check_number,
-    host_copy,
-    host_rows,
-    permutation_ratios,
-)
+from ._host import host_copy, host_rows
+from ._pool import ThreadedMixer
+from .base import Mixer, MixParams, permutation_ratios
 from .mixup import sample_lambda
 
 __all__ = ["GRIDS", "PuzzleMix", "PuzzleParams"]
@@ -381,7 +375,7 @@ class PuzzleMix(Mixer, ThreadedMixer):
             s1_h, s1_h[perm.numpy()], down_h, right_h, lam=lam, n_labels=self.n_labels,
             beta=self.beta, gamma=self.gamma, eta=self.eta,
         )
-        workers = self._n_workers(bsz)
+        workers = self.n_workers(bsz)
         labels = graphcut_masks(unary, w_right, w_down, workers=workers,
                                 executor=self._executor(workers))
         mask = torch.from_numpy(labels).to(device=x.device, dtype=compute) / (self.n_labels - 1)

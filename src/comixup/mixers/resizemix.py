@@ -44,9 +44,9 @@ import dataclasses
 import torch
 import torch.nn.functional as F
 
-from .._checks import check_choice
+from .._checks import check_choice, check_number
 from .._precision import full_precision
-from .base import Mixer, MixParams, check_drawn_for, check_number, permutation_ratios
+from .base import Mixer, MixParams, check_drawn_for, permutation_ratios
 
 __all__ = ["INTERPOLATIONS", "ResizeMix", "ResizeParams", "resize_box"]
 

@@ -38,10 +38,10 @@ import math
 
 import torch
 
-from .._checks import check_bool
+from .._checks import check_bool, check_number
 from .._precision import full_precision
 from ..saliency import spectral_residual
-from .base import Mixer, MixParams, check_drawn_for, check_number, permutation_ratios, skip_mixing
+from .base import Mixer, MixParams, check_drawn_for, permutation_ratios, skip_mixing
 from .mixup import sample_lambda
 
 __all__ = ["SaliencyMix", "SaliencyMixParams", "saliency_box"]

@@ -1,5 +1,5 @@
-"""Benchmarks behind ``comixup bench``: the solver, the mixing methods and the GPU code paths
-(``comixup bench gpu``, :mod:`comixup.bench_gpu`).
+"""Benchmarks behind ``comixup bench``: the solver, the mixing methods, the graph cut's pair
+costs, and the GPU code paths (``comixup bench gpu``, :mod:`comixup.tools.bench_gpu`).
 
 Timings are medians over repeated runs after a JIT warm-up; they depend on the machine and on
 what else runs on it, so the table prints the thread count and the CPU count it ran with.
@@ -16,25 +16,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = [
-    "BENCHMARKS",
-    "TABLE6_CONFIGS",
-    "bench_gpu",
-    "bench_mixers",
-    "bench_pairwise",
-    "bench_solver",
-    "labeling_statistics",
-    "realistic_costs",
-    "realistic_saliency",
-    "run_benchmark",
-    "table6_relative_error",
-    "write_rows",
-]
+__all__ = ["BENCHMARKS", "bench_mixers", "bench_pairwise", "bench_solver", "run_benchmark",
+           "write_rows"]
 
-from ._checks import check_bool, check_choice, check_int
-from .analysis.host_reads import count_host_reads
-from .analysis.problems import realistic_costs, realistic_saliency
-from .analysis.table6 import TABLE6_CONFIGS, table6_relative_error
+from .._checks import check_bool, check_choice, check_int
+from .._errors import InputError
+from ..analysis.host_reads import count_host_reads
+from ..analysis.problems import realistic_costs
+from ..analysis.table6 import table6_rows
+from ..saliency import realistic_saliency
 from .bench_gpu import bench_gpu
 
 #: The benchmarks of ``comixup bench <name>``: ``solver``, ``mixers``, ``pairwise`` (each
@@ -43,7 +33,7 @@ from .bench_gpu import bench_gpu
 BENCHMARKS = ("solver", "mixers", "pairwise", "gpu")
 
 
-def labeling_statistics(z: np.ndarray) -> dict:
+def _partition_statistics(z: np.ndarray) -> dict:
     """Share of mixed cells and inputs per output of one partition's labeling ``(m', g, g, m)``.
 
     A cell is mixed when it shows two inputs; an output uses an input when any cell shows it.
@@ -62,7 +52,7 @@ def bench_pairwise(*, quick: bool = False, partitions: int | None = None) -> lis
     per output and the mean objective (Eq. (1) without prior). ``partitions`` defaults to 80, or
     10 with ``quick``. Prints the table and returns its rows.
     """
-    from .solver import PAIRWISE, objective, solve
+    from ..solver import PAIRWISE, objective, solve
 
     quick = check_bool("quick", quick)
     if partitions is None:
@@ -76,7 +66,7 @@ def bench_pairwise(*, quick: bool = False, partitions: int | None = None) -> lis
         for seed in range(partitions):
             cost, A = realistic_costs(20, rng=np.random.default_rng(seed))
             z = solve(cost, A, pairwise=variant, rng=np.random.default_rng(seed))
-            stats.append(labeling_statistics(z))
+            stats.append(_partition_statistics(z))
             values.append(objective(cost, z, A, beta=0.32, gamma=1.0, tau=0.83))
         row = dict(pairwise=variant, partitions=partitions,
                    mixed_cells=float(np.mean([s["mixed_cells"] for s in stats])),
@@ -106,7 +96,7 @@ def bench_solver(*, quick: bool = False) -> list[dict]:
     With ``quick``, m up to 20 and fewer problems, repeats and seeds. Prints the tables and
     returns their rows.
     """
-    from .analysis.timing import solver_timing
+    from ..analysis.timing import solver_timing
 
     quick = check_bool("quick", quick)
     ms = (2, 10, 20) if quick else (2, 10, 20, 50, 100)
@@ -121,22 +111,20 @@ def bench_solver(*, quick: bool = False) -> list[dict]:
         print(f"{row['m']:>4} {row['levels']:>4} {row['median_ms']:>10.3f} "
               f"{row['mean_f']:>10.3f} {row['std_f']:>8.3f}")
     _bench_comixup_end_to_end(rows, quick)
-    print("# Table 6 (|L| = 2, unary U[0, 1], hard clipping, 100 seeds)")
+    seeds = 20 if quick else 100
+    print(f"# Table 6 (|L| = 2, unary U[0, 1], hard clipping, {seeds} seeds)")
     print(f"{'m':>3} {'n':>3} {'settings':>22} {'f_solve':>8} {'f_opt':>8} "
           f"{'f_random':>9} {'rel err':>8}")
-    for m, side in TABLE6_CONFIGS:
-        for restarts, polish in ((1, 0), (4, 100)):
-            r = table6_relative_error(m, side, seeds=20 if quick else 100, restarts=restarts,
-                                      polish=polish)
-            label = f"restarts={restarts} polish={polish}"
-            print(f"{m:>3} {r['n']:>3} {label:>22} {r['f_solve']:>8.3f} {r['f_opt']:>8.3f} "
-                  f"{r['f_random']:>9.3f} {r['rel_error']:>8.4f}")
-            rows.append(dict(table6=True, restarts=restarts, polish=polish, **r))
+    for r in table6_rows(seeds=seeds):  # the rows of comixup analyze table6
+        label = f"restarts={r['restarts']} polish={r['polish']}"
+        print(f"{r['m']:>3} {r['n']:>3} {label:>22} {r['f_solve']:>8.3f} {r['f_opt']:>8.3f} "
+              f"{r['f_random']:>9.3f} {r['rel_error']:>8.4f}")
+        rows.append(dict(table6=True, **r))
     return rows
 
 
 def _bench_comixup_end_to_end(rows: list, quick: bool) -> None:
-    from .mixers.comixup import CoMixup
+    from ..mixers.comixup import CoMixup
 
     rng = np.random.default_rng(0)
     x = torch.rand(100, 3, 32, 32)
@@ -176,9 +164,9 @@ def bench_mixers(*, quick: bool = False) -> list[dict]:
 
     def cases_for(size: int) -> list:
         """``(name, zero-argument call, repeat factor)`` of every method at one image size."""
-        from .mixers import create
-        from .mixers.mixup import mix_pair, sample_lambda
-        from .models.preactresnet import preactresnet18
+        from ..mixers import create
+        from ..mixers.mixup import mix_pair, sample_lambda
+        from ..models.preactresnet import preactresnet18
 
         gen = torch.Generator().manual_seed(size)
         x = torch.rand(100, 3, size, size, generator=gen)
@@ -271,7 +259,7 @@ def run_benchmark(name: str, *, quick: bool = False, out=None, device=None) -> l
     if name == "gpu":
         return bench_gpu(device="cuda" if device is None else device, quick=quick, out=out)
     if device is not None:
-        raise ValueError(f"--device is an option of comixup bench gpu only, not of bench {name}")
+        raise InputError(f"--device is an option of comixup bench gpu only, not of bench {name}")
     bench = globals()[f"bench_{name}"]
     if out is not None:
         _check_out(out)  # before a benchmark of minutes, not after it
@@ -284,5 +272,5 @@ def run_benchmark(name: str, *, quick: bool = False, out=None, device=None) -> l
 def _check_out(path) -> Path:
     path = Path(path)
     if path.is_dir():
-        raise ValueError(f"out must be a file name, but {path} is a directory")
+        raise InputError(f"--out must be a file name, but {path} is a directory")
     return path

@@ -9,13 +9,23 @@
 2. **AMP epochs**: one short epoch of every method through :func:`comixup.train.train` under
    bf16 and fp16 autocast (on the CPU with ``amp_cpu``); is the loss finite, how long it took.
 3. **Host syncs per step**: the reads of batch values back to the host per training step of
-   every method (:func:`comixup.analysis.host_reads.count_host_reads`), and on CUDA the
+   every method (:func:`comixup.analysis.host_reads.count_host_reads`), the explicit waits
+   (``synchronize()`` calls, :class:`comixup.tools._measure.ExplicitWaits`) and on CUDA the
    synchronisations that ``torch.cuda.set_sync_debug_mode("warn")`` reports.
 4. **Step times**: the median time of a training step (with the optimizer step) of Vanilla,
    Co-Mixup and Puzzle Mix on PreActResNet18, and the ratios to Vanilla.
 5. **Co-Mixup overhead**: one Co-Mixup step split into its parts (saliency pass, the mixer's
    parameters: pooling and copy to the host, Algorithm 1, the rest; mixing, mixed pass,
    optimizer step) against the whole step.
+
+Every section runs on its own (:func:`_run_section`): an exception ends that section only and
+becomes its result (its type and message; the traceback in the JSON), and the process-wide
+settings it changed (cuDNN and matmul flags, deterministic algorithms, threads, grad mode, the
+validation policy, the sync debug mode; :class:`comixup.tools._measure.Settings`) are restored
+before the next one, as they are after every run of sections 2 to 4. Every section reports its
+peak memory, and sections 2 to 4 the peak of every method: on CUDA the allocator's peak
+allocated and reserved bytes, on the CPU the process's peak resident set
+(:class:`comixup.tools._measure.PeakMemory`).
 
 Everything is seeded. On CUDA the clock is read after ``torch.cuda.synchronize()`` and every
 timing follows a warm-up; sections 3 to 5 train as the engine does on CUDA (bf16 autocast,
@@ -35,6 +45,7 @@ import os
 import statistics
 import tempfile
 import time
+import traceback
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -42,13 +53,25 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ._args import one_line
-from ._checks import check_bool, check_device
+from .._args import one_line
+from .._checks import check_bool, check_device
+from .._errors import InputError
+from ._markdown import markdown
+from ._measure import Clock, ExplicitWaits, PeakMemory, Settings
 
-__all__ = ["SECTIONS", "bench_gpu", "markdown"]
+__all__ = ["SECTIONS", "TITLES", "bench_gpu", "markdown"]
 
 #: The sections of :func:`bench_gpu`, in order.
 SECTIONS = ("equality", "amp", "syncs", "step_time", "breakdown")
+
+#: The title of every section (``{device}``: the device benchmarked).
+TITLES = {
+    "equality": "Device equality ({device} against the CPU)",
+    "amp": "AMP epochs (one short epoch of every method)",
+    "syncs": "Host syncs per training step",
+    "step_time": "Step time (training step with the optimizer step)",
+    "breakdown": "Co-Mixup step, part by part",
+}
 
 #: Largest difference between a device result and the CPU one that still counts as equal
 #: (float32 images and targets in [0, 1]; the mixers' gathers and weighted sums are exact, a
@@ -114,7 +137,7 @@ def bench_gpu(*, device="cuda", quick: bool = False, out=None) -> dict:
     dev = _resolve_device(device)
     out = Path("bench_gpu" if out is None else out)
     if out.exists() and not out.is_dir():
-        raise ValueError(f"--out must be a directory, but {out} is a file")
+        raise InputError(f"--out must be a directory, but {out} is a file")
     sizes = _sizes(dev, quick)
     start = time.perf_counter()
     report = {
@@ -129,14 +152,11 @@ def bench_gpu(*, device="cuda", quick: bool = False, out=None) -> dict:
         "sizes": dataclasses.asdict(sizes),
         "sections": [],
     }
+    report["settings"] = Settings.read()
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory(prefix="comixup-bench-gpu-") as scratch:
         for name in SECTIONS:
-            t0 = time.perf_counter()
-            section = _SECTION_FUNCTIONS[name](dev, sizes, Path(scratch))
-            section["name"] = name
-            section["seconds"] = time.perf_counter() - t0
-            report["sections"].append(section)
+            report["sections"].append(_run_section(name, dev, sizes, Path(scratch)))
     report["seconds"] = time.perf_counter() - start
     text = markdown(report)
     out.mkdir(parents=True, exist_ok=True)
@@ -148,44 +168,82 @@ def bench_gpu(*, device="cuda", quick: bool = False, out=None) -> dict:
     return report
 
 
+def _run_section(name: str, device: torch.device, sizes: _Sizes, scratch: Path) -> dict:
+    """Run one section: its failure becomes its result (the exception's type and message; the
+    traceback in the JSON), the process-wide settings it changed are restored, and its peak
+    memory is measured (:class:`~comixup.tools._measure.PeakMemory`)."""
+    t0 = time.perf_counter()
+    with Settings() as settings:
+        with PeakMemory(device) as memory:
+            try:
+                section = _SECTION_FUNCTIONS[name](device, sizes, scratch)
+            except Exception as exc:  # one section's failure does not stop the others
+                section = {"title": TITLES[name].format(device=device),
+                           "columns": [["error", "error"]],
+                           "rows": [{"error": _error(exc), "ok": False}],
+                           "notes": ["The section stopped at this error; the sections after it "
+                                     "ran. The JSON holds the traceback."],
+                           "error": _error(exc), "traceback": traceback.format_exc()}
+    section.update(name=name, seconds=time.perf_counter() - t0, memory=memory.figures(),
+                   settings_restored={k: list(v) for k, v in settings.changed.items()})
+    return section
+
+
+#: The memory columns of the per-method tables (CUDA: the allocator's peaks; CPU: the peak RSS).
+_MEMORY_COLUMNS = [["peak_allocated_mib", "peak alloc MiB"],
+                   ["peak_reserved_mib", "peak reserved MiB"], ["peak_rss_mib", "peak RSS MiB"]]
+
+#: The last columns of a table of :func:`_measured` rows.
+_MEASURED_COLUMNS = [*_MEMORY_COLUMNS, ["settings_restored", "settings restored"],
+                     ["status", "status"]]
+
+
+#: What the memory columns hold.
+_MEMORY_NOTE = ("Memory: on CUDA the caching allocator's peaks over the row (model, optimizer, "
+                "batch, warm-up and measured steps), torch.cuda.max_memory_allocated and "
+                "max_memory_reserved after torch.cuda.reset_peak_memory_stats; on the CPU the "
+                "process's peak resident set size over the row (VmHWM, reset before it), which "
+                "includes the interpreter and the libraries.")
+
+
+def _measured(device: torch.device, fn, on_error) -> dict:
+    """``fn()`` (a row) with the peak memory of the call and the settings it changed, restored
+    after it; ``on_error(exc)`` gives the row of a call that raised."""
+    with Settings() as settings:
+        with PeakMemory(device) as memory:
+            try:
+                row = fn()
+            except Exception as exc:  # a row reports, it does not stop the section
+                row = on_error(exc)
+    row.update(memory.figures())
+    row["settings_restored"] = ", ".join(sorted(settings.changed)) or None
+    return row
+
+
+def _error(exc: BaseException) -> str:
+    """``Type: message`` of an exception, on one line."""
+    return f"{type(exc).__name__}: {one_line(exc)}"
+
+
 def _resolve_device(device) -> torch.device:
     """The device of ``--device`` (:func:`comixup.run.resolve_device`), with one-line errors that
     name the flag."""
-    from .run import resolve_device
+    from ..run import resolve_device
 
     if isinstance(device, torch.device):
         device = str(device)
-    check_device("--device", device)
     try:
+        check_device("--device", device)
         return resolve_device(device)
     except ValueError as exc:
         hint = " (use --device cpu for the smoke test of the same code on the CPU)" \
             if not torch.cuda.is_available() else ""
-        raise ValueError(f"--device {device}: {exc}{hint}") from None
+        raise InputError(f"--device {device}: {exc}{hint}") from None
 
 
 # ----------------------------------------------------------------------------------------------
 # shared pieces
 # ----------------------------------------------------------------------------------------------
-
-
-class _Clock:
-    """Wall time of a call, read after the device has finished its work (CUDA)."""
-
-    def __init__(self, device: torch.device):
-        self.device = device
-
-    def sync(self) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-
-    def time(self, fn):
-        """``(seconds, fn())``."""
-        self.sync()
-        t0 = time.perf_counter()
-        result = fn()
-        self.sync()
-        return time.perf_counter() - t0, result
 
 
 def _median_ms(times: list[float]) -> float:
@@ -194,7 +252,7 @@ def _median_ms(times: list[float]) -> float:
 
 def _batch(sizes: _Sizes, batch: int, device: torch.device, seed: int = 0):
     """Seeded images ``(batch, 3, s, s)``, labels and realistic saliency on ``device``."""
-    from .analysis.problems import realistic_saliency
+    from ..saliency import realistic_saliency
 
     gen = torch.Generator().manual_seed(seed)
     s = sizes.image
@@ -211,7 +269,7 @@ class _Trainer:
     precision = "bf16 autocast, channels-last"
 
     def __init__(self, sizes: _Sizes, device: torch.device, seed: int = 0):
-        from .models.preactresnet import preactresnet18
+        from ..models.preactresnet import preactresnet18
 
         self.device, self.classes = device, sizes.classes
         self.format = torch.channels_last
@@ -235,7 +293,7 @@ class _Trainer:
     def train_step(self, name: str, *, seed: int = 0):
         """The :class:`~comixup.methods.TrainStep` of ``name`` (loss ``bce``), set up as the
         engine sets it up on this device."""
-        from .methods import TrainStep
+        from ..methods import TrainStep
 
         step = TrainStep(name, self.classes, seed=seed, loss="bce", backward=self.backward)
         step.method.memory_format = self.format
@@ -254,7 +312,7 @@ def _value_checks_as_on_a_gpu():
     """Within: ``validate=None`` skips the value checks of CPU tensors too, as it does for device
     tensors (the ``"never"`` policy of :func:`comixup.validation`), so that the host reads
     counted on the CPU are those of a GPU run."""
-    from ._validation import validation
+    from .._validation import validation
 
     return validation("never")
 
@@ -298,7 +356,7 @@ def _same_labeling(name: str, a, b) -> bool:
 
 
 def _section_equality(device: torch.device, sizes: _Sizes, scratch: Path) -> dict:
-    from . import mixers
+    from .. import mixers
 
     cpu = torch.device("cpu")
     x, y, sal = _batch(sizes, sizes.mix_batch, cpu, seed=1)
@@ -315,7 +373,7 @@ def _section_equality(device: torch.device, sizes: _Sizes, scratch: Path) -> dic
             got = mixer.apply(x_d, t_d, params)
             rows.append(_comparison_row(f"{name}: apply", ref, got, device))
         except Exception as exc:  # a check reports, it does not stop the benchmark
-            rows.append({"check": f"{name}: apply", "ok": False, "error": one_line(exc)})
+            rows.append({"check": f"{name}: apply", "ok": False, "error": _error(exc)})
     for name in ("comixup", "puzzlemix"):
         try:
             results = []
@@ -327,7 +385,7 @@ def _section_equality(device: torch.device, sizes: _Sizes, scratch: Path) -> dic
             rows.append(_comparison_row(f"{name}: whole call", (xc, yc), (xd, yd), device,
                                         same_labeling=_same_labeling(name, pc, pd)))
         except Exception as exc:
-            rows.append({"check": f"{name}: whole call", "ok": False, "error": one_line(exc)})
+            rows.append({"check": f"{name}: whole call", "ok": False, "error": _error(exc)})
     notes = [
         f"Batch {sizes.mix_batch}x3x{sizes.image}x{sizes.image}, realistic saliency, "
         f"{sizes.classes} classes. 'apply': the parameters drawn once on the CPU "
@@ -341,7 +399,7 @@ def _section_equality(device: torch.device, sizes: _Sizes, scratch: Path) -> dic
     ]
     if device.type == "cpu":
         notes.append("Run on the CPU: CPU against CPU, equal by construction.")
-    return {"title": f"Device equality ({device} against the CPU)",
+    return {"title": TITLES["equality"].format(device=device),
             "columns": [["check", "check"], ["x_equal", "x bitwise"],
                         ["x_max_diff", "x max diff"], ["y_equal", "y bitwise"],
                         ["y_max_diff", "y max diff"], ["same_labeling", "same labeling"],
@@ -355,8 +413,8 @@ def _section_equality(device: torch.device, sizes: _Sizes, scratch: Path) -> dic
 
 
 def _amp_run(name: str, dtype: str, device: torch.device, sizes: _Sizes, scratch: Path) -> dict:
-    from .config import resolve_config
-    from .train.engine import train
+    from ..config import resolve_config
+    from ..train.engine import train
 
     limit_train = sizes.amp_batch * sizes.amp_batches
     limit_test = sizes.amp_batch
@@ -385,24 +443,25 @@ def _amp_run(name: str, dtype: str, device: torch.device, sizes: _Sizes, scratch
 
 
 def _section_amp(device: torch.device, sizes: _Sizes, scratch: Path) -> dict:
-    from .methods import method_names
+    from ..methods import method_names
 
     rows = []
     for name in method_names():
         for dtype in ("bf16", "fp16"):
-            try:
-                rows.append(_amp_run(name, dtype, device, sizes, scratch))
-            except Exception as exc:
-                rows.append({"method": name, "dtype": dtype, "finite": False,
-                             "status": f"error: {one_line(exc)}"})
+            rows.append(_measured(
+                device, lambda name=name, dtype=dtype: _amp_run(name, dtype, device, sizes,
+                                                                scratch),
+                lambda exc, name=name, dtype=dtype: {"method": name, "dtype": dtype,
+                                                     "finite": False,
+                                                     "status": f"error: {_error(exc)}"}))
     for row in rows:
         row["ok"] = row["status"] == "ok" and row["finite"]
     where = ("CUDA" if device.type == "cuda" else
              "the CPU with amp_cpu (the GPU code paths on the CPU)")
-    return {"title": "AMP epochs (one short epoch of every method)",
+    return {"title": TITLES["amp"],
             "columns": [["method", "method"], ["dtype", "dtype"], ["finite", "finite loss"],
                         ["train_loss", "train loss"], ["test_loss", "test loss"],
-                        ["seconds", "seconds"], ["status", "status"]],
+                        ["seconds", "seconds"], *_MEASURED_COLUMNS],
             "rows": rows,
             "notes": [f"comixup.train.train on preset synthetic-quick with "
                       f"{sizes.amp_batches} batch(es) of {sizes.amp_batch} "
@@ -410,7 +469,9 @@ def _section_amp(device: torch.device, sizes: _Sizes, scratch: Path) -> dict:
                       f"{sizes.amp_width}, then the test loss on {sizes.amp_batch} images; "
                       f"{where}: autocast in the dtype (fp16 with the gradient scaler), "
                       "channels-last. Seconds include building the run (data, model) and the "
-                      "evaluation; the first rows also include compilation and warm-up."]}
+                      "evaluation; the first rows also include compilation and warm-up.",
+                      _MEMORY_NOTE + " 'settings restored': the process-wide settings the run "
+                      "changed (train() sets cudnn.benchmark on CUDA), put back after it."]}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -435,40 +496,47 @@ def _cuda_syncs(trainer: _Trainer, step, steps: int) -> tuple[int, list[str]]:
     return len(syncs), [f"{site} x{n}" for site, n in sites.most_common(8)]
 
 
+def _syncs_row(name: str, device: torch.device, sizes: _Sizes) -> dict:
+    """The host reads, explicit waits and (CUDA) reported syncs of ``steps`` steps of ``name``."""
+    from ..analysis.host_reads import count_host_reads
+
+    steps = sizes.sync_steps
+    trainer = _Trainer(sizes, device)
+    step = trainer.train_step(name)
+    trainer.run(step)  # warm-up: lazy initialisation, autotuning
+    tracked = [trainer.x, trainer.y, *trainer.model.parameters()]
+    with _value_checks_as_on_a_gpu(), ExplicitWaits() as waits:
+        reads = count_host_reads(lambda: [trainer.run(step) for _ in range(steps)], tracked)
+    row = {"method": name, "host_reads_per_step": reads.batch / steps,
+           "explicit_waits_per_step": waits.count / steps,
+           "reads": "; ".join(sorted(set(reads.ops)))}
+    if device.type == "cuda":
+        syncs, sites = _cuda_syncs(trainer, step, steps)
+        row.update(cuda_syncs_per_step=syncs / steps, sync_sites=sites)
+    row["status"] = "ok"
+    return row
+
+
 def _section_syncs(device: torch.device, sizes: _Sizes, scratch: Path) -> dict:
-    from .analysis.host_reads import count_host_reads
-    from .methods import method_names
+    from ..methods import method_names
 
     steps = sizes.sync_steps
     rows = []
     for name in method_names():
-        try:
-            trainer = _Trainer(sizes, device)
-            step = trainer.train_step(name)
-            trainer.run(step)  # warm-up: lazy initialisation, autotuning
-            tracked = [trainer.x, trainer.y, *trainer.model.parameters()]
-            with _value_checks_as_on_a_gpu():
-                reads = count_host_reads(
-                    lambda trainer=trainer, step=step: [trainer.run(step) for _ in range(steps)],
-                    tracked)
-            row = {"method": name, "host_reads_per_step": reads.batch / steps,
-                   "reads": "; ".join(sorted(set(reads.ops)))}
-            if device.type == "cuda":
-                syncs, sites = _cuda_syncs(trainer, step, steps)
-                row.update(cuda_syncs_per_step=syncs / steps, sync_sites=sites)
-            row["status"] = "ok"
-        except Exception as exc:
-            row = {"method": name, "status": f"error: {one_line(exc)}"}
+        row = _measured(device, lambda name=name: _syncs_row(name, device, sizes),
+                        lambda exc, name=name: {"method": name,
+                                                "status": f"error: {_error(exc)}"})
         row["ok"] = row["status"] == "ok"
         rows.append(row)
     counter = ("comixup.analysis.host_reads.count_host_reads and "
                "torch.cuda.set_sync_debug_mode('warn')" if device.type == "cuda" else
                "comixup.analysis.host_reads.count_host_reads (no CUDA here: the sync debug mode "
                "needs a GPU)")
-    return {"title": "Host syncs per training step",
+    return {"title": TITLES["syncs"],
             "columns": [["method", "method"], ["host_reads_per_step", "host reads / step"],
                         ["reads", "what is read (op of the value)"],
-                        ["cuda_syncs_per_step", "CUDA syncs / step"], ["status", "status"]],
+                        ["cuda_syncs_per_step", "CUDA syncs / step"],
+                        ["explicit_waits_per_step", "explicit waits / step"], *_MEASURED_COLUMNS],
             "rows": rows,
             "notes": [f"Counter: {counter}. {steps} step(s) per method after one warm-up step: "
                       f"zero_grad, the TrainStep (loss bce), the SGD step; PreActResNet18 width "
@@ -479,7 +547,14 @@ def _section_syncs(device: torch.device, sizes: _Sizes, scratch: Path) -> dict:
                       "CPU solver), counted with the value checks of CPU tensors off, as for "
                       "device tensors. CUDA syncs: every synchronising CUDA call, including "
                       "copies of the CPU-drawn parameters to the device (the JSON lists the "
-                      "places, sync_sites)."]}
+                      "places, sync_sites), but not the explicit waits.",
+                      "explicit waits: calls of torch.cuda.synchronize, Event.synchronize and "
+                      "Stream.synchronize in the counted steps (comixup.tools._measure."
+                      "ExplicitWaits), e.g. the wait of the host copy of Co-Mixup's and Puzzle "
+                      "Mix's costs on its event, which the sync debug mode does not report"
+                      + ("." if device.type == "cuda" else "; on the CPU the copies need no "
+                         "wait (0), and the host reads above are what a GPU would wait for."),
+                      _MEMORY_NOTE]}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -490,22 +565,23 @@ _TIMED = ("vanilla", "comixup", "puzzlemix")
 _LABELS = {"vanilla": "Vanilla", "comixup": "Co-Mixup", "puzzlemix": "Puzzle Mix"}
 
 
+def _step_time_row(name: str, device: torch.device, sizes: _Sizes) -> dict:
+    """The median and the minimum of ``repeats`` timed steps of ``name`` after a warm-up."""
+    clock = Clock(device)
+    trainer = _Trainer(sizes, device)
+    step = trainer.train_step(name)
+    for _ in range(sizes.warmup):
+        trainer.run(step)
+    times = [clock.time(lambda: trainer.run(step))[0] for _ in range(sizes.repeats)]
+    return {"method": _LABELS[name], "median_ms": _median_ms(times),
+            "min_ms": 1e3 * min(times), "repeats": sizes.repeats, "status": "ok"}
+
+
 def _section_step_time(device: torch.device, sizes: _Sizes, scratch: Path) -> dict:
-    clock = _Clock(device)
-    rows = []
-    for name in _TIMED:
-        try:
-            trainer = _Trainer(sizes, device)
-            step = trainer.train_step(name)
-            for _ in range(sizes.warmup):
-                trainer.run(step)
-            times = [clock.time(lambda trainer=trainer, step=step: trainer.run(step))[0]
-                     for _ in range(sizes.repeats)]
-            rows.append({"method": _LABELS[name], "median_ms": _median_ms(times),
-                         "min_ms": 1e3 * min(times), "repeats": sizes.repeats,
-                         "status": "ok"})
-        except Exception as exc:
-            rows.append({"method": _LABELS[name], "status": f"error: {one_line(exc)}"})
+    rows = [_measured(device, lambda name=name: _step_time_row(name, device, sizes),
+                      lambda exc, name=name: {"method": _LABELS[name],
+                                              "status": f"error: {_error(exc)}"})
+            for name in _TIMED]
     base = rows[0].get("median_ms")
     for row in rows:
         ms = row.get("median_ms")
@@ -513,16 +589,16 @@ def _section_step_time(device: torch.device, sizes: _Sizes, scratch: Path) -> di
         row["ok"] = row["status"] == "ok"
     ratios = ", ".join(f"{r['method']}/Vanilla = {r['vs_vanilla']:.2f}" for r in rows[1:]
                        if r["vs_vanilla"] is not None)
-    return {"title": "Step time (training step with the optimizer step)",
+    return {"title": TITLES["step_time"],
             "columns": [["method", "method"], ["median_ms", "median ms"], ["min_ms", "min ms"],
-                        ["vs_vanilla", "vs Vanilla"], ["status", "status"]],
+                        ["vs_vanilla", "vs Vanilla"], *_MEASURED_COLUMNS],
             "rows": rows,
             "notes": [f"PreActResNet18 width {sizes.width}, batch {sizes.batch}x3x{sizes.image}x"
                       f"{sizes.image}, {sizes.classes} classes, loss bce, {_Trainer.precision}; "
                       f"median of {sizes.repeats} steps after {sizes.warmup} warm-up step(s)"
                       + (", the clock read after torch.cuda.synchronize()"
                          if device.type == "cuda" else "") + ".",
-                      f"Ratios: {ratios or 'n/a'}."]}
+                      f"Ratios: {ratios or 'n/a'}.", _MEMORY_NOTE]}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -530,28 +606,15 @@ def _section_step_time(device: torch.device, sizes: _Sizes, scratch: Path) -> di
 # ----------------------------------------------------------------------------------------------
 
 
-def _solve_partitions(mixer, cost: np.ndarray, locations: torch.Tensor) -> list:
-    """Algorithm 1 on every partition, on the mixer's worker threads (as ``sample_params``)."""
-    from .saliency import compatibility
-
-    batch = cost.shape[0]
-    bounds = [(s, min(s + mixer.partition, batch)) for s in range(0, batch, mixer.partition)]
-    problems = [(cost[a:b], compatibility(locations[a:b], mixer.omega).numpy(), seed)
-                for seed, (a, b) in enumerate(bounds)]
-    pool = mixer._executor(mixer._n_workers(len(problems)))
-    if pool is None:
-        return [mixer._solve(p) for p in problems]
-    return list(pool.map(mixer._solve, problems))
-
-
 def _section_breakdown(device: torch.device, sizes: _Sizes, scratch: Path) -> dict:
-    from .saliency import clean_loss_and_saliency
+    from ..saliency import clean_loss_and_saliency
 
-    clock = _Clock(device)
+    clock = Clock(device)
     trainer = _Trainer(sizes, device)
     step = trainer.train_step("comixup")
     method, mixer = step.method, step.mixer
     model, x, y = trainer.model, trainer.x, trainer.y
+    partitions = len(mixer.partitions(sizes.batch))
     parts: dict[str, list[float]] = {key: [] for key in (
         "saliency", "prepare", "pool", "solve", "sample_params", "apply", "mixed", "optimizer")}
 
@@ -577,7 +640,7 @@ def _section_breakdown(device: torch.device, sizes: _Sizes, scratch: Path) -> di
             with torch.no_grad():
                 xd, targets, sal = timed("prepare", lambda: mixer.prepare(x.detach(), y, sal))
                 cost, locations = timed("pool", lambda: mixer.solver_inputs(sal, mixer.grid))
-                timed("solve", lambda: _solve_partitions(mixer, cost, locations))
+                timed("solve", lambda: mixer.solve_partitions(cost, locations, range(partitions)))
                 params = timed("sample_params", lambda: mixer.sample_params(xd, targets, sal))
                 x_mix, y_mix = timed("apply", lambda: mixer.apply(xd, targets, params))
             timed("mixed", lambda: mixed_pass(x_mix, y_mix))
@@ -592,8 +655,7 @@ def _section_breakdown(device: torch.device, sizes: _Sizes, scratch: Path) -> di
     ms["rest"] = ms["sample_params"] - ms["pool"] - ms["solve"]
     ms["sum"] = sum(ms[k] for k in ("saliency", "prepare", "sample_params", "apply", "mixed",
                                     "optimizer"))
-    partitions = -(-sizes.batch // mixer.partition)
-    workers = mixer._n_workers(partitions)
+    workers = mixer.n_workers(partitions)
     labels = dict(_PARTS)
     labels["solve"] = labels["solve"].format(partitions=partitions, workers=workers)
     rows = [{"part": labels[key], "key": key, "median_ms": ms[key],
@@ -602,7 +664,7 @@ def _section_breakdown(device: torch.device, sizes: _Sizes, scratch: Path) -> di
                         "apply", "mixed", "optimizer", "sum", "whole")]
     for row in rows:
         row["ok"] = math.isfinite(row["median_ms"])
-    return {"title": "Co-Mixup step, part by part",
+    return {"title": TITLES["breakdown"],
             "columns": [["part", "part"], ["median_ms", "median ms"],
                         ["share", "share of the step"]],
             "rows": rows,
@@ -625,7 +687,7 @@ _PARTS = (
     ("sample_params", "sample_params"),
     ("pool", "· pooling + copy to the host"),
     ("solve", "· solve (Algorithm 1, {partitions} partition(s), {workers} thread(s))"),
-    ("rest", "· rest (compatibility, sources, ratios, copies to the device)"),
+    ("rest", "· rest (the seeds, the sources, ratios and copies to the device)"),
     ("apply", "apply (mixing)"),
     ("mixed", "mixed pass (forward + backward)"),
     ("optimizer", "optimizer step"),
@@ -636,59 +698,3 @@ _PARTS = (
 _SECTION_FUNCTIONS = {"equality": _section_equality, "amp": _section_amp,
                       "syncs": _section_syncs, "step_time": _section_step_time,
                       "breakdown": _section_breakdown}
-
-
-# ----------------------------------------------------------------------------------------------
-# the report
-# ----------------------------------------------------------------------------------------------
-
-
-#: The left-aligned columns of the Markdown tables.
-_TEXT_COLUMNS = ("check", "method", "part", "status", "dtype", "error", "reads")
-
-
-def _cell(key: str, value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "yes" if value else "**no**"
-    if isinstance(value, float):
-        if key.endswith("max_diff"):
-            return "0" if value == 0 else f"{value:.2e}"
-        if key == "share":
-            return f"{100 * value:.1f}%"
-        if key in ("vs_vanilla",):
-            return f"{value:.2f}x"
-        if key in ("train_loss", "test_loss"):
-            return f"{value:.4f}"
-        if key.endswith("_per_step"):
-            return f"{value:g}"
-        return f"{value:.2f}"
-    return str(value).replace("|", "\\|")
-
-
-def markdown(report: dict) -> str:
-    """The Markdown of a :func:`bench_gpu` report: a header line, then one table per section
-    (its columns that hold a value in some row) with its notes."""
-    lines = [f"# comixup bench gpu: {report['device']} ({report['device_name']})"
-             f"{', quick' if report['quick'] else ''}",
-             "",
-             f"torch {report['torch']}, CUDA {report['cuda'] or 'none'}, {report['cpus']} CPUs, "
-             f"{report['torch_threads']} torch thread(s); {report.get('seconds', 0):.1f} s in "
-             "all.", ""]
-    for number, section in enumerate(report["sections"], start=1):
-        columns = [(key, header) for key, header in section["columns"]
-                   if any(row.get(key) is not None for row in section["rows"])]
-        failed = sum(1 for row in section["rows"] if not row.get("ok", True))
-        status = "all ok" if not failed else f"{failed} failed"
-        lines += [f"## {number}. {section['title']}", "",
-                  f"{status}; {section['seconds']:.1f} s", ""]
-        lines.append("| " + " | ".join(header for _, header in columns) + " |")
-        lines.append("| " + " | ".join("---" if key in _TEXT_COLUMNS else "---:"
-                                       for key, _ in columns) + " |")
-        for row in section["rows"]:
-            cells = [_cell(key, row.get(key)) for key, _ in columns]
-            lines.append("| " + " | ".join(cells) + " |")
-        lines.append("")
-        lines += [note for note in section["notes"] for note in (note, "")]
-    return "\n".join(lines)

@@ -30,7 +30,8 @@ from comixup._checks import (
     check_tensor,
 )
 from comixup.saliency import clean_loss_and_saliency, pooled_unary
-from comixup.solver import grid_energy, grid_graphcut, level_prior, objective, solve, solve_exact
+from comixup.solver import grid_energy, grid_graphcut, objective, solve, solve_exact
+from comixup.solver.puzzle import level_prior
 from comixup.vat import VAT
 
 K = 4

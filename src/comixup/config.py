@@ -1,7 +1,7 @@
 """Training configuration: :class:`TrainConfig`, presets and their resolution.
 
 A run is fully described by a :class:`TrainConfig`. It is built from three layers, later ones
-winning: the defaults below, a preset (a JSON file in ``comixup/train/presets/``, one per
+winning: the defaults below, a preset (a JSON file in ``comixup/presets/``, one per
 experiment of the paper) and explicit overrides (the command-line flags). The resolved
 configuration is written to ``config.json`` in the run directory and stored in every checkpoint,
 so ``comixup eval`` and ``--resume`` can rebuild the run.
@@ -230,8 +230,10 @@ class TrainConfig:
                                help="the run's column name in comixup report (default: the "
                                     "method)")
     method: str = _field("vanilla", "str", metavar="NAME",
-                         help="training method (vanilla, comixup, puzzlemix, mixup, manifold, "
-                              "cutmix, mixup3/4, cutmix3/4, manifold3/4, vat)")
+                         help="training method: vanilla, comixup, puzzlemix, mixup, manifold, "
+                              "cutmix, mixup3, mixup4, cutmix3, cutmix4, manifold3, manifold4, "
+                              "vat, fmix, resizemix, saliencymix, guidedmixup-sr, guidedmixup-ap "
+                              "(comixup.mixers.names())")
     method_options: dict = _field({}, "dict", flag=False)
     preset_method_options: dict = _field({}, "dict", flag=False)
     arch: str = _field("preactresnet18", "str", metavar="NAME",

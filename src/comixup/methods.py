@@ -24,6 +24,11 @@ manifold               Manifold Mixup (Verma et al., 2019) at depth 0, 1 or 2
 mixup3/4, cutmix3/4,   the 3- and 4-input variants with Dirichlet weights (Table 4)
 manifold3/4
 vat                    virtual adversarial training (Miyato et al., 2018; Table 12)
+saliencymix            SaliencyMix (Uddin et al., ICLR 2021): CutMix centred on the source's
+                       spectral-residual saliency peak
+guidedmixup-sr,        GuidedMixup (Kang and Kim, AAAI 2023) with spectral-residual saliency, and
+guidedmixup-ap         with the gradient saliency of the clean pass (the saliency methods' step)
+fmix, resizemix        FMix (Harris et al., 2020), ResizeMix (Qin et al., 2020)
 =====================  ==========================================================================
 
 Losses. Every method takes ``loss``, one of the two families of :mod:`comixup.losses`:

@@ -144,8 +144,9 @@ def test_images_that_do_not_fit_or_decode_are_one_line(tmp_path, capsys):
             str(tmp_path / "x.png")]
     assert main(argv + ["--size", "20"]) == 2  # Puzzle Mix's blocks do not tile 20 pixels
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["comixup: error: --method puzzlemix on 20x20 images: neigh_size 4 must "
-                   "divide the block side 10 (image 20 / grid 2)"]
+    assert err == ["comixup: error: --method puzzlemix on 20x20 images: grid 8 must divide the "
+                   "image side 20; it is one of the drawn grid sides [2, 4, 8, 16]: pass "
+                   "grid=[2, 4], the sides that divide 20x20"]
     (tmp_path / "im2.png").write_bytes(b"not a png")
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()

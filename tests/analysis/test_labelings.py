@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from comixup.analysis.labelings import labeling_statistics
-from comixup.mixers import CoMixupParams
+from comixup.mixers.comixup import CoMixupParams
 
 
 def test_statistics_equal_a_hand_computation():

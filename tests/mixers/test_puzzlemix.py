@@ -14,7 +14,7 @@ from torch.overrides import TorchFunctionMode
 
 from comixup.mixers.puzzlemix import GRIDS, PuzzleMix
 from comixup.saliency import pooled_unary, realistic_saliency
-from comixup.solver import (
+from comixup.solver.puzzle import (
     apply_transport,
     graphcut_masks,
     graphcut_terms,

@@ -10,11 +10,11 @@ import torch
 import torch.nn.functional as F
 
 from comixup.saliency import pooled_unary, realistic_saliency
-from comixup.solver import (
+from comixup.solver import grid_energy
+from comixup.solver.puzzle import (
     apply_transport,
     graphcut_masks,
     graphcut_terms,
-    grid_energy,
     label_costs,
     level_prior,
     neigh_penalty,

@@ -7,8 +7,8 @@ optimization itself:
 * **inputs per output**: ``#{i : ratios[j, i] > 1e-6}`` (as Figure 2 (b),
   :func:`comixup.analysis.mixing.inputs_per_output`), averaged over the outputs of a batch;
 * **mixed cells**: the share of the labeling cells that mix two inputs
-  (``weight[..., 1] > 0`` of :class:`comixup.mixers.CoMixupParams`), over all cells, and over
-  the cells of outputs with two or more inputs (``random_mixed`` of the control is the latter).
+  (``weight[..., 1] > 0`` of :class:`comixup.mixers.comixup.CoMixupParams`), over all cells, and
+  over the cells of outputs with two or more inputs (``random_mixed`` of the control is the latter).
 
 :func:`labeling_statistics_over_training` measures them for trained runs at each of their
 snapshots: the run's own mixer (built from its configuration, so a control run gives the
@@ -35,7 +35,7 @@ LABELING_KEYS = ("inputs_per_output", "mixed_cells", "mixed_cells_multi")
 
 
 def labeling_statistics(params) -> dict:
-    """The statistics of one Co-Mixup call from its :class:`~comixup.mixers.CoMixupParams`:
+    """The statistics of one Co-Mixup call from its :class:`~comixup.mixers.comixup.CoMixupParams`:
     ``inputs_per_output`` (mean over outputs), ``mixed_cells`` (share of all cells mixing two
     inputs), ``mixed_cells_multi`` (the same over outputs with two or more inputs; None if
     there are none) and ``histogram`` (outputs with 1, 2, ... inputs, a list)."""

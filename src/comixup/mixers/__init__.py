@@ -24,51 +24,39 @@ per-pixel distributions ``(B, K, H, W)``, mixed exactly as the image; :func:`den
 
 from ._targets import dense_targets
 from .base import IGNORE_INDEX, Mixer, MixParams
-from .comixup import CoMixup, CoMixupParams
-from .cutmix import BoxParams, CutMix, rand_box
-from .dirichlet import WeightParams, sample_weights
-from .fmix import FMix, FMixParams
-from .guidedmixup import GuidedMixup, GuidedMixupParams
+from .comixup import CoMixup
+from .cutmix import CutMix
+from .fmix import FMix
+from .guidedmixup import GuidedMixup
 from .identity import Identity
-from .manifold import ManifoldMixup, ManifoldParams
-from .mixup import InputMixup, mix_pair, sample_lambda
+from .manifold import ManifoldMixup
+from .mixup import InputMixup
 from .multimix import MultiCutMix, MultiInputMixup
-from .puzzlemix import PuzzleMix, PuzzleParams
+from .puzzlemix import PuzzleMix
 from .registry import create, names, options
-from .resizemix import ResizeMix, ResizeParams
-from .saliencymix import SaliencyMix, SaliencyMixParams
+from .resizemix import ResizeMix
+from .saliencymix import SaliencyMix
 
+# the mixers, their protocol and factory; each method's parameter class (what
+# ``return_info=True`` returns) and its drawing helpers are in the method's module
 __all__ = [
     "IGNORE_INDEX",
-    "BoxParams",
     "CoMixup",
-    "CoMixupParams",
     "CutMix",
     "FMix",
-    "FMixParams",
     "GuidedMixup",
-    "GuidedMixupParams",
     "Identity",
     "InputMixup",
     "ManifoldMixup",
-    "ManifoldParams",
     "MixParams",
     "Mixer",
     "MultiCutMix",
     "MultiInputMixup",
     "PuzzleMix",
-    "PuzzleParams",
     "ResizeMix",
-    "ResizeParams",
     "SaliencyMix",
-    "SaliencyMixParams",
-    "WeightParams",
     "create",
     "dense_targets",
-    "mix_pair",
     "names",
     "options",
-    "rand_box",
-    "sample_lambda",
-    "sample_weights",
 ]

@@ -80,17 +80,7 @@ from .._precision import full_precision
 from ..losses import IGNORE_INDEX
 from ._targets import make_targets, target_dtype
 
-__all__ = [
-    "IGNORE_INDEX",
-    "MixParams",
-    "Mixer",
-    "check_drawn_for",
-    "check_images",
-    "check_num_classes",
-    "check_saliency",
-    "permutation_ratios",
-    "skip_mixing",
-]
+__all__ = ["IGNORE_INDEX", "MixParams", "Mixer"]
 
 
 def check_num_classes(num_classes) -> int:

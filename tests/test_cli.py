@@ -325,11 +325,11 @@ def test_generated_flags_parse_and_check_as_the_metadata_says(capsys):
 @pytest.mark.parametrize("method", ["saliencymix", "guidedmixup-sr", "guidedmixup-ap", "fmix",
                                     "resizemix"])
 def test_print_config_shows_the_newer_methods_options(method, capsys):
-    from comixup.methods import METHODS
+    from comixup.methods import option_defaults
 
     assert main(["train", "--preset", "fashion-mnist-cpu", "--method", method,
                  "--print-config"]) == 0
     options = json.loads(capsys.readouterr().out)["method_options"]
-    assert set(METHODS[method].option_defaults()) <= set(options)
+    assert set(option_defaults(method)) <= set(options)
     if method == "guidedmixup-ap":  # the GuidedMixup CIFAR-100 script's setting
         assert options["clean_lam"] == 0

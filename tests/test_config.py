@@ -14,7 +14,7 @@ from comixup.config import (
     preset_source,
     resolve_config,
 )
-from comixup.methods import METHODS
+from comixup.methods import accepted_options, method_names
 from comixup.train.schedule import EpochSchedule, lr_at
 
 TABLE1 = ["cifar100-preactresnet18", "cifar100-wrn16-8", "cifar100-resnext29-4-24",
@@ -35,13 +35,13 @@ def test_presets_resolve_to_valid_settings(name):
     assert cfg.preset == name
     assert cfg.arch in models.names()
     assert cfg.data in data.DATASETS
-    assert cfg.method in METHODS
+    assert cfg.method in method_names()
     assert set(models.options(cfg.arch)) >= set(cfg.arch_options)
     for method in cfg.preset_method_options:
-        assert method == "*" or method in METHODS
-    for method in METHODS:  # every column of the preset resolves, with valid options
+        assert method == "*" or method in method_names()
+    for method in method_names():  # every column of the preset resolves, with valid options
         options = resolve_config(name, {"method": method}).method_options
-        assert set(options) <= METHODS[method].accepted_options()
+        assert set(options) <= accepted_options(method)
         assert options["loss"] in ("bce", "ce")
     if name in TABLE1:
         assert preset_source(name), f"{name} does not cite its source"

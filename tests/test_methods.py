@@ -9,7 +9,8 @@ import torch.nn.functional as F
 
 from comixup import methods as M
 from comixup import models
-from comixup.methods import METHODS, create_method, soft_cross_entropy, softmax_bce
+from comixup.losses import soft_cross_entropy, softmax_bce
+from comixup.methods import TrainStep, method_names, option_defaults
 from comixup.mixers.dirichlet import sample_weights
 
 C = 10
@@ -72,37 +73,37 @@ def standin(monkeypatch):
 def test_registry_names():
     for name in ("vanilla", "comixup", "mixup", "manifold", "cutmix", "mixup3", "mixup4",
                  "cutmix3", "cutmix4", "manifold3", "manifold4", "puzzlemix", "vat"):
-        assert name in METHODS
-        assert METHODS[name].name == name
-    assert all(isinstance(cls, type) and issubclass(cls, M.Method) for cls in METHODS.values())
+        assert name in method_names()
+        step = TrainStep(name, C)
+        assert step.name == name and isinstance(step.method, M.Method)
 
 
 def test_bad_names_and_options():
     with pytest.raises(ValueError, match="method must be one of"):
-        create_method("nope", C)
+        TrainStep("nope", C)
     with pytest.raises(ValueError, match=r"unknown option\(s\) \['foo'\].*'alpha'.*'loss'"):
-        create_method("mixup", C, foo=1)
+        TrainStep("mixup", C, foo=1)
     with pytest.raises(ValueError, match=r"unknown option\(s\) \['alpha'\] for method 'vanilla'"):
-        create_method("vanilla", C, alpha=1.0)
+        TrainStep("vanilla", C, alpha=1.0)
     with pytest.raises(ValueError, match="loss must be one of"):
-        create_method("cutmix", C, loss="mse")
+        TrainStep("cutmix", C, loss="mse")
     with pytest.raises(ValueError, match="num_classes"):
-        create_method("vanilla", 0)  # one class is legal, as for the mixers (MIN_CLASSES)
+        TrainStep("vanilla", 0)  # one class is legal, as for the mixers (MIN_CLASSES)
     with pytest.raises(ValueError, match="seed"):
-        create_method("vanilla", C, seed=-1)
+        TrainStep("vanilla", C, seed=-1)
 
 
 def test_multi_input_methods_set_k():
-    assert create_method("mixup4", C).mixer.k == 4
-    assert create_method("cutmix3", C).mixer.k == 3
+    assert TrainStep("mixup4", C).mixer.k == 4
+    assert TrainStep("cutmix3", C).mixer.k == 3
 
 
 def test_real_puzzlemix_step():
     model = net()
     x, y = batch(b=8, size=16)
     rec = Recorder()
-    method = create_method("puzzlemix", C, seed=0, mean=[0.5] * 3, std=[0.25] * 3)
-    loss = float(method.step(model, x, y, rec))
+    method = TrainStep("puzzlemix", C, seed=0, mean=[0.5] * 3, std=[0.25] * 3)
+    loss = float(method(model, x, y, backward=rec))
     assert len(rec.losses) == 2 and loss > 0
     assert method.mixer.std.tolist() == [0.25] * 3
     assert all(torch.isfinite(p.grad).all() for p in model.parameters())
@@ -132,7 +133,7 @@ def test_step_backpropagates_once(name):
     model = net()
     x, y = batch()
     rec = Recorder()
-    loss = create_method(name, C, seed=3).step(model, x, y, rec)
+    loss = TrainStep(name, C, seed=3)(model, x, y, backward=rec)
     # the loss stays on the device, detached: the caller reads it when it logs
     assert isinstance(loss, torch.Tensor) and loss.dim() == 0 and not loss.requires_grad
     assert len(rec.losses) == 1 and rec.losses[0].item() == pytest.approx(loss.item())
@@ -144,19 +145,19 @@ def test_step_backpropagates_once(name):
 def test_vanilla_is_cross_entropy():
     model = net()
     x, y = batch()
-    loss = float(create_method("vanilla", C).step(model, x, y, Recorder()))
+    loss = float(TrainStep("vanilla", C)(model, x, y, backward=Recorder()))
     assert loss == pytest.approx(F.cross_entropy(model(x), y).item(), rel=1e-5)
 
 
 def test_generator_state_roundtrip():
     x, y = batch()
-    method = create_method("mixup", C, seed=5)
+    method = TrainStep("mixup", C, seed=5)
     state = method.state_dict()
     assert state["generator"].dtype == torch.uint8
     first = method.mixer(x, y)[0]
     method.load_state_dict(state)
     assert torch.equal(method.mixer(x, y)[0], first)
-    other = create_method("mixup", C, seed=6)
+    other = TrainStep("mixup", C, seed=6)
     assert not torch.equal(other.mixer(x, y)[0], first)
 
 
@@ -164,8 +165,8 @@ def test_saliency_step(standin):
     model = net()
     x, y = batch()
     rec = Recorder()
-    method = create_method("comixup", C, seed=0, loss="bce")
-    total = float(method.step(model, x, y, rec))
+    method = TrainStep("comixup", C, seed=0, loss="bce")
+    total = float(method(model, x, y, backward=rec))
     assert len(rec.losses) == 2
     clean = F.cross_entropy(net()(x), y).item() * 2 / C
     assert rec.losses[0].item() == pytest.approx(clean, rel=1e-5)
@@ -180,10 +181,10 @@ def test_saliency_step(standin):
 def test_saliency_step_keeps_clean_gradients(standin):
     x, y = batch()
     model = net()
-    create_method("comixup", C, loss="bce").step(model, x, y, Recorder())
+    TrainStep("comixup", C, loss="bce")(model, x, y, backward=Recorder())
     both = [p.grad.clone() for p in model.parameters()]
     model = net()
-    create_method("comixup", C, clean_lam=0, loss="bce").step(model, x, y, Recorder())
+    TrainStep("comixup", C, clean_lam=0, loss="bce")(model, x, y, backward=Recorder())
     mixed_only = [p.grad.clone() for p in model.parameters()]
     model = net()
     (F.cross_entropy(model(x), y) * 2 / C).backward()
@@ -196,7 +197,7 @@ def test_clean_lam_zero_still_gives_saliency(standin):
     model = net()
     x, y = batch()
     rec = Recorder()
-    create_method("comixup", C, clean_lam=0.0).step(model, x, y, rec)
+    TrainStep("comixup", C, clean_lam=0.0)(model, x, y, backward=rec)
     assert len(rec.losses) == 1  # only the mixed loss
     assert standin.calls[0].sum() > 0
 
@@ -205,25 +206,25 @@ def test_non_finite_saliency_becomes_zero(standin):
     model = net()
     x, y = batch()
     # an fp16 overflow: the scaled clean gradient is inf
-    create_method("comixup", C).step(model, x, y, Recorder(factor=float("inf")))
+    TrainStep("comixup", C)(model, x, y, backward=Recorder(factor=float("inf")))
     saliency = standin.calls[0]
     assert torch.isfinite(saliency).all() and (saliency == 0).all()
 
 
 def test_saliency_method_options(standin):
-    m = create_method("comixup", C, clean_lam=0.5, loss="ce", strength=0.25)
-    assert m.clean_lam == 0.5 and m.loss_name == "ce" and m.mixer.strength == 0.25
+    m = TrainStep("comixup", C, clean_lam=0.5, loss="ce", strength=0.25)
+    assert m.method.clean_lam == 0.5 and m.method.loss_name == "ce" and m.mixer.strength == 0.25
     with pytest.raises(ValueError, match="clean_lam"):
-        create_method("comixup", C, clean_lam=-1)
+        TrainStep("comixup", C, clean_lam=-1)
     with pytest.raises(ValueError, match=r"unknown option\(s\) \['bogus'\]"):
-        create_method("comixup", C, bogus=1)
+        TrainStep("comixup", C, bogus=1)
 
 
 def test_real_comixup_step():
     model = net()
     x, y = batch(b=8, size=16)
     rec = Recorder()
-    loss = float(create_method("comixup", C, seed=0).step(model, x, y, rec))
+    loss = float(TrainStep("comixup", C, seed=0)(model, x, y, backward=rec))
     assert len(rec.losses) == 2 and loss > 0
     assert all(torch.isfinite(p.grad).all() for p in model.parameters())
 
@@ -250,7 +251,7 @@ def test_vanilla_loss_families_equal_hand_computation(loss, hand):
     model = net()
     x, y = batch()
     rec = Recorder()
-    value = float(create_method("vanilla", C, loss=loss).step(model, x, y, rec))
+    value = float(TrainStep("vanilla", C, loss=loss)(model, x, y, backward=rec))
     with torch.no_grad():
         expected = hand(net()(x), _one_hot(y))
     assert value == pytest.approx(expected, rel=1e-5)
@@ -263,7 +264,7 @@ def test_saliency_method_losses_equal_hand_computation(standin, loss, hand, clea
     model = net()
     x, y = batch()
     rec = Recorder()
-    create_method("comixup", C, loss=loss, clean_lam=0.5).step(model, x, y, rec)
+    TrainStep("comixup", C, loss=loss, clean_lam=0.5)(model, x, y, backward=rec)
     with torch.no_grad():
         logits = net()(x)
         clean = 0.5 * clean_factor * _hand_ce(logits, _one_hot(y))
@@ -285,17 +286,17 @@ def test_clean_lam_zero_keeps_no_clean_gradient_and_uses_eval_mode():
     before = [(m.running_mean.clone(), m.num_batches_tracked.clone()) for m in bn]
     seen = []
 
-    method = create_method("puzzlemix", C, seed=0, clean_lam=0, mean=[0.5] * 3, std=[0.25] * 3)
-    real = method.mixer
+    method = TrainStep("puzzlemix", C, seed=0, clean_lam=0, mean=[0.5] * 3, std=[0.25] * 3)
+    real = method.method.mixer
 
     def mixer(xx, yy, saliency):
         seen.append(([p.grad for p in model.parameters()], model.training, saliency.clone(),
                      [(m.running_mean.clone(), m.num_batches_tracked.clone()) for m in bn]))
         return real(xx, yy, saliency)
 
-    method.mixer = mixer
+    method.method.mixer = mixer
     rec = Recorder()
-    method.step(model, x, y, rec)
+    method(model, x, y, backward=rec)
     grads, training, saliency, stats = seen[0]
     assert all(g is None for g in grads)  # the clean pass left no weight gradient
     assert training  # the model is back in train mode for the mixed pass
@@ -312,11 +313,11 @@ def test_clean_lam_zero_keeps_no_clean_gradient_and_uses_eval_mode():
 def test_clean_lam_one_keeps_clean_gradient_in_train_mode():
     model = _bn_net()
     x, y = batch(b=8, size=16)
-    method = create_method("puzzlemix", C, seed=0, clean_lam=1, mean=[0.5] * 3, std=[0.25] * 3)
-    real, seen = method.mixer, []
-    method.mixer = lambda xx, yy, s: (seen.append([p.grad is not None for p in model.parameters()])
-                                      or real(xx, yy, s))
-    method.step(model, x, y, Recorder())
+    method = TrainStep("puzzlemix", C, seed=0, clean_lam=1, mean=[0.5] * 3, std=[0.25] * 3)
+    real, seen = method.method.mixer, []
+    method.method.mixer = lambda xx, yy, s: (
+        seen.append([p.grad is not None for p in model.parameters()]) or real(xx, yy, s))
+    method(model, x, y, backward=Recorder())
     assert all(seen[0])
 
 
@@ -324,17 +325,17 @@ def test_clean_lam_one_keeps_clean_gradient_in_train_mode():
 def test_manifold_k_targets_equal_dirichlet_weights(k):
     model = net()
     x, y = batch(b=8)
-    method = create_method(f"manifold{k}", C, seed=4, alpha=1.0)
-    state = method.generator.get_state()
+    method = TrainStep(f"manifold{k}", C, seed=4, alpha=1.0)
+    state = method.method.generator.get_state()
     captured = {}
-    real = method.loss
+    real = method.method.loss
 
     def loss(logits, targets):
         captured["t"] = targets
         return real(logits, targets)
 
-    method.loss = loss
-    method.step(model, x, y, Recorder())
+    method.method.loss = loss
+    method(model, x, y, backward=Recorder())
     # the weights are the Dirichlet draw after the depth draw
     g = torch.Generator().set_state(state)
     torch.randint(0, 3, (1,), generator=g)
@@ -430,10 +431,10 @@ def test_vat_perturbed_forwards_leave_the_batchnorm_statistics_alone():
         assert not torch.allclose(frozen, model(x + r_adv))
     model.train()
     # the training step: the supervised forward is the only one that updates the statistics
-    method = create_method("vat", C, seed=0, std=[0.25] * 3)
+    method = TrainStep("vat", C, seed=0, std=[0.25] * 3)
     reference = _bn_net()
     reference(x)
-    method.step(model := _bn_net(), x, y, Recorder())
+    method(model := _bn_net(), x, y, backward=Recorder())
     for a, b in zip([m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)],
                     [m for m in reference.modules() if isinstance(m, torch.nn.BatchNorm2d)]):
         torch.testing.assert_close(a.running_mean, b.running_mean)
@@ -443,7 +444,7 @@ def test_vat_perturbed_forwards_leave_the_batchnorm_statistics_alone():
 
 def test_vat_defaults_are_table12_best_cell_with_the_power_iteration():
     # Table 12 (update = 1): alpha 0.001 / 0.01 / 0.1 -> 24.76 / 28.33 / 34.75 at eps 1
-    opts = METHODS["vat"].option_defaults()
+    opts = option_defaults("vat")
     assert (opts["alpha"], opts["eps"], opts["power_iterations"]) == (0.001, 1.0, 1)
 
 
@@ -451,15 +452,15 @@ def test_vat_step_adds_weighted_kl():
     model = net()
     x, y = batch()
     rec = Recorder()
-    method = create_method("vat", C, seed=0, alpha=0.1, loss="ce")
-    total = float(method.step(model, x, y, rec))
+    method = TrainStep("vat", C, seed=0, alpha=0.1, loss="ce")
+    total = float(method(model, x, y, backward=rec))
     assert len(rec.losses) == 2
     assert rec.losses[0].item() == pytest.approx(F.cross_entropy(net()(x), y).item(), rel=1e-5)
     assert total == pytest.approx(rec.losses[0].item() + rec.losses[1].item(), rel=1e-6)
     with pytest.raises(ValueError, match="power_iterations"):
-        create_method("vat", C, power_iterations=2)
+        TrainStep("vat", C, power_iterations=2)
     with pytest.raises(ValueError, match="norm"):
-        create_method("vat", C, norm="l1")
+        TrainStep("vat", C, norm="l1")
 
 
 # -- norm_weight_decay ---------------------------------------------------------------------------
@@ -500,11 +501,11 @@ def test_pair_mixing_clean_lam_adds_the_saliency_methods_clean_loss(name, loss, 
     model = net()
     x, y = batch()
     rec = Recorder()
-    value = float(create_method(name, C, seed=3, loss=loss, clean_lam=0.5).step(model, x, y, rec))
+    value = float(TrainStep(name, C, seed=3, loss=loss, clean_lam=0.5)(model, x, y, backward=rec))
     with torch.no_grad():
         clean = 0.5 * clean_factor * _hand_ce(net()(x), _one_hot(y))
         # the same mixer draws: a fresh method with the same seed (the clean pass draws nothing)
-        x_mix, t = create_method(name, C, seed=3).mixer(x, y)
+        x_mix, t = TrainStep(name, C, seed=3).mixer(x, y)
         mixed = hand(net()(x_mix), t)
     assert len(rec.losses) == 2
     assert rec.losses[0].item() == pytest.approx(clean, rel=1e-5)
@@ -512,10 +513,10 @@ def test_pair_mixing_clean_lam_adds_the_saliency_methods_clean_loss(name, loss, 
     assert value == pytest.approx(clean + mixed, rel=1e-4)
     # clean_lam 0 (the default) is the original method: one loss, the mixed one
     rec0 = Recorder()
-    create_method(name, C, seed=3, loss=loss).step(net(), x, y, rec0)
+    TrainStep(name, C, seed=3, loss=loss)(net(), x, y, backward=rec0)
     assert len(rec0.losses) == 1 and rec0.losses[0].item() == pytest.approx(mixed, rel=1e-4)
     with pytest.raises(ValueError, match="clean_lam"):
-        create_method(name, C, clean_lam=-1)
+        TrainStep(name, C, clean_lam=-1)
 
 
 def test_vat_takes_per_pixel_logits_and_names_mismatched_ones():

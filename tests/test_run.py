@@ -127,28 +127,28 @@ def test_build_method_seeds_per_rank_or_as_asked():
     cfg = TrainConfig(method="mixup", seed=3)
 
     def draws(method):
-        return torch.rand(4, generator=method.generator)
+        return torch.rand(4, generator=method.method.generator)
 
     rank0, again, rank1 = (build_method(cfg, info, rank=r) for r in (0, 0, 1))
     assert torch.equal(draws(rank0), draws(again)) and not torch.equal(draws(rank0), draws(rank1))
     seeded = build_method(cfg, info, seed=7)
     assert torch.equal(draws(seeded), draws(build_method(cfg, info, seed=7)))
-    assert rank0.num_classes == info.num_classes
-    assert rank0.memory_format is torch.contiguous_format
-    assert build_method(cfg, info, channels_last=True).memory_format is torch.channels_last
+    assert rank0.name == "mixup" and rank0.method.num_classes == info.num_classes
+    assert rank0.method.memory_format is torch.contiguous_format
+    assert build_method(cfg, info, channels_last=True).method.memory_format is torch.channels_last
     assert build_method(cfg, info, options={"alpha": 0.3}).mixer.alpha == 0.3
 
 
 def test_build_method_fills_in_the_normalization_the_method_takes(monkeypatch):
     info = dataset_info("synthetic")
     seen = {}
-    real = run_layer.create_method
+    real = run_layer.TrainStep
 
     def spy(name, num_classes, **options):
         seen[name] = set(options) & {"mean", "std"}
         return real(name, num_classes, **options)
 
-    monkeypatch.setattr(run_layer, "create_method", spy)
+    monkeypatch.setattr(run_layer, "TrainStep", spy)
     for method in ("puzzlemix", "vat", "mixup"):
         build_method(TrainConfig(method=method), info)
     # Puzzle Mix's smoothness takes both; VAT's ball the std only; the others neither

@@ -163,7 +163,7 @@ class TrainConfig:
         description: one line describing the experiment.
         label: the run's column name in ``comixup report`` (``None``: the method name);
             ``comixup study`` sets it for option sweeps (``"comixup tau=0.79"``).
-        method: training method, a key of :data:`comixup.methods.METHODS`.
+        method: training method, a name of :func:`comixup.methods.method_names`.
         method_options: keyword options of the method (mixer hyperparameters, ``clean_lam``,
             ``loss``); a preset may hold ``{"<method>": {...}}`` entries in
             ``preset_method_options`` that apply when that method is chosen.
@@ -330,7 +330,7 @@ class TrainConfig:
 
     def effective_method_options(self) -> dict:
         """The options the method runs with: its defaults
-        (:meth:`~comixup.methods.Method.option_defaults`), updated by the preset's options
+        (:func:`comixup.methods.option_defaults`), updated by the preset's options
         for every method (key ``"*"`` of :attr:`preset_method_options`), then by its options for
         :attr:`method`, then by :attr:`method_options`.
 
@@ -338,18 +338,19 @@ class TrainConfig:
             InputError: an option the method does not take (the message lists those it takes),
                 or an unknown method.
         """
-        from .methods import METHODS
+        from .methods import accepted_options, method_names, option_defaults
 
         with user_input():
-            cls = METHODS[check_choice("method", self.method, list(METHODS))]
-        opts = cls.option_defaults()
+            check_choice("method", self.method, method_names())
+        opts = option_defaults(self.method)
         opts.update(self.preset_method_options.get("*", {}))
         opts.update(self.preset_method_options.get(self.method, {}))
         opts.update(self.method_options)
-        unknown = sorted(set(opts) - cls.accepted_options())
+        accepted = accepted_options(self.method)
+        unknown = sorted(set(opts) - accepted)
         if unknown:
             raise InputError(f"unknown method option(s) {unknown} for method {self.method!r}; "
-                             f"accepted: {sorted(cls.accepted_options())}")
+                             f"accepted: {sorted(accepted)}")
         return opts
 
     def phase_method_options(self, phase: dict) -> dict:
@@ -360,17 +361,18 @@ class TrainConfig:
         Raises:
             InputError: an option the method does not take (naming the phase's entry).
         """
-        from .methods import METHODS
+        from .methods import accepted_options
 
         opts = self.effective_method_options()
         extra = phase.get("method_options", {})
         opts.update(extra.get("*", {}))
         opts.update(extra.get(self.method, {}))
-        unknown = sorted(set(opts) - METHODS[self.method].accepted_options())
+        accepted = accepted_options(self.method)
+        unknown = sorted(set(opts) - accepted)
         if unknown:
             raise InputError(f"unknown method option(s) {unknown} for method {self.method!r} in "
                              f"phases[].method_options (start {phase.get('start')}); accepted: "
-                             f"{sorted(METHODS[self.method].accepted_options())}")
+                             f"{sorted(accepted)}")
         return opts
 
     def phase_at(self, epoch: int) -> dict:
@@ -400,9 +402,9 @@ class TrainConfig:
 
         Each field is checked as its metadata says (:func:`check_field`); then the special
         cases: ``lr_points`` and ``phases``, the method, model and dataset names against
-        :data:`METHODS`, ``comixup.models.names()`` and ``comixup.data.DATASETS``, and the
-        per-method option tables. The model's and dataset's options are checked when the
-        objects are built.
+        :func:`comixup.methods.method_names`, ``comixup.models.names()`` and
+        ``comixup.data.DATASETS``, and the per-method option tables. The model's and
+        dataset's options are checked when the objects are built.
         """
         with user_input():  # every value here is the user's (a preset, flags, a checkpoint)
             self._check_fields()
@@ -414,9 +416,9 @@ class TrainConfig:
         self._validate_lr_points()
         self._validate_phases()
         from . import data, models
-        from .methods import METHODS
+        from .methods import method_names
 
-        check_choice("method", self.method, list(METHODS))
+        check_choice("method", self.method, method_names())
         check_choice("arch", self.arch, models.names())
         check_choice("data", self.data, data.DATASETS)
 
@@ -424,7 +426,7 @@ class TrainConfig:
             # {"<method>" or "*": {options}}, as preset_method_options and phase options hold
             for name, opts in table.items():
                 if name != "*":
-                    check_choice(f"{label} key", name, ["*", *METHODS])
+                    check_choice(f"{label} key", name, ["*", *method_names()])
                 if not isinstance(opts, dict):
                     raise TypeError(f"{label}[{name!r}] must be a dict, got {opts!r}")
 

@@ -5,10 +5,10 @@ the engine zeroes the gradients before and steps the optimizer after (once, for 
 gradients accumulated by the step). ``backward`` is ``scaler.scale(loss).backward()`` under
 fp16 mixed precision and plain ``loss.backward()`` otherwise.
 
-Create one with :func:`create_method` (``create_method("comixup", 100, seed=0)``). Every name
-has one entry in the mixer registry (:mod:`comixup.mixers.registry`: the mixer, the options the
-name fixes, the step kind); a handful of step classes below do the rest, and :data:`METHODS`
-maps each name to its step class bound to that name:
+Create one with :class:`TrainStep` (``TrainStep("comixup", 100, seed=0)``). Every name has one
+entry in the mixer registry (:mod:`comixup.mixers.registry`: the mixer, the options the name
+fixes, the step kind); the registry's step kind picks one of a handful of step classes below,
+built with the name:
 
 =====================  ==========================================================================
 name                   step
@@ -39,7 +39,7 @@ default is ``"ce"`` for every method, so that two methods compared in one loop a
 loss (the references choose the family by dataset, never by method); the presets set ``"bce"``
 for every column where the reference trained with it (CIFAR, Tiny-ImageNet).
 
-Options. :meth:`Method.option_defaults` lists a method's options with their defaults (its own,
+Options. :func:`option_defaults` lists a method's options with their defaults (its own,
 such as ``loss`` and ``clean_lam``, and its mixer's keyword arguments); the configuration shows
 them under ``method_options``.
 
@@ -47,7 +47,7 @@ Randomness. Every method owns one CPU :class:`torch.Generator` seeded from ``see
 are therefore independent of torch's global RNG); :meth:`Method.state_dict` stores its state as a
 uint8 tensor so that a resumed run continues the same random stream.
 
-Host reads. :meth:`Method.step` returns the detached loss on the batch's device; the caller
+Host reads. A step returns the detached loss on the batch's device; the caller
 reads it when it logs, not per batch.
 """
 
@@ -62,23 +62,15 @@ import torch
 
 from . import mixers
 from ._checks import check_int, check_num_classes, check_number
-from .losses import check_loss, clean_loss, soft_cross_entropy, softmax_bce, target_loss
+from .losses import check_loss, clean_loss, target_loss
 from .saliency import _no_sync, clean_loss_and_saliency
 from .vat import VAT
 
 __all__ = [
-    "METHODS",
-    "CleanStep",
-    "ManifoldStep",
-    "Method",
-    "MixStep",
-    "SaliencyStep",
     "TrainStep",
-    "VATStep",
-    "create_method",
+    "accepted_options",
     "method_names",
-    "soft_cross_entropy",
-    "softmax_bce",
+    "option_defaults",
 ]
 
 Backward = Callable[[torch.Tensor], None]
@@ -95,13 +87,20 @@ def _keyword_defaults(fn, skip=()) -> dict:
 
 
 class Method:
-    """Base class of the training steps, bound to a method name (:data:`METHODS`).
+    """Base class of the training steps (:class:`TrainStep` builds the one a name's registry
+    entry asks for).
 
     Subclasses implement :meth:`step` and declare :attr:`defaults`, the step's own options; the
-    other options go to the name's mixer (:func:`comixup.mixers.create`). Attributes set by
-    the engine:
+    other options go to the name's mixer (:func:`comixup.mixers.create`).
+
+    Args:
+        name: the method name (:func:`method_names`).
+        num_classes: number of classes.
+        seed: the seed of the method's generator.
+        **options: the method's options (:func:`accepted_options`).
 
     Attributes:
+        name: the method name.
         num_classes: number of classes.
         generator: the method's CPU :class:`torch.Generator` (seeded from ``seed``).
         mixer: the name's mixer.
@@ -115,24 +114,21 @@ class Method:
             one.
     """
 
-    #: The method name (set on the bound classes of :data:`METHODS`).
-    name = "base"
     #: The step's own options and their defaults (the rest go to the mixer).
     defaults: ClassVar[dict] = {"loss": "ce"}
-    #: Whether the method takes the dataset's ``std`` (and ``mean``, if it has that option):
-    #: Puzzle Mix's smoothness and VAT's ball are measured on raw pixels.
-    uses_normalization = False
 
-    def __init__(self, num_classes: int, *, seed: int = 0, **options):
+    def __init__(self, name: str, num_classes: int, *, seed: int = 0, **options):
+        self.name = name
         self.num_classes = check_num_classes(num_classes)
         seed = check_int("seed", seed, 0)
         self.generator = torch.Generator().manual_seed(seed)
         self.memory_format = torch.contiguous_format
         self.no_sync: Callable[[], contextlib.AbstractContextManager] | None = None
-        unknown = sorted(set(options) - self.accepted_options())
+        accepted = accepted_options(name)
+        unknown = sorted(set(options) - accepted)
         if unknown:
-            raise ValueError(f"unknown option(s) {unknown} for method {self.name!r}; accepted: "
-                             f"{sorted(self.accepted_options())}")
+            raise ValueError(f"unknown option(s) {unknown} for method {name!r}; accepted: "
+                             f"{sorted(accepted)}")
         own = {key: options.pop(key, value) for key, value in self.defaults.items()}
         self.loss_name = check_loss(own.pop("loss"))
         if "clean_lam" in own:
@@ -143,29 +139,14 @@ class Method:
     # -- options ------------------------------------------------------------------------------
 
     @classmethod
-    def _component_options(cls) -> dict:
-        """The keyword options of what the step builds (the mixer) and their defaults."""
-        return mixers.options(cls.name)
+    def _component_options(cls, name: str) -> dict:
+        """The keyword options of what the step builds for ``name`` (its mixer) and their
+        defaults."""
+        return mixers.options(name)
 
     def _build(self, options: dict):
         """The name's mixer with ``options``."""
         return mixers.create(self.name, self.num_classes, generator=self.generator, **options)
-
-    @classmethod
-    def accepted_options(cls) -> set[str]:
-        """Every option name the method takes (the step's and its mixer's)."""
-        return set(cls.defaults) | set(cls._component_options())
-
-    @classmethod
-    def option_defaults(cls) -> dict:
-        """The options in effect when none is given: the step's defaults and the mixer's
-        keyword defaults (those the engine fills in, such as ``mean`` / ``std``, excluded)."""
-        out = dict(cls.defaults)
-        for name, value in cls._component_options().items():
-            if name in _HIDDEN or value is None or value is inspect.Parameter.empty:
-                continue
-            out[name] = list(value) if isinstance(value, tuple) else value
-        return out
 
     # -- the step -----------------------------------------------------------------------------
 
@@ -305,7 +286,7 @@ class VATStep(Method):
     """
 
     @classmethod
-    def _component_options(cls) -> dict:
+    def _component_options(cls, name: str) -> dict:
         return _keyword_defaults(VAT)
 
     def _build(self, options: dict):
@@ -330,37 +311,45 @@ class VATStep(Method):
 _STEPS: dict[str, type[Method]] = {"clean": CleanStep, "mix": MixStep, "manifold": ManifoldStep,
                                    "saliency": SaliencyStep, "vat": VATStep}
 
-#: Method name -> its step class bound to the name (``METHODS["cutmix"].name == "cutmix"``).
-def _bind(name: str) -> type[Method]:
-    step = _STEPS[mixers.registry.entry(name).step]
-    cls = type(f"{step.__name__}[{name}]", (step,), {"name": name, "__doc__": step.__doc__})
-    cls.uses_normalization = "std" in cls._component_options()
-    return cls
-
-
-METHODS: dict[str, type[Method]] = {name: _bind(name) for name in mixers.names()}
-
 
 def method_names() -> list[str]:
-    """The names accepted by :func:`create_method` (those of :func:`comixup.mixers.names`)."""
-    return list(METHODS)
+    """The method names :class:`TrainStep` accepts (those of :func:`comixup.mixers.names`)."""
+    return mixers.names()
 
 
-def create_method(name: str, num_classes: int, **options) -> Method:
-    """Build training method ``name``.
-
-    Args:
-        name: a key of :data:`METHODS`.
-        num_classes: number of classes (>= 1, :data:`comixup._checks.MIN_CLASSES`).
-        **options: ``seed`` (the method generator's seed, default 0) and the method's options
-            (``loss``, ``clean_lam``, and the mixer's keyword options such as ``alpha``).
+def _step_class(name: str) -> type[Method]:
+    """The step class of method ``name`` (its registry entry's step kind).
 
     Raises:
-        ValueError: unknown name or option (the message lists the choices).
+        ValueError: an unknown name (the message lists the names).
     """
-    if not isinstance(name, str) or name not in METHODS:
+    if not isinstance(name, str) or name not in mixers.names():
         raise ValueError(f"method must be one of {method_names()}, got {name!r}")
-    return METHODS[name](num_classes, **options)
+    return _STEPS[mixers.registry.entry(name).step]
+
+
+def accepted_options(name: str) -> set[str]:
+    """Every option name method ``name`` takes (its step's and its mixer's)."""
+    cls = _step_class(name)
+    return set(cls.defaults) | set(cls._component_options(name))
+
+
+def option_defaults(name: str) -> dict:
+    """The options of method ``name`` in effect when none is given: its step's defaults and its
+    mixer's keyword defaults (those the engine fills in, such as ``mean`` / ``std``, excluded)."""
+    cls = _step_class(name)
+    out = dict(cls.defaults)
+    for key, value in cls._component_options(name).items():
+        if key in _HIDDEN or value is None or value is inspect.Parameter.empty:
+            continue
+        out[key] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+def uses_normalization(name: str) -> bool:
+    """Whether method ``name`` takes the dataset's ``std`` (and ``mean``, if it has that
+    option): Puzzle Mix's smoothness and VAT's ball are measured on raw pixels."""
+    return "std" in _step_class(name)._component_options(name)
 
 
 def _step_for_mixer(mixer: mixers.Mixer) -> str:
@@ -391,9 +380,8 @@ class TrainStep:
 
     Args:
         method: a method name (:func:`method_names`: ``"comixup"``, ``"puzzlemix"``,
-            ``"cutmix"``, ...), a :class:`comixup.mixers.Mixer` (its class picks the step), or a
-            :class:`Method`.
-        num_classes: the number of classes (for a name; a mixer or method has its own).
+            ``"cutmix"``, ...) or a :class:`comixup.mixers.Mixer` (its class picks the step).
+        num_classes: the number of classes (for a name; a mixer has its own).
         seed: the seed of the step's generator (for a name).
         backward: how a loss is backpropagated: ``loss.backward()`` by default;
             ``lambda loss: scaler.scale(loss).backward()`` for fp16 AMP,
@@ -401,46 +389,58 @@ class TrainStep:
         no_sync: a factory of the context of the step's first backward under data parallelism
             (default: ``model.no_sync()`` when the model has it, e.g. DistributedDataParallel;
             ``lambda: accelerator.no_sync(model)`` with Accelerate).
+        memory_format: the memory format of the batches built inside the step (e.g.
+            ``torch.channels_last`` when the model's inputs use it on CUDA).
         **options: the method's options: ``loss`` (``"bce"`` or ``"ce"``), ``clean_lam``, and,
             for a name, the mixer's (``alpha``, ``grid``, ...).
 
     Calling it returns the sum of the step's losses as a detached 0-dim tensor on ``x``'s
     device: no value is read back, so log it (``float(loss)``) only when you print.
+
+    Attributes:
+        method: the :class:`Method` that computes the step (its options, generator, loss).
+        backward: the default ``backward`` of :meth:`__call__` (``None``: ``loss.backward()``).
     """
 
     def __init__(self, method, num_classes: int | None = None, *, seed: int = 0,
                  backward: Callable[[torch.Tensor], None] | None = None,
                  no_sync: Callable[[], contextlib.AbstractContextManager] | None = None,
+                 memory_format: torch.memory_format = torch.contiguous_format,
                  **options):
-        if isinstance(method, Method):
-            if options:
-                raise ValueError(f"options {sorted(options)} go to create_method, not to a built "
-                                 "method")
-            self.method = method
-        elif isinstance(method, mixers.Mixer):
-            cls = METHODS[_step_for_mixer(method)]
+        if isinstance(method, mixers.Mixer):
+            name = _step_for_mixer(method)
+            cls = _step_class(name)
             unknown = sorted(set(options) - set(cls.defaults))
             if unknown:
                 raise ValueError(f"unknown option(s) {unknown} for a step around a "
                                  f"{type(method).__name__}; accepted: {sorted(cls.defaults)} "
                                  "(the mixer's own options are set on the mixer)")
-            self.method = cls(method.num_classes, seed=seed, **options)
+            self.method = cls(name, method.num_classes, seed=seed, **options)
             self.method.mixer = method
             if method.generator is not None:  # its state is the step's
                 self.method.generator = method.generator
         elif isinstance(method, str):
             if num_classes is None:
                 raise TypeError("num_classes is required with a method name")
-            self.method = create_method(method, num_classes, seed=seed, **options)
+            self.method = _step_class(method)(method, num_classes, seed=seed, **options)
         else:
-            raise TypeError(f"method must be a method name, a Mixer or a Method, got "
+            raise TypeError(f"method must be a method name or a Mixer, got "
                             f"{type(method).__name__}")
         if backward is not None and not callable(backward):
             raise TypeError(f"backward must be callable, got {type(backward).__name__}")
         if no_sync is not None and not callable(no_sync):
             raise TypeError(f"no_sync must be callable, got {type(no_sync).__name__}")
+        if not isinstance(memory_format, torch.memory_format):
+            raise TypeError(f"memory_format must be a torch.memory_format, got "
+                            f"{type(memory_format).__name__}")
         self.backward = backward
         self.method.no_sync = no_sync
+        self.method.memory_format = memory_format
+
+    @property
+    def name(self) -> str:
+        """The method name (for a step around a mixer, the registry name its class matches)."""
+        return self.method.name
 
     @property
     def mixer(self) -> mixers.Mixer:

@@ -34,7 +34,7 @@ from . import checkpoint as ckpt_io
 from ._checks import check_device
 from ._errors import InputError, user_input
 from .config import TrainConfig, resolve_config
-from .methods import METHODS, create_method
+from .methods import TrainStep, accepted_options, uses_normalization
 
 if TYPE_CHECKING:
     from .data import DatasetInfo
@@ -182,9 +182,8 @@ def method_options(cfg: TrainConfig, info: DatasetInfo, options: dict | None = N
     take them (Puzzle Mix's smoothness and VAT's ball are measured on raw pixels; VAT takes the
     ``std`` only), unless the options set them."""
     options = dict(cfg.effective_method_options() if options is None else options)
-    method = METHODS[cfg.method]
-    if method.uses_normalization:
-        accepted = method.accepted_options()
+    if uses_normalization(cfg.method):
+        accepted = accepted_options(cfg.method)
         for key, value in (("mean", info.mean), ("std", info.std)):
             if key in accepted:
                 options.setdefault(key, list(value))
@@ -197,8 +196,8 @@ def _method_seed(seed: int, rank: int) -> int:
 
 
 def build_method(cfg: TrainConfig, info: DatasetInfo, *, seed: int | None = None, rank: int = 0,
-                 options: dict | None = None, channels_last: bool = False):
-    """The run's training method (:func:`comixup.methods.create_method`) for ``info.num_classes``
+                 options: dict | None = None, channels_last: bool = False) -> TrainStep:
+    """The run's training step (a :class:`comixup.methods.TrainStep`) for ``info.num_classes``
     classes with :func:`method_options`; the method's checks of those options (the user's) are
     InputErrors.
 
@@ -214,11 +213,10 @@ def build_method(cfg: TrainConfig, info: DatasetInfo, *, seed: int | None = None
     """
     options = method_options(cfg, info, options)
     with user_input(f"method {cfg.method!r}: "):  # the mixer checks the user's options
-        method = create_method(cfg.method, info.num_classes,
-                               seed=_method_seed(cfg.seed, rank) if seed is None else seed,
-                               **options)
-    method.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    return method
+        return TrainStep(cfg.method, info.num_classes,
+                         seed=_method_seed(cfg.seed, rank) if seed is None else seed,
+                         memory_format=torch.channels_last if channels_last
+                         else torch.contiguous_format, **options)
 
 
 # ----------------------------------------------------------------------------------------------

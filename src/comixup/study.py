@@ -97,11 +97,11 @@ def plan_study(out, methods, seeds: int, sweep=()) -> list[StudyRun]:
     seeds = check_int("seeds", seeds, 1)
     if not methods:
         raise InputError("methods must name at least one method")
-    from .methods import METHODS
+    from .methods import method_names
 
     for method in methods:
-        if method not in METHODS:
-            raise InputError(f"method must be one of {list(METHODS)}, got {method!r}")
+        if method not in method_names():
+            raise InputError(f"method must be one of {method_names()}, got {method!r}")
     out = Path(out)
     keys = [k for k, _ in sweep]
     combos = list(itertools.product(*[v for _, v in sweep])) or [()]

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from comixup import mixers
-from comixup.methods import METHODS, method_names
+from comixup.methods import TrainStep, method_names
 
 
 def test_every_method_name_builds_its_mixer():
@@ -18,7 +18,7 @@ def test_every_method_name_builds_its_mixer():
         assert type(mixer) is entry.mixer
         for key, value in entry.fixed.items():
             assert getattr(mixer, key) == value
-        assert METHODS[name].name == name and entry.step in mixers.registry.STEPS
+        assert TrainStep(name, 10).name == name and entry.step in mixers.registry.STEPS
 
 
 def test_fixed_options_are_not_options():

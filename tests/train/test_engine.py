@@ -95,14 +95,14 @@ def test_phases_switch_the_method_options_and_continue_its_random_stream(tiny, t
     from comixup import run
 
     built = []
-    real = run.create_method
+    real = run.TrainStep
 
     def spy(name, num_classes, **options):
         method = real(name, num_classes, **options)
         built.append((options["alpha"], method))
         return method
 
-    monkeypatch.setattr(run, "create_method", spy)
+    monkeypatch.setattr(run, "TrainStep", spy)
     phases = [{"start": 0}, {"start": 1, "method_options": {"mixup": {"alpha": 0.3},
                                                             "cutmix": {"alpha": 5.0}}}]
     train(tiny(method="mixup", epochs=2, limit_train=32, phases=phases))
@@ -156,13 +156,13 @@ def test_puzzlemix_gets_the_dataset_normalization(tiny, monkeypatch):
     from comixup import run
 
     seen = {}
-    real = run.create_method
+    real = run.TrainStep
 
     def spy(name, num_classes, **options):
         seen.update(options)
         return real(name, num_classes, **options)
 
-    monkeypatch.setattr(run, "create_method", spy)
+    monkeypatch.setattr(run, "TrainStep", spy)
     train(tiny(method="puzzlemix", epochs=1, limit_train=16))
     from comixup.data import build_dataset
 
@@ -175,9 +175,9 @@ def test_puzzlemix_gets_the_dataset_normalization(tiny, monkeypatch):
 def test_a_step_may_return_its_loss_as_a_float_or_a_tensor(tiny, tmp_path, monkeypatch):
     """The engine sums the losses on the device: a step that returns a detached 0-dim tensor
     gives the same train_loss as one that returns a float (progress bar on)."""
-    from comixup.methods import METHODS
+    from comixup.methods import MixStep
 
-    cls = METHODS["mixup"]
+    cls = MixStep
     real = cls.step
     losses = {}
     for kind in ("float", "tensor"):

@@ -20,7 +20,7 @@ import torch
 from comixup import data, models
 from comixup.config import list_presets, resolve_config
 from comixup.data.synthetic import SyntheticConfig, segmentation_info, synthetic_info
-from comixup.methods import METHODS, create_method
+from comixup.methods import TrainStep, accepted_options, method_names, uses_normalization
 
 BATCH = 4
 PRESETS = sorted(list_presets())
@@ -40,7 +40,7 @@ def test_the_speech_puzzle_mix_recipe_mixes_every_grid_it_draws(preset):
     assert (h, w) == (160, 100)
     options = {**cfg.method_options, "mean": mean, "std": std}
     assert (options["grid"], options["neigh_size"], options["t_size"]) == ([2, 4], 5, -1)
-    step = create_method("puzzlemix", num_classes, seed=0, **options)
+    step = TrainStep("puzzlemix", num_classes, seed=0, **options)
     g = torch.Generator().manual_seed(0)
     x = torch.randn(BATCH, channels, h, w, generator=g)
     _, _, info = step.mixer(x, torch.arange(BATCH), x[:, 0].abs(), return_info=True)
@@ -49,7 +49,7 @@ def test_the_speech_puzzle_mix_recipe_mixes_every_grid_it_draws(preset):
         grids.add(step.mixer(x, torch.arange(BATCH), x[:, 0].abs(), return_info=True)[2].grid)
     assert grids == {2, 4}
     with pytest.raises(ValueError, match=r"grid 8 must divide both sides of x.*grid=\[2, 4\]"):
-        create_method("puzzlemix", num_classes, **{**options, "grid": -1}).mixer.check_batch(x)
+        TrainStep("puzzlemix", num_classes, **{**options, "grid": -1}).mixer.check_batch(x)
 
 
 def train_geometry(cfg, data_options: dict):
@@ -87,16 +87,16 @@ def test_the_imagenet_puzzle_mix_recipe_runs_a_224_px_batch():
     phase = cfg.phase_at(15)
     assert phase["data_options"]["crop"] == 224
     options = {**phase["method_options"], "mean": [0.5] * 3, "std": [0.25] * 3}
-    step = create_method("puzzlemix", 1000, seed=0, **options)
+    step = TrainStep("puzzlemix", 1000, seed=0, **options)
     for grid in (2, 4, 8, 16):  # every grid the recipe draws
         step.mixer.grid = grid
         g = torch.Generator().manual_seed(grid)
         x = torch.randn(BATCH, 3, 224, 224, generator=g)
         y = torch.randint(0, 1000, (BATCH,), generator=g)
         model = tiny_model(cfg, 1000, 3)
-        assert math.isfinite(step.step(model, x, y, lambda value: value.backward()))
+        assert math.isfinite(step(model, x, y))
     with pytest.raises(ValueError, match="neigh_size 4 must divide the block side 14"):
-        create_method("puzzlemix", 1000, **{**options, "neigh_size": 4}).mixer.check_batch(x)
+        TrainStep("puzzlemix", 1000, **{**options, "neigh_size": 4}).mixer.check_batch(x)
 
 
 def phases_of(cfg) -> list[dict]:
@@ -106,29 +106,29 @@ def phases_of(cfg) -> list[dict]:
     return [cfg.phase_at(p["start"]) for p in sorted(cfg.phases, key=lambda p: p["start"])]
 
 
-@pytest.mark.parametrize("method", list(METHODS))
+@pytest.mark.parametrize("method", method_names())
 @pytest.mark.parametrize("preset", PRESETS)
 def test_one_batch_of_every_preset_and_method(preset, method):
     cfg = resolve_config(preset, {"method": method})
     for phase in phases_of(cfg):
         num_classes, channels, (h, w), mean, std = train_geometry(cfg, phase["data_options"])
         options = dict(phase["method_options"])
-        if METHODS[method].uses_normalization:  # as comixup.run.method_options
+        if uses_normalization(method):  # as comixup.run.method_options
             for key, value in (("mean", mean), ("std", std)):
-                if key in METHODS[method].accepted_options():
+                if key in accepted_options(method):
                     options.setdefault(key, value)
-        step = create_method(method, num_classes, seed=0, **options)
+        step = TrainStep(method, num_classes, seed=0, **options)
         model = tiny_model(cfg, num_classes, channels).train()
         seen_inputs, seen_losses = [], []
         model.register_forward_pre_hook(
             lambda _m, args, seen=seen_inputs: seen.append(tuple(args[0].shape)))
-        real_loss = step.loss
+        real_loss = step.method.loss
 
         def loss(logits, targets, real_loss=real_loss, seen=seen_losses):
             seen.append((tuple(logits.shape), tuple(targets.shape)))
             return real_loss(logits, targets)
 
-        step.loss = loss
+        step.method.loss = loss
         g = torch.Generator().manual_seed(1)
         x = torch.randn(BATCH, channels, h, w, generator=g)
         dense = data.dataset_info(cfg.data).task == "segmentation"
@@ -136,9 +136,9 @@ def test_one_batch_of_every_preset_and_method(preset, method):
         where = f"{preset} / {method} / phase {phase['index']} ({h}x{w})"
         if (preset, method) in UNSUPPORTED:
             with pytest.raises(ValueError, match=UNSUPPORTED[preset, method]):
-                step.step(model, x, y, lambda value: value.backward())
+                step(model, x, y)
             continue
-        total = step.step(model, x, y, lambda value: value.backward())
+        total = step(model, x, y)
         assert math.isfinite(total), where
         assert seen_inputs and all(s == (BATCH, channels, h, w) for s in seen_inputs), where
         pixels = (h, w) if dense else ()

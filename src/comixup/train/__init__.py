@@ -1,7 +1,7 @@
 """Training: the loop (:mod:`.engine`), its optimizer, schedule and DDP helpers.
 
 * :func:`train` runs an experiment from a :class:`TrainConfig` (:mod:`.engine`);
-* :data:`METHODS` / :func:`create_method`: vanilla, Co-Mixup and the baselines
+* :class:`TrainStep`: one training step of vanilla, Co-Mixup or a baseline
   (:mod:`comixup.methods`, re-exported here);
 * :func:`resolve_config`, :func:`list_presets`, :func:`load_preset`: configurations and the
   presets of the paper's experiments (:mod:`comixup.config`, ``presets/*.json``, re-exported);
@@ -14,15 +14,13 @@ The command line front end is ``comixup train`` (:mod:`comixup.cli`).
 """
 
 from ..config import TrainConfig, list_presets, load_preset, resolve_config
-from ..methods import METHODS, Method, create_method
+from ..methods import TrainStep
 from .engine import TrainResult, train
 
 __all__ = [
-           "METHODS",
-           "Method",
            "TrainConfig",
            "TrainResult",
-           "create_method",
+           "TrainStep",
            "list_presets",
            "load_preset",
            "resolve_config",

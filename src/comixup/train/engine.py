@@ -234,11 +234,13 @@ class _Run:
 
     def _make_method(self, options: dict) -> TrainStep:
         """The training step with ``options``: the public :class:`comixup.methods.TrainStep`
-        around :func:`comixup.run.build_method` (the dataset's normalization filled in for the
-        methods that take it; a generator seeded per rank), backpropagating with
+        that :func:`comixup.run.build_method` builds (the dataset's normalization filled in for
+        the methods that take it; a generator seeded per rank), backpropagating with
         :meth:`_backward`."""
-        return TrainStep(build_method(self.cfg, self.info, rank=self.world.rank, options=options,
-                                      channels_last=self.channels_last), backward=self._backward)
+        step = build_method(self.cfg, self.info, rank=self.world.rank, options=options,
+                            channels_last=self.channels_last)
+        step.backward = self._backward
+        return step
 
     def _set_method_options(self, options: dict) -> None:
         """Switch the method to a phase's options (``phases[].method_options``): a method built

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 
 from comixup.analysis import table6
 from comixup.cli import main
@@ -48,6 +49,28 @@ def test_bench_functions_take_keywords_and_return_rows():
         bench.bench_pairwise(partitions=0)
     with pytest.raises(ValueError, match="name must be one of"):
         bench.run_benchmark("nothing")
+
+
+@pytest.mark.parametrize("name", ["bench_solver", "bench_mixers"])
+def test_the_cpu_benches_run_on_one_thread_and_give_the_callers_back(name, monkeypatch):
+    from comixup.analysis import timing
+
+    seen = []
+
+    def stop(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(timing, "solver_timing", stop)
+    monkeypatch.setattr(bench, "realistic_saliency", stop)
+    saved = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with pytest.raises(RuntimeError, match="stop here"):
+            getattr(bench, name)(quick=True)
+        assert seen == [1] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(saved)
 
 
 def test_bench_solver_prints_the_table6_rows_of_the_analysis(monkeypatch, capsys):

@@ -136,12 +136,24 @@ def test_bad_settings_fail_early(tiny):
             train(tiny(device="cuda"))
 
 
-def test_train_restores_global_torch_settings(tiny):
+def test_train_restores_global_torch_settings(tiny, monkeypatch):
+    from comixup.train import engine
+
     threads = torch.get_num_threads()
     deterministic = torch.are_deterministic_algorithms_enabled()
+    cudnn = (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic)
+    real = engine._set_determinism
+
+    def as_on_cuda(cfg, device):  # what it does to cuDNN on a GPU
+        real(cfg, device)
+        torch.backends.cudnn.benchmark = not cudnn[0]
+        torch.backends.cudnn.deterministic = not cudnn[1]
+
+    monkeypatch.setattr(engine, "_set_determinism", as_on_cuda)
     train(tiny(epochs=1, threads=2, deterministic=True))
     assert torch.get_num_threads() == threads
     assert torch.are_deterministic_algorithms_enabled() == deterministic
+    assert (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic) == cudnn
 
 
 def test_accepts_a_dict_or_a_config(tiny):

@@ -7,6 +7,7 @@ what else runs on it, so the table prints the thread count and the CPU count it 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import statistics
@@ -78,6 +79,21 @@ def bench_pairwise(*, quick: bool = False, partitions: int | None = None) -> lis
     return rows
 
 
+def _one_thread(bench):
+    """Run ``bench`` with one torch thread and put the caller's thread count back after it."""
+
+    @functools.wraps(bench)
+    def wrapper(*args, **kwargs):
+        saved = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return bench(*args, **kwargs)
+        finally:
+            torch.set_num_threads(saved)
+
+    return wrapper
+
+
 def _median_ms(fn, repeats: int) -> float:
     times = []
     for _ in range(repeats):
@@ -87,6 +103,7 @@ def _median_ms(fn, repeats: int) -> float:
     return 1e3 * statistics.median(times)
 
 
+@_one_thread
 def bench_solver(*, quick: bool = False) -> list[dict]:
     """``comixup bench solver``: Algorithm 1 time and objective on realistic saliency.
 
@@ -101,7 +118,6 @@ def bench_solver(*, quick: bool = False) -> list[dict]:
     quick = check_bool("quick", quick)
     ms = (2, 10, 20) if quick else (2, 10, 20, 50, 100)
     problems = 10 if quick else 50
-    torch.set_num_threads(1)
     rows = []
     print(f"# comixup bench solver  (cpus={os.cpu_count()}, torch threads=1, numba, "
           "4x4 grid, n_iter=4)")
@@ -140,6 +156,7 @@ def _bench_comixup_end_to_end(rows: list, quick: bool) -> None:
         print(f"{'':<24} {workers:>8} {t:>10.3f}")
 
 
+@_one_thread
 def bench_mixers(*, quick: bool = False) -> list[dict]:
     """``comixup bench mixers``: per-batch cost of every mixing method (recipes 4).
 
@@ -219,7 +236,6 @@ def bench_mixers(*, quick: bool = False) -> list[dict]:
 
     quick = check_bool("quick", quick)
     repeats = 10 if quick else 50
-    torch.set_num_threads(1)
     rows: list[dict] = []
     print(f"# comixup bench mixers  (cpus={os.cpu_count()}, torch threads=1, batch 100, "
           f"median over {repeats} calls after 3 warm-up calls)")

@@ -471,7 +471,7 @@ def _section_amp(device: torch.device, sizes: _Sizes, scratch: Path) -> dict:
                       "channels-last. Seconds include building the run (data, model) and the "
                       "evaluation; the first rows also include compilation and warm-up.",
                       _MEMORY_NOTE + " 'settings restored': the process-wide settings the run "
-                      "changed (train() sets cudnn.benchmark on CUDA), put back after it."]}
+                      "left changed, put back after it."]}
 
 
 # ----------------------------------------------------------------------------------------------

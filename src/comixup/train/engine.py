@@ -568,7 +568,8 @@ def train(config: TrainConfig | dict, *, resume: str | os.PathLike | None = None
     wall_start = time.perf_counter()
     world, device = _world_and_device(cfg)
     saved_flags = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
-                   torch.is_deterministic_algorithms_warn_only_enabled())
+                   torch.is_deterministic_algorithms_warn_only_enabled(),
+                   torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic)
     try:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
@@ -595,3 +596,4 @@ def train(config: TrainConfig | dict, *, resume: str | os.PathLike | None = None
         # leave the process as we found it (train() may be called from a larger program)
         torch.set_num_threads(saved_flags[0])
         torch.use_deterministic_algorithms(saved_flags[1], warn_only=saved_flags[2])
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = saved_flags[3:]

@@ -353,9 +353,7 @@ class _Run:
         image side) and against the model (Manifold Mixup's ``depths`` and the model's
         ``mix_depths``), made on each epoch's first batch: a configuration that does not fit
         the data or the model is an InputError naming the method. Only shapes are read."""
-        mixer = getattr(self.method, "mixer", None)
-        if mixer is None:
-            return
+        mixer = self.method.mixer
         with user_input(f"method {self.cfg.method!r} with {self.cfg.arch!r} on "
                         f"{self.cfg.data!r}: "):
             mixer.check_batch(x)

@@ -26,6 +26,7 @@ from ..analysis.host_reads import count_host_reads
 from ..analysis.problems import realistic_costs
 from ..analysis.table6 import table6_rows
 from ..saliency import realistic_saliency
+from ._measure import Settings
 from .bench_gpu import bench_gpu
 
 #: The benchmarks of ``comixup bench <name>``: ``solver``, ``mixers``, ``pairwise`` (each
@@ -80,16 +81,14 @@ def bench_pairwise(*, quick: bool = False, partitions: int | None = None) -> lis
 
 
 def _one_thread(bench):
-    """Run ``bench`` with one torch thread and put the caller's thread count back after it."""
+    """Run ``bench`` with one torch thread; the caller's settings come back after it
+    (:class:`~comixup.tools._measure.Settings`)."""
 
     @functools.wraps(bench)
     def wrapper(*args, **kwargs):
-        saved = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
+        with Settings():
+            torch.set_num_threads(1)
             return bench(*args, **kwargs)
-        finally:
-            torch.set_num_threads(saved)
 
     return wrapper
 
